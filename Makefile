@@ -1,0 +1,29 @@
+# Kalends: `make run` starts the whole system, `make test` runs every test against real servers.
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: run test lint demo bench bootstrap clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+run: bootstrap
+	@$(PY) -m scripts.run
+
+test: bootstrap
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check --quiet . || { echo "ruff format: run '.venv/bin/ruff format .'"; exit 1; }
+	@$(PY) -m mypy
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: bootstrap
+	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy
+
+demo: bootstrap
+	@$(PY) -m scripts.demo
+
+bench: bootstrap
+	@$(PY) -m bench
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

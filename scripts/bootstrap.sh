@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs what is missing for Kalends on this machine: the .venv with pinned dependencies, and a
+# reachable PostgreSQL and RabbitMQ (started when installed but stopped). Idempotent and quiet when
+# everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+STAMP=$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+
+pick_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "Kalends needs Python >= 3.11: install it (Debian: apt-get install python3 python3-venv)" >&2
+  return 1
+}
+
+if [[ ! -x $VENV/bin/python ]]; then
+  py=$(pick_python)
+  echo "bootstrap: creating $VENV with $py"
+  "$py" -m venv "$VENV"
+fi
+if [[ ! -f $STAMP ]]; then
+  echo "bootstrap: installing dependencies into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  rm -f "$VENV"/.installed-*
+  touch "$STAMP"
+fi
+
+# Only touch local servers when the URLs point at this machine.
+db_url=${KALENDS_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/kalends}
+amqp_url=${KALENDS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+host_port() { # prints "host port" of a URL
+  local rest=${1#*://}; rest=${rest#*@}; rest=${rest%%/*}
+  local host=${rest%%:*} port=${rest##*:}
+  [[ $host == "$rest" ]] && port=$2
+  echo "$host $port"
+}
+
+read -r pg_host pg_port < <(host_port "$db_url" 5432)
+read -r mq_host mq_port < <(host_port "$amqp_url" 5672)
+
+wait_port() { for _ in $(seq 1 60); do port_open "$1" "$2" && return 0; sleep 1; done; return 1; }
+
+if ! port_open "$pg_host" "$pg_port"; then
+  if [[ $pg_host =~ ^(127\.0\.0\.1|localhost)$ ]] && command -v pg_ctlcluster >/dev/null && ls /etc/postgresql >/dev/null 2>&1; then
+    echo "bootstrap: starting the local PostgreSQL cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+    wait_port "$pg_host" "$pg_port" || { echo "PostgreSQL did not come up on $pg_host:$pg_port" >&2; exit 1; }
+  else
+    echo "PostgreSQL is not reachable at $pg_host:$pg_port." >&2
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+      echo "Start it with: docker compose -f deploy/compose.yaml up -d postgres rabbitmq" >&2
+    else
+      echo "Install it with: apt-get install -y postgresql   (then re-run)" >&2
+    fi
+    exit 1
+  fi
+fi
+
+if ! port_open "$mq_host" "$mq_port"; then
+  if [[ $mq_host =~ ^(127\.0\.0\.1|localhost)$ ]] && command -v rabbitmq-server >/dev/null; then
+    echo "bootstrap: starting the local RabbitMQ"
+    rabbitmq-server -detached || true
+    wait_port "$mq_host" "$mq_port" || { echo "RabbitMQ did not come up on $mq_host:$mq_port" >&2; exit 1; }
+  else
+    echo "RabbitMQ is not reachable at $mq_host:$mq_port." >&2
+    if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+      echo "Start it with: docker compose -f deploy/compose.yaml up -d postgres rabbitmq" >&2
+    else
+      echo "Install it with: apt-get install -y rabbitmq-server   (then re-run)" >&2
+    fi
+    exit 1
+  fi
+fi

@@ -1,0 +1,1 @@
+"""Kalends services: auth, ingest, feed, webhook."""

@@ -1,0 +1,1 @@
+"""Kalends auth service."""

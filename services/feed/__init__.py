@@ -1,0 +1,1 @@
+"""Kalends feed service."""

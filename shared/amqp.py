@@ -1,0 +1,106 @@
+"""RabbitMQ lifecycle: a robust connection, the platform exchanges, and a confirming publisher."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from shared.logging import get_logger
+from shared.settings import censor_url
+
+log = get_logger(__name__)
+
+EVENTS_EXCHANGE = "kalends.events"
+DEAD_LETTER_EXCHANGE = "kalends.dlx"
+UNROUTED_EXCHANGE = "kalends.unrouted"
+
+
+@dataclass(frozen=True)
+class Names:
+    """Exchange and queue names under a prefix (empty in production, random per test run)."""
+
+    prefix: str = ""
+
+    def __call__(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @property
+    def events(self) -> str:
+        return self(EVENTS_EXCHANGE)
+
+    @property
+    def dead_letter(self) -> str:
+        return self(DEAD_LETTER_EXCHANGE)
+
+    @property
+    def unrouted(self) -> str:
+        return self(UNROUTED_EXCHANGE)
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    log.info("amqp.connect", url=censor_url(url))
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": "kalends"})
+
+
+async def declare_platform(channel: AbstractChannel, names: Names) -> AbstractExchange:
+    """The events exchange, its alternate exchange and the dead-letter exchange.
+
+    Messages nobody is bound to yet land in the `kalends.unrouted` queue (through the alternate
+    exchange) instead of vanishing, so an operator can replay them.
+    """
+    unrouted = await channel.declare_exchange(names.unrouted, aio_pika.ExchangeType.FANOUT, durable=True)
+    unrouted_queue = await channel.declare_queue(names.unrouted, durable=True, arguments={"x-queue-type": "quorum"})
+    await unrouted_queue.bind(unrouted)
+    await channel.declare_exchange(names.dead_letter, aio_pika.ExchangeType.DIRECT, durable=True)
+    return await channel.declare_exchange(
+        names.events,
+        aio_pika.ExchangeType.TOPIC,
+        durable=True,
+        arguments={"alternate-exchange": names.unrouted},
+    )
+
+
+class Publisher:
+    """Publishes envelopes to the events exchange: persistent, mandatory, and confirmed."""
+
+    def __init__(self, connection: AbstractRobustConnection, names: Names) -> None:
+        self._connection = connection
+        self._names = names
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> AbstractExchange:
+        async with self._lock:
+            if self._exchange is None or self._channel is None or self._channel.is_closed:
+                self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+                self._exchange = await declare_platform(self._channel, self._names)
+            return self._exchange
+
+    async def publish(
+        self,
+        body: bytes,
+        routing_key: str,
+        message_id: str,
+        *,
+        correlation_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Return only once the broker has confirmed the message; raise otherwise."""
+        exchange = await self._ensure()
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=correlation_id,
+            type=routing_key,
+        )
+        await exchange.publish(message, routing_key=routing_key, mandatory=True, timeout=timeout)
+
+    async def close(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()

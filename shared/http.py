@@ -1,0 +1,100 @@
+"""Request body helpers: JSON that says where it broke, and models matched case-insensitively."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from shared.errors import InvalidRequest, MalformedJson, PayloadTooLarge, UnsupportedMediaType
+
+M = TypeVar("M", bound="CaseInsensitiveModel")
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
+        ) from None
+
+
+def parse_json_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise MalformedJson("request body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedJson(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+async def read_json(request: web.Request, *, required: bool = True) -> Any:
+    """The request's JSON body; an empty body is `{}` unless `required`."""
+    content_type = request.content_type
+    if (
+        request.body_exists
+        and content_type not in ("application/json", "text/json", "application/octet-stream", "text/plain", "")
+        and not content_type.endswith("+json")
+    ):
+        raise UnsupportedMediaType(f"send the body as application/json, not {content_type}")
+    raw = await read_body(request)
+    if not raw.strip():
+        if required:
+            raise InvalidRequest("request body is required: send a JSON object")
+        return {}
+    return parse_json_text(raw)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("function-after", "function-before")) or "body"
+
+
+def validation_reason(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    path = _field_path(tuple(first["loc"]))
+    message = first["msg"]
+    message = message.removeprefix("Value error, ")
+    return f"{path}: {message}"
+
+
+class CaseInsensitiveModel(BaseModel):
+    """A request model whose JSON names match case-insensitively (the seeds mix `timeZoneId`,
+    `TimeZoneId` and `timezoneId`). Unknown names are ignored, as CalReply's API does."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        lookup: dict[str, str] = {}
+        for name, field in cls.model_fields.items():
+            lookup[name.lower()] = name
+            if field.alias:
+                lookup[field.alias.lower()] = field.alias
+            if isinstance(field.validation_alias, str):
+                lookup[field.validation_alias.lower()] = field.validation_alias
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            target = lookup.get(key.lower(), key) if isinstance(key, str) else key
+            out.setdefault(target, value)
+        return out
+
+    @classmethod
+    def parse(cls: type[M], payload: Any) -> M:
+        if not isinstance(payload, dict):
+            raise InvalidRequest(f"request body must be a JSON object, not {type(payload).__name__}")
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            raise InvalidRequest(validation_reason(exc)) from None
+
+
+async def read_model(request: web.Request, model: type[M], *, required: bool = True) -> M:
+    return model.parse(await read_json(request, required=required))

@@ -1,0 +1,118 @@
+"""cleanup_ctx pieces every service composes: the pool, the broker, the relay, the consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from shared import amqp, db
+from shared.amqp import Names, Publisher
+from shared.consumer import Handler, IdempotentConsumer, QueueSpec
+from shared.outbox import OutboxRelay
+from shared.settings import PlatformSettings
+from shared.web import READINESS, VERIFIER
+
+POOL = web.AppKey("pool", asyncpg.Pool)
+AMQP = web.AppKey("amqp_connection", AbstractRobustConnection)
+NAMES = web.AppKey("amqp_names", Names)
+PUBLISHER = web.AppKey("publisher", Publisher)
+RELAY = web.AppKey("relay", OutboxRelay)
+CONSUMERS = web.AppKey("consumers", list)
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def database(settings: PlatformSettings, schema: str, migrations: Path) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await db.prepare_database(settings.database_url, schema, migrations)
+        async with db.pool_context(
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        ) as pool:
+            app[POOL] = pool
+
+            async def check_db() -> None:
+                async with pool.acquire(timeout=2) as conn:
+                    await conn.fetchval("SELECT 1", timeout=2)
+
+            app[READINESS]["postgresql"] = check_db
+            yield
+
+    return ctx
+
+
+def broker(settings: PlatformSettings) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        connection = await amqp.connect(settings.amqp_url)
+        app[AMQP] = connection
+        app[NAMES] = Names(settings.amqp_prefix)
+
+        async def check_amqp() -> None:
+            if connection.is_closed or not connection.connected.is_set():
+                raise ConnectionError("RabbitMQ connection is down")
+
+        app[READINESS]["rabbitmq"] = check_amqp
+        try:
+            yield
+        finally:
+            await connection.close()
+
+    return ctx
+
+
+def outbox_relay(schema: str) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        publisher = Publisher(app[AMQP], app[NAMES])
+        relay = OutboxRelay(app[POOL], publisher, schema)
+        app[PUBLISHER] = publisher
+        app[RELAY] = relay
+        task = asyncio.create_task(relay.run(), name=f"outbox-relay-{schema}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await publisher.close()
+
+    return ctx
+
+
+def consumers(schema: str, specs: Sequence[tuple[QueueSpec, Handler]]) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        started = []
+        for spec, handler in specs:
+            consumer = IdempotentConsumer(
+                connection=app[AMQP],
+                pool=app[POOL],
+                names=app[NAMES],
+                schema=schema,
+                spec=spec,
+                handler=handler,
+            )
+            await consumer.start()
+            started.append(consumer)
+        app[CONSUMERS] = started
+        try:
+            yield
+        finally:
+            for consumer in started:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    return ctx
+
+
+def token_verifier() -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        verifier = app.get(VERIFIER)
+        if verifier is not None:
+            await verifier.close()
+
+    return ctx

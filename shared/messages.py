@@ -1,0 +1,278 @@
+"""Every message Kalends puts on RabbitMQ: the envelope of the contract and one schema per type.
+
+Producers and consumers import types from here and nowhere else defines them. The routing key is
+the message type (`<noun>.<past-tense verb>`). A schema change that is not backwards compatible
+bumps `SCHEMA_VERSION` of that type; consumers read `envelope.version`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+
+class MessageData(BaseModel):
+    """Base of every message's `data`: camelCase on the wire, unknown fields kept for forward compat."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True)
+
+
+# --- auth ---------------------------------------------------------------------------------------
+
+
+class AccountCreated(MessageData):
+    account_id: uuid.UUID
+    account_code: str
+    name: str
+
+
+# --- ingest: catalog ----------------------------------------------------------------------------
+
+
+class CalendarData(MessageData):
+    """A calendar as it is after the change (created, updated)."""
+
+    calendar_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    account_name: str = ""
+    code: str
+    name: str
+    description: str = ""
+    image: str | None = None
+    color: str | None = None
+    timezone: str = "UTC"  # IANA
+    protected: bool = False
+    refresh_interval: str = "PT1H"  # ISO 8601 duration
+    single_subscription_per_subscriber: bool = False
+    version: int = 1
+    changed_at: datetime
+
+
+class CalendarDeleted(MessageData):
+    calendar_id: uuid.UUID
+    account_id: uuid.UUID
+    code: str
+    version: int
+    changed_at: datetime
+
+
+class TagData(MessageData):
+    tag_id: uuid.UUID
+    calendar_id: uuid.UUID
+    name: str
+    external_id: str | None = None
+    version: int = 1
+    changed_at: datetime
+
+
+class TagDeleted(MessageData):
+    tag_id: uuid.UUID
+    calendar_id: uuid.UUID
+    version: int
+    changed_at: datetime
+
+
+class Person(MessageData):
+    name: str | None = None
+    email: str
+    role: str | None = None  # RFC 5545 ROLE, e.g. REQ-PARTICIPANT
+    rsvp: bool | None = None
+
+
+class EventData(MessageData):
+    """An event as it is after the change. `start`/`end` are wall-clock ISO strings in `timezone`
+    (IANA) for timed events, dates (`YYYY-MM-DD`) for all-day ones with `end` the last day inclusive.
+
+    A calendar event has no `subscription_ids`; a subscriber's manual event or a subscription event
+    lists the subscriptions it belongs to.
+    """
+
+    event_id: uuid.UUID
+    calendar_id: uuid.UUID
+    account_id: uuid.UUID
+    external_id: str | None = None
+    sequence: int
+    changed_at: datetime
+    created_at: datetime
+    title: str
+    description: str = ""
+    location: str = ""
+    start: str
+    end: str
+    timezone: str = "UTC"
+    all_day: bool = False
+    notify_before: int | None = None  # minutes
+    tag_ids: list[uuid.UUID] = Field(default_factory=list)
+    time_zone_tag: str | None = None  # Windows id, what a subscription's timeZoneId matches
+    url: str | None = None
+    status: Literal["confirmed", "tentative", "cancelled"] = "confirmed"
+    transparency: Literal["opaque", "transparent"] = "opaque"
+    class_: Literal["public", "private", "confidential"] = Field("public", alias="class")
+    categories: list[str] = Field(default_factory=list)
+    color: str | None = None
+    organizer: Person | None = None
+    attendees: list[Person] = Field(default_factory=list)
+    conference: str | None = None
+    image: str | None = None
+    recurrence: list[str] = Field(default_factory=list)  # RFC 5545 lines: RRULE:..., EXDATE:...
+    subscription_ids: list[uuid.UUID] = Field(default_factory=list)
+    deleted: bool = False
+
+
+# --- ingest: subscriptions ----------------------------------------------------------------------
+
+
+class SubscriptionTag(MessageData):
+    tag_id: uuid.UUID
+    tag_text: str
+    external_id: str | None = None
+
+
+class SubscriptionData(MessageData):
+    """A subscription as it is after the change, with everything a feed filter and the webhook
+    payloads of seed 002 ("Object Data") need."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    merchant_name: str
+    calendar_id: uuid.UUID
+    calendar_code: str
+    calendar_title: str
+    subscription_type: Literal["webcal", "google"]
+    subscriber_id: str | None = None
+    active: bool = True
+    created_at: datetime
+    deactivated_at: datetime | None = None
+    action_type: str = "SubscriptionViaWebApi"
+    unsubscribe_reason: str | None = None
+    calendar_tags: list[SubscriptionTag] = Field(default_factory=list)
+    time_zone_tag: str | None = None  # Windows id
+    request_event_ids: list[uuid.UUID] = Field(default_factory=list)
+    external_event_ids: list[str] = Field(default_factory=list)
+    exclude_request_event_ids: list[uuid.UUID] = Field(default_factory=list)
+    exclude_external_event_ids: list[str] = Field(default_factory=list)
+    email_address: str | None = None
+    additional_opt_in: bool | None = None
+    marketing_allowed: bool | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+    url_referrer: str | None = None
+    device_name: str | None = None
+    source: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_content: str | None = None
+    redirect_to: str | None = None
+    # Protected calendars: the feed checks HTTP Basic credentials against this hash.
+    feed_username: str | None = None
+    feed_password_hash: str | None = None
+    events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events
+    version: int = 1
+
+
+class SubscriptionEventAccepted(MessageData):
+    """A subscription event (seed 002, "Create New Subscription Event") for the listed subscriptions."""
+
+    event: EventData
+    subscription_ids: list[uuid.UUID]
+
+
+# --- webhook ------------------------------------------------------------------------------------
+
+
+class WebhookDeliveryDue(MessageData):
+    """Internal to the webhook service: a delivery whose next attempt is due now."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+
+
+MESSAGE_TYPES: dict[str, type[MessageData]] = {
+    "account.created": AccountCreated,
+    "calendar.created": CalendarData,
+    "calendar.updated": CalendarData,
+    "calendar.deleted": CalendarDeleted,
+    "tag.created": TagData,
+    "tag.updated": TagData,
+    "tag.deleted": TagDeleted,
+    "event.created": EventData,
+    "event.updated": EventData,
+    "event.deleted": EventData,
+    "subscription.created": SubscriptionData,
+    "subscription.updated": SubscriptionData,
+    "subscription.deactivated": SubscriptionData,
+    "subscription_event.accepted": SubscriptionEventAccepted,
+    "webhook_delivery.due": WebhookDeliveryDue,
+}
+
+SCHEMA_VERSION = 1
+
+
+class UnknownMessageType(ValueError):
+    """A message whose type no schema here describes."""
+
+
+class Envelope(BaseModel):
+    """The contract's envelope: `{"id", "type", "version", "occurredAt", "accountId", "correlationId", "data"}`."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    id: uuid.UUID
+    type: str
+    version: int = SCHEMA_VERSION
+    occurred_at: datetime
+    account_id: uuid.UUID | None = None
+    correlation_id: str | None = None
+    data: dict[str, Any]
+
+    def parsed(self) -> MessageData:
+        """The `data` as its type's schema; raises ValidationError or UnknownMessageType."""
+        try:
+            model = MESSAGE_TYPES[self.type]
+        except KeyError:
+            raise UnknownMessageType(self.type) from None
+        return model.model_validate(self.data)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def make_envelope(
+    message_type: str,
+    data: MessageData,
+    *,
+    account_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    expected = MESSAGE_TYPES.get(message_type)
+    if expected is None:
+        raise UnknownMessageType(message_type)
+    if not isinstance(data, expected):
+        raise TypeError(f"{message_type} carries {expected.__name__}, not {type(data).__name__}")
+    return Envelope(
+        id=uuid.uuid4(),
+        type=message_type,
+        version=SCHEMA_VERSION,
+        occurred_at=occurred_at or datetime.now(UTC),
+        account_id=account_id,
+        correlation_id=correlation_id,
+        data=data.model_dump(mode="json", by_alias=True),
+    )
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse and validate an envelope and its data; raises ValueError on anything malformed."""
+    try:
+        envelope = Envelope.model_validate_json(body)
+        envelope.parsed()
+    except ValidationError as exc:
+        raise ValueError(f"malformed message: {exc.errors()[:3]}") from exc
+    return envelope

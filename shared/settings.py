@@ -1,0 +1,111 @@
+"""Settings helpers: read and validate KALENDS_* variables once, at start, into frozen objects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from urllib.parse import urlsplit, urlunsplit
+
+
+class SettingsError(ValueError):
+    """A KALENDS_* variable has a value the service cannot start with."""
+
+
+def env_str(name: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    value = (environ if environ is not None else os.environ).get(name, "").strip()
+    return value or default
+
+
+def env_int(name: str, default: int, environ: Mapping[str, str] | None = None, *, minimum: int | None = None) -> int:
+    raw = env_str(name, str(default), environ)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    raw = env_str(name, str(default), environ)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+def env_bool(name: str, default: bool, environ: Mapping[str, str] | None = None) -> bool:
+    raw = env_str(name, "1" if default else "0", environ).lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 0 or 1, got {raw!r}")
+
+
+def env_url(name: str, default: str, schemes: set[str], environ: Mapping[str, str] | None = None) -> str:
+    value = env_str(name, default, environ)
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise SettingsError(f"{name} must be a {'/'.join(sorted(schemes))} URL with a host, got {value!r}")
+    return value
+
+
+def censor_url(url: str) -> str:
+    """The URL with its password replaced, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """What every service needs: where PostgreSQL, RabbitMQ and the other services are."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/kalends"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefixes every exchange and queue name; empty in production, random per test run.
+    amqp_prefix: str = ""
+    host: str = "127.0.0.1"
+    auth_url: str = "http://127.0.0.1:8081"
+    public_feed_url: str = "http://127.0.0.1:8083"
+    log_format: str = "json"
+    log_level: str = "info"
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
+        log_format = env_str("KALENDS_LOG_FORMAT", "json", environ)
+        if log_format not in {"json", "console"}:
+            raise SettingsError(f"KALENDS_LOG_FORMAT must be json or console, got {log_format!r}")
+        return cls(
+            database_url=env_url("KALENDS_DATABASE_URL", cls.database_url, {"postgresql", "postgres"}, environ),
+            amqp_url=env_url("KALENDS_AMQP_URL", cls.amqp_url, {"amqp", "amqps"}, environ),
+            amqp_prefix=env_str("KALENDS_AMQP_PREFIX", "", environ),
+            host=env_str("KALENDS_HOST", cls.host, environ),
+            auth_url=env_url("KALENDS_AUTH_URL", cls.auth_url, {"http", "https"}, environ).rstrip("/"),
+            public_feed_url=env_url("KALENDS_PUBLIC_FEED_URL", cls.public_feed_url, {"http", "https"}, environ).rstrip(
+                "/"
+            ),
+            log_format=log_format,
+            log_level=env_str("KALENDS_LOG_LEVEL", "info", environ).lower(),
+            db_pool_min=env_int("KALENDS_DB_POOL_MIN", 1, environ, minimum=0),
+            db_pool_max=env_int("KALENDS_DB_POOL_MAX", 10, environ, minimum=1),
+        )
+
+    def for_log(self) -> dict[str, object]:
+        """Every setting, passwords censored."""
+        out: dict[str, object] = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            out[field.name] = censor_url(value) if field.name.endswith("_url") else value
+        return out

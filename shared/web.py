@@ -1,0 +1,388 @@
+"""The aiohttp app every service is built on: health, readiness, metrics, OpenAPI, errors, CORS, auth.
+
+`create_base_app` gives a service the contract's common routes and middlewares; the service adds
+its own `Route`s with `add_routes`, which also documents them in `/openapi.json`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from shared.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, Unauthorized
+from shared.logging import get_logger
+from shared.tokens import AccessClaims, InvalidToken, JwksVerifier
+
+log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ReadinessCheck = Callable[[], Awaitable[None]]
+
+SERVICE_NAME = web.AppKey("service_name", str)
+READINESS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("readiness", dict)
+ROUTE_DOCS = web.AppKey("route_docs", list)
+VERIFIER = web.AppKey("verifier", JwksVerifier)
+REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+CLAIMS_KEY = "kalends.claims"
+ACCOUNT_PATH_PARAMS = ("accountCode", "merchantCode")
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as needing no bearer token (health, feeds, the OAuth endpoints...)."""
+    handler.kalends_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    request_model: type[BaseModel] | None = None
+    response_model: type[BaseModel] | None = None
+    public: bool = False
+    responses: dict[str, str] = field(default_factory=dict)
+    request_content_type: str = "application/json"
+    response_content_type: str = "application/json"
+    name: str | None = None
+
+
+def claims(request: web.Request) -> AccessClaims:
+    """The verified access token of this request (only on routes that are not public)."""
+    verified: AccessClaims = request[CLAIMS_KEY]
+    return verified
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return web.json_response(error.body(), status=error.status, headers=error.headers)
+
+
+# --- middlewares --------------------------------------------------------------------------------
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"no route for {request.method} {request.path}", code="RouteNotFound"))
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}", headers={"Allow": allowed})
+        )
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(ApiError(exc.text or "request body too large", code="PayloadTooLarge", status=413))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("request.unhandled_error")
+        return web.json_response(
+            {
+                "success": False,
+                "statusCode": 500,
+                "errors": [{"code": "InternalError", "reason": "an internal error occurred; it has been logged"}],
+            },
+            status=500,
+        )
+
+
+def _route_label(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+def request_context_middleware(service: str, registry: CollectorRegistry) -> Any:
+    requests = Counter("http_requests", "HTTP requests", ["method", "route", "status"], registry=registry)
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "route"],
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    )
+    quiet = {"/healthz", "/readyz", "/metrics"}
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(service=service, request_id=request_id)
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            response.headers["X-Request-Id"] = request_id
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_label(request)
+            requests.labels(request.method, route, str(status)).inc()
+            latency.labels(request.method, route).observe(elapsed)
+            if request.path not in quiet:
+                log.info(
+                    "request",
+                    method=request.method,
+                    path=request.path,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+
+    return middleware
+
+
+_CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Last-Modified, Retry-After, X-Request-Id, Location",
+}
+
+
+@web.middleware
+async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Permissive CORS for a bearer-token API (no cookies, so `*` is safe). Written here because
+    aiohttp-cors needs every route registered with it and has fallen behind aiohttp releases."""
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return web.Response(
+            status=204,
+            headers={
+                **_CORS_HEADERS,
+                "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", "Authorization, Content-Type"
+                ),
+                "Access-Control-Max-Age": "86400",
+            },
+        )
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(_CORS_HEADERS)
+        raise
+    if not response.prepared:
+        response.headers.update(_CORS_HEADERS)
+    return response
+
+
+def _bearer_token(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise Unauthorized(
+            "send an access token: Authorization: Bearer <token> (get one from /oauth2/token)",
+            headers={"WWW-Authenticate": 'Bearer realm="kalends"'},
+        )
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized(
+            "the Authorization header must be 'Bearer <access token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="kalends", error="invalid_request"'},
+        )
+    return token.strip()
+
+
+@web.middleware
+async def bearer_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Verify the access token locally and hold it to the account named in the path (else 403)."""
+    if getattr(handler, "kalends_public", False) or request.method == "OPTIONS":
+        return await handler(request)
+    if request.match_info.http_exception is not None:
+        return await handler(request)
+    verifier = request.app.get(VERIFIER)
+    if verifier is None:
+        raise Unauthorized("this service accepts no bearer tokens")
+    token = _bearer_token(request)
+    try:
+        verified = await verifier.verify(token)
+    except InvalidToken as exc:
+        raise Unauthorized(
+            str(exc),
+            code="InvalidToken",
+            headers={"WWW-Authenticate": f'Bearer realm="kalends", error="invalid_token", error_description="{exc}"'},
+        ) from None
+    for param in ACCOUNT_PATH_PARAMS:
+        named = request.match_info.get(param)
+        if named is not None and named.lower() != verified.account_code.lower():
+            raise Forbidden(f"this access token belongs to account '{verified.account_code}', not '{named}'")
+    request[CLAIMS_KEY] = verified
+    structlog.contextvars.bind_contextvars(account=verified.account_code)
+    return await handler(request)
+
+
+# --- common routes ------------------------------------------------------------------------------
+
+
+@public
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    failed: dict[str, str] = {}
+    checks = request.app[READINESS]
+    for name, check in checks.items():
+        try:
+            await check()
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"[:200]
+    if failed:
+        return web.json_response({"status": "unavailable", "failed": failed}, status=503)
+    return web.json_response({"status": "ok", "checks": sorted(checks)})
+
+
+@public
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def openapi_document(app: web.Application) -> dict[str, Any]:
+    components: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "success": {"type": "boolean"},
+                "statusCode": {"type": "integer"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                },
+            },
+        }
+    }
+    paths: dict[str, Any] = {}
+    for route in app[ROUTE_DOCS]:
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "operationId": route.name or route.handler.__name__,
+        }
+        params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{")]
+        if params:
+            operation["parameters"] = [
+                {"name": p.split(":")[0], "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+            ]
+        if route.request_model is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {route.request_content_type: {"schema": _schema_ref(route.request_model, components)}},
+            }
+        responses: dict[str, Any] = {}
+        ok: dict[str, Any] = {"description": "success"}
+        if route.response_model is not None:
+            ok["content"] = {route.response_content_type: {"schema": _schema_ref(route.response_model, components)}}
+        responses["200"] = ok
+        for status, description in route.responses.items():
+            responses[status] = {"description": description}
+        responses.setdefault(
+            "400",
+            {
+                "description": "invalid request",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        )
+        operation["responses"] = responses
+        if not route.public:
+            operation["security"] = [{"bearer": []}]
+        path = "/".join(p.split(":")[0] + ("}" if ":" in p else "") for p in route.path.split("/"))
+        paths.setdefault(path, {})[route.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"Kalends {app[SERVICE_NAME]} service", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+@public
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app))
+
+
+def add_routes(app: web.Application, routes: list[Route]) -> None:
+    for route in routes:
+        handler = public(route.handler) if route.public else route.handler
+        app.router.add_route(route.method, route.path, handler, name=route.name)
+        app[ROUTE_DOCS].append(route)
+
+
+def create_base_app(
+    service: str,
+    *,
+    verifier: JwksVerifier | None = None,
+    client_max_size: int = 1024 * 1024,
+    extra_middlewares: list[Any] | None = None,
+) -> web.Application:
+    registry = CollectorRegistry()
+    app = web.Application(
+        client_max_size=client_max_size,
+        middlewares=[
+            request_context_middleware(service, registry),
+            cors_middleware,
+            errors_middleware,
+            bearer_auth_middleware,
+            *(extra_middlewares or []),
+        ],
+    )
+    app[SERVICE_NAME] = service
+    app[READINESS] = {}
+    app[ROUTE_DOCS] = []
+    app[REGISTRY] = registry
+    if verifier is not None:
+        app[VERIFIER] = verifier
+    add_routes(
+        app,
+        [
+            Route("GET", "/healthz", healthz, "liveness: 200 while the process runs", public=True),
+            Route(
+                "GET",
+                "/readyz",
+                readyz,
+                "readiness: 200 when PostgreSQL and RabbitMQ answer",
+                public=True,
+                responses={"503": "a dependency failed"},
+            ),
+            Route(
+                "GET",
+                "/metrics",
+                metrics,
+                "Prometheus metrics",
+                public=True,
+                response_content_type="text/plain",
+            ),
+            Route("GET", "/openapi.json", openapi, "this document", public=True),
+        ],
+    )
+    return app
