@@ -1,0 +1,1 @@
+"""Kalends benchmarks: `make bench` runs them all, `python -m bench NAME...` some."""
