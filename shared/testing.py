@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,6 @@ class ServiceProcess:
         return self
 
     async def wait_ready(self, timeout: float = 30.0, path: str = "/readyz") -> None:
-        import aiohttp
 
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
