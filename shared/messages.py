@@ -30,6 +30,25 @@ class AccountCreated(MessageData):
     name: str
 
 
+class ApiKeyCreated(MessageData):
+    """An account's API key (seed 001's `x-api-key`, seed 000's static bearer). Only its hex SHA-256
+    travels: a consumer keeps the hashes and compares `sha256(presented key)` against them."""
+
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    key_hash: str
+    created_at: datetime
+
+
+class ApiKeyRevoked(MessageData):
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    key_hash: str
+    revoked_at: datetime
+
+
 # --- ingest: catalog ----------------------------------------------------------------------------
 
 
@@ -170,7 +189,13 @@ class SubscriptionData(MessageData):
     utm_campaign: str | None = None
     utm_content: str | None = None
     redirect_to: str | None = None
-    # Protected calendars: the feed checks HTTP Basic credentials against this hash.
+    # Seed 002's channel-finder fields (webhook payload: enteredPostCode, cableProvider, ...).
+    entered_post_code: str | None = None
+    cable_provider: str | None = None
+    cable_provider_location: str | None = None
+    # Protected calendars: the feed checks HTTP Basic credentials against this hash. The username
+    # is the subscriber id; the hash is "sha256:" + hex SHA-256 of the UTF-8 password (a random
+    # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).
     feed_username: str | None = None
     feed_password_hash: str | None = None
     events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events
@@ -196,6 +221,8 @@ class WebhookDeliveryDue(MessageData):
 
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
+    "api_key.created": ApiKeyCreated,
+    "api_key.revoked": ApiKeyRevoked,
     "calendar.created": CalendarData,
     "calendar.updated": CalendarData,
     "calendar.deleted": CalendarDeleted,
