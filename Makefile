@@ -14,7 +14,10 @@ test: bootstrap
 	@$(PY) -m ruff check .
 	@$(PY) -m ruff format --check --quiet . || { echo "ruff format: run '.venv/bin/ruff format .'"; exit 1; }
 	@$(PY) -m mypy
-	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@# pytest exits 5 when it collected nothing: that is a failure of `make test`, said plainly.
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	  if [[ $$status -eq 5 ]]; then echo "make test: pytest collected no tests (PYTEST_ARGS='$(PYTEST_ARGS)')" >&2; exit 1; fi; \
+	  exit $$status
 
 lint: bootstrap
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

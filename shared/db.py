@@ -67,7 +67,8 @@ async def ensure_database(url: str) -> bool:
         await conn.execute(f'CREATE DATABASE "{name}"')
         log.info("db.created", database=name)
         return True
-    except asyncpg.DuplicateDatabaseError:
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another process created it between our check and our CREATE (two services starting at once).
         return False
     finally:
         await conn.close()
@@ -107,7 +108,9 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -
             applied.append(version)
             log.info("db.migrated", schema=schema, version=version)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kalends.migrate.{schema}")
+        # A dead connection has dropped its session lock already; don't mask the original error.
+        if not conn.is_closed():
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", f"kalends.migrate.{schema}")
     return applied
 
 

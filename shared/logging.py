@@ -8,7 +8,17 @@ from typing import Any
 
 import structlog
 
-_SECRET_KEYS = {"password", "secret", "client_secret", "token", "access_token", "refresh_token", "api_key"}
+_SECRET_KEYS = {
+    "password",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "authorization",
+}
 
 
 def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
@@ -20,32 +30,48 @@ def _drop_secrets(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]
 
 
 def configure_logging(log_format: str = "json", level: str = "info", service: str = "") -> None:
+    """One line per event on stderr, JSON (or console), for structlog and stdlib loggers alike."""
     level_no = logging.getLevelName(level.upper())
     if not isinstance(level_no, int):
         level_no = logging.INFO
-    processors: list[Any] = [
+    shared_processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_secrets,
-        structlog.processors.StackInfoRenderer(),
-        structlog.processors.format_exc_info,
     ]
-    if log_format == "console":
-        processors.append(structlog.dev.ConsoleRenderer())
-    else:
-        processors.append(structlog.processors.JSONRenderer())
+    renderer: Any = structlog.dev.ConsoleRenderer() if log_format == "console" else structlog.processors.JSONRenderer()
     structlog.configure(
-        processors=processors,
+        processors=[
+            *shared_processors,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     if service:
         structlog.contextvars.bind_contextvars(service=service)
-    # Libraries that use stdlib logging (aiormq, asyncpg) go to stderr at WARNING and up.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    # Libraries that use stdlib logging (aiormq, aio_pika, asyncpg, aiohttp) write the same JSON lines,
+    # with the same context, at WARNING and up.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)  # type: ignore[no-any-return,unused-ignore]
+    # An initial value, not .bind(): binding would build the logger now, before configure_logging.
+    return structlog.get_logger(name, module=name)  # type: ignore[no-any-return,unused-ignore]

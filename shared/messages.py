@@ -30,6 +30,25 @@ class AccountCreated(MessageData):
     name: str
 
 
+class ApiKeyCreated(MessageData):
+    """An account's API key (seed 001's `x-api-key`, seed 000's static bearer). Only its hex SHA-256
+    travels: a consumer keeps the hashes and compares `sha256(presented key)` against them."""
+
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    key_hash: str
+    created_at: datetime
+
+
+class ApiKeyRevoked(MessageData):
+    key_id: uuid.UUID
+    account_id: uuid.UUID
+    account_code: str
+    key_hash: str
+    revoked_at: datetime
+
+
 # --- ingest: catalog ----------------------------------------------------------------------------
 
 
@@ -196,6 +215,8 @@ class WebhookDeliveryDue(MessageData):
 
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
+    "api_key.created": ApiKeyCreated,
+    "api_key.revoked": ApiKeyRevoked,
     "calendar.created": CalendarData,
     "calendar.updated": CalendarData,
     "calendar.deleted": CalendarDeleted,

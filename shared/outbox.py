@@ -39,6 +39,7 @@ class OutboxRelay:
         batch_size: int = 200,
         sweep_interval: float = 1.0,
         retention_hours: int = 24,
+        purge_interval: float = 3600.0,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -46,6 +47,7 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._sweep_interval = sweep_interval
         self._retention_hours = retention_hours
+        self._purge_interval = purge_interval
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -76,12 +78,17 @@ class OutboxRelay:
             total += sent
         return total
 
-    async def purge_sent(self) -> None:
+    async def purge_sent(self) -> int:
+        """Delete rows sent more than `retention_hours` ago; returns how many went."""
         async with self._pool.acquire() as conn:
-            await conn.execute(
+            status = await conn.execute(
                 f"DELETE FROM {self._schema}.outbox WHERE sent_at < now() - make_interval(hours => $1)",
                 self._retention_hours,
             )
+        purged = int(status.split()[-1])
+        if purged:
+            log.info("outbox.purged", schema=self._schema, count=purged)
+        return purged
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
@@ -90,31 +97,33 @@ class OutboxRelay:
         """Relay until cancelled. Errors (broker or database away) are logged and retried."""
         listener: asyncpg.Connection | None = None
         channel = f"{self._schema}_outbox"
-        sweeps = 0
-        while True:
-            try:
-                if listener is None or listener.is_closed():
-                    listener = await self._pool.acquire()
-                    await listener.add_listener(channel, self._notified)
-                self._wake.clear()
-                sent = await self.drain()
-                if sent:
-                    log.debug("outbox.relayed", schema=self._schema, count=sent)
-                sweeps += 1
-                if sweeps % 3600 == 0:
-                    await self.purge_sent()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
-            except asyncio.CancelledError:
-                break
-            except Exception as exc:
-                log.warning("outbox.relay_failed", schema=self._schema, error=repr(exc))
-                if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await self._pool.release(listener)
-                    listener = None
-                await asyncio.sleep(min(self._sweep_interval * 2, 5.0))
-        if listener is not None:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(channel, self._notified)
-                await self._pool.release(listener)
+        next_purge = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    if listener is None or listener.is_closed():
+                        listener = await self._pool.acquire()
+                        await listener.add_listener(channel, self._notified)
+                    # Cleared before the sweep: a NOTIFY that arrives while it runs wakes the next one.
+                    self._wake.clear()
+                    sent = await self.drain()
+                    if sent:
+                        log.debug("outbox.relayed", schema=self._schema, count=sent)
+                    if loop.time() >= next_purge:
+                        await self.purge_sent()
+                        next_purge = loop.time() + self._purge_interval
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
+                except Exception as exc:
+                    log.warning("outbox.relay_failed", schema=self._schema, error=repr(exc))
+                    if listener is not None:
+                        with contextlib.suppress(Exception):
+                            await self._pool.release(listener)
+                        listener = None
+                    await asyncio.sleep(min(self._sweep_interval * 2, 5.0))
+        finally:
+            if listener is not None:
+                with contextlib.suppress(Exception):
+                    await listener.remove_listener(channel, self._notified)
+                    await self._pool.release(listener)

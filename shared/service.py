@@ -29,24 +29,44 @@ class RunOptions:
     workers: int
 
 
+def _env_whole(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}")
+    return int(raw)
+
+
 def parse_args(service: str, default_port: int, argv: list[str] | None = None) -> RunOptions:
-    env_port = os.environ.get(f"KALENDS_{service.upper()}_PORT", "").strip()
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    try:
+        port = _env_whole(f"KALENDS_{service.upper()}_PORT", default_port)
+        workers = _env_whole(f"KALENDS_{service.upper()}_WORKERS", 1)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    role = os.environ.get("KALENDS_ROLE", "").strip() or "all"
+    if role not in ROLES:
+        parser.error(f"KALENDS_ROLE must be one of {', '.join(ROLES)}, got {role!r}")
     parser.add_argument(
         "--role",
         choices=ROLES,
-        default=os.environ.get("KALENDS_ROLE", "all"),
+        default=role,
         help="api: HTTP only; worker: relays and consumers (with health routes); all: both",
     )
-    parser.add_argument("--host", default=os.environ.get("KALENDS_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env_port) if env_port.isdigit() else default_port)
+    parser.add_argument("--host", default=os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get(f"KALENDS_{service.upper()}_WORKERS", "1") or 1),
-        help="HTTP processes sharing the port (SO_REUSEPORT); role api only beyond 1",
+        default=workers,
+        help="processes sharing the port (SO_REUSEPORT); the extra ones serve the api role only",
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        parser.error("--workers > 1 needs SO_REUSEPORT, which this platform lacks")
     return RunOptions(role=args.role, host=args.host, port=args.port, workers=max(1, args.workers))
 
 
@@ -59,18 +79,48 @@ def _install_uvloop() -> None:
 
 
 async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) -> None:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, options.host, options.port, reuse_port=reuse_port, backlog=1024)
-    await site.start()
-    log.info("service.listening", url=f"http://{options.host}:{options.port}", role=options.role, pid=os.getpid())
+    """Serve until SIGINT or SIGTERM, then stop cleanly (cleanup_ctx unwinds: consumers, relay, pools)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    serving = False
+
+    def on_signal() -> None:
+        # While starting (waiting for PostgreSQL, say) a signal cancels the start; once serving, it
+        # ends the wait below. Either way what has started unwinds in `runner.cleanup()`.
+        if serving:
+            stop.set()
+        elif main_task is not None:
+            main_task.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("service.stopping")
-    await runner.cleanup()
+        loop.add_signal_handler(sig, on_signal)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        # Only several workers share a port on purpose; a lone process must fail loudly when the port is taken.
+        site = web.TCPSite(runner, options.host, options.port, reuse_port=reuse_port or None, backlog=1024)
+        await site.start()
+        serving = True
+        log.info("service.listening", url=f"http://{options.host}:{options.port}", role=options.role, pid=os.getpid())
+        await stop.wait()
+        log.info("service.stopping", pid=os.getpid())
+    finally:
+        await runner.cleanup()
+    log.info("service.stopped", pid=os.getpid())
+
+
+def _serve_or_exit(build: Callable[[], web.Application], options: RunOptions, reuse_port: bool) -> int:
+    """Run one serving process; returns its exit status (1 when it could not start or crashed)."""
+    try:
+        asyncio.run(_serve(build(), options, reuse_port))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        log.info("service.start_cancelled", pid=os.getpid())
+        return 0
+    except Exception as exc:
+        log.exception("service.failed", error=repr(exc), role=options.role, port=options.port)
+        return 1
+    return 0
 
 
 def run(
@@ -79,7 +129,7 @@ def run(
     build_app: Callable[[PlatformSettings, str], web.Application],
     argv: list[str] | None = None,
 ) -> None:
-    """Entry point body of every `services.<name>.__main__`."""
+    """Entry point body of every `services.<name>.__main__`; exits with 0 after a clean stop."""
     options = parse_args(service, default_port, argv)
     try:
         settings = PlatformSettings.from_env()
@@ -90,24 +140,33 @@ def run(
     log.info("service.starting", role=options.role, workers=options.workers, settings=settings.for_log())
     _install_uvloop()
 
-    if options.workers > 1:
-        # Extra processes serve HTTP only; this process keeps the role's background work.
-        children: list[int] = []
-        for _ in range(options.workers - 1):
-            pid = os.fork()
-            if pid == 0:
+    if options.workers <= 1:
+        raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False))
+
+    # Extra processes serve HTTP only; this process keeps the role's background work. The kernel
+    # spreads connections over every process listening with SO_REUSEPORT.
+    children: list[int] = []
+    for _ in range(options.workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
                 child = RunOptions("api", options.host, options.port, 1)
-                asyncio.run(_serve(build_app(settings, "api"), child, True))
-                os._exit(0)
-            children.append(pid)
+                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True)
+            finally:
+                os._exit(status)
+        children.append(pid)
+    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True)
+    for pid in children:
         try:
-            asyncio.run(_serve(build_app(settings, options.role), options, True))
-        finally:
-            for pid in children:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                    os.waitpid(pid, 0)
-                except (ProcessLookupError, ChildProcessError):
-                    pass
-        return
-    asyncio.run(_serve(build_app(settings, options.role), options, hasattr(socket, "SO_REUSEPORT")))
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            _, child_status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            continue
+        if os.waitstatus_to_exitcode(child_status) not in (0, -signal.SIGTERM):
+            status = status or 1
+    raise SystemExit(status)

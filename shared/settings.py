@@ -58,8 +58,12 @@ def env_url(name: str, default: str, schemes: set[str], environ: Mapping[str, st
 
 def censor_url(url: str) -> str:
     """The URL with its password replaced, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # an unparsable URL (bad port, say) may still carry a password: show none of it
+        return "<unparsable URL>"
+    if password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
@@ -87,6 +91,13 @@ class PlatformSettings:
         log_format = env_str("KALENDS_LOG_FORMAT", "json", environ)
         if log_format not in {"json", "console"}:
             raise SettingsError(f"KALENDS_LOG_FORMAT must be json or console, got {log_format!r}")
+        log_level = env_str("KALENDS_LOG_LEVEL", "info", environ).lower()
+        if log_level not in {"debug", "info", "warning", "error", "critical"}:
+            raise SettingsError(f"KALENDS_LOG_LEVEL must be debug, info, warning or error, got {log_level!r}")
+        pool_min = env_int("KALENDS_DB_POOL_MIN", 1, environ, minimum=0)
+        pool_max = env_int("KALENDS_DB_POOL_MAX", 10, environ, minimum=1)
+        if pool_min > pool_max:
+            raise SettingsError(f"KALENDS_DB_POOL_MIN ({pool_min}) exceeds KALENDS_DB_POOL_MAX ({pool_max})")
         return cls(
             database_url=env_url("KALENDS_DATABASE_URL", cls.database_url, {"postgresql", "postgres"}, environ),
             amqp_url=env_url("KALENDS_AMQP_URL", cls.amqp_url, {"amqp", "amqps"}, environ),
@@ -97,9 +108,9 @@ class PlatformSettings:
                 "/"
             ),
             log_format=log_format,
-            log_level=env_str("KALENDS_LOG_LEVEL", "info", environ).lower(),
-            db_pool_min=env_int("KALENDS_DB_POOL_MIN", 1, environ, minimum=0),
-            db_pool_max=env_int("KALENDS_DB_POOL_MAX", 10, environ, minimum=1),
+            log_level=log_level,
+            db_pool_min=pool_min,
+            db_pool_max=pool_max,
         )
 
     def for_log(self) -> dict[str, object]:

@@ -7,9 +7,11 @@ per `min_refresh` seconds so a flood of forged kids cannot hammer the auth servi
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from joserfc import jwt
@@ -27,6 +29,10 @@ TOKEN_TYPE = "at+jwt"
 
 class InvalidToken(Exception):
     """The token is not one of ours, or no longer valid. The message is safe to show."""
+
+
+class KeySetUnavailable(InvalidToken):
+    """No key set could be fetched yet: tokens cannot be checked (a 503, not the client's fault)."""
 
 
 @dataclass(frozen=True)
@@ -80,16 +86,14 @@ def verify_with_keys(
 
 
 def token_kid(token: str) -> str | None:
+    """The `kid` of a compact JWS header, unverified (only to pick a key); None when absent or garbled."""
+    header_b64 = token.split(".", 1)[0]
     try:
-        import base64
-        import json
-
-        header_b64 = token.split(".", 1)[0]
         header = json.loads(base64.urlsafe_b64decode(header_b64 + "=" * (-len(header_b64) % 4)))
-        kid = header.get("kid")
-        return str(kid) if kid is not None else None
-    except (ValueError, IndexError):
+    except ValueError:  # binascii.Error, JSONDecodeError and UnicodeDecodeError are all ValueErrors
         return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return str(kid) if kid is not None else None
 
 
 class JwksVerifier:
@@ -103,6 +107,8 @@ class JwksVerifier:
         self._keys: KeySet | None = None
         self._kids: set[str] = set()
         self._fetched_at = 0.0
+        self._attempted_at = -1e9
+        self.fetches = 0  # successful fetches, for metrics and tests
         self._min_refresh = min_refresh
         self._max_age = max_age
         self._lock = asyncio.Lock()
@@ -117,23 +123,33 @@ class JwksVerifier:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         async with self._session.get(self._jwks_url) as response:
             response.raise_for_status()
-            document = await response.json()
-        self._keys = KeySet.import_key_set(document)
-        self._kids = {str(k.get("kid")) for k in document.get("keys", [])}
+            document: Any = await response.json(content_type=None)
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("the JWKS document has no 'keys' list")
+        self._keys = KeySet.import_key_set(cast(Any, document))
+        self._kids = {str(k.get("kid")) for k in document.get("keys", []) if isinstance(k, dict)}
         self._fetched_at = time.monotonic()
+        self.fetches += 1
         log.info("jwks.fetched", kids=sorted(self._kids))
 
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if self._keys is not None and (age < self._min_refresh or (not force and age < self._max_age)):
-                return
+            now = time.monotonic()
+            if self._keys is not None:
+                age = now - self._fetched_at
+                if age < self._min_refresh or (not force and age < self._max_age):
+                    return  # fresh enough, or a concurrent request just refetched
+                if now - self._attempted_at < self._min_refresh:
+                    return  # the last attempt failed moments ago: keep the keys we have
+            elif now - self._attempted_at < min(self._min_refresh, 1.0):
+                raise KeySetUnavailable("cannot verify tokens right now: the key set is unavailable")
+            self._attempted_at = now
             try:
                 await self._fetch()
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, ValueError, JoseError) as exc:
                 log.warning("jwks.fetch_failed", url=self._jwks_url, error=repr(exc))
                 if self._keys is None:
-                    raise InvalidToken("cannot verify tokens right now: the key set is unavailable") from None
+                    raise KeySetUnavailable("cannot verify tokens right now: the key set is unavailable") from None
 
     async def verify(self, token: str) -> AccessClaims:
         kid = token_kid(token)

@@ -6,6 +6,7 @@ its own `Route`s with `add_routes`, which also documents them in `/openapi.json`
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from shared.errors import ApiError, Forbidden, MethodNotAllowed, NotFound, Unauthorized
+from shared.errors import (
+    ApiError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from shared.logging import get_logger
-from shared.tokens import AccessClaims, InvalidToken, JwksVerifier
+from shared.tokens import AccessClaims, InvalidToken, JwksVerifier, KeySetUnavailable
 
 log = get_logger(__name__)
 
@@ -33,6 +42,7 @@ ROUTE_DOCS = web.AppKey("route_docs", list)
 VERIFIER = web.AppKey("verifier", JwksVerifier)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 CLAIMS_KEY = "kalends.claims"
+READINESS_TIMEOUT = 3.0
 ACCOUNT_PATH_PARAMS = ("accountCode", "merchantCode")
 
 
@@ -74,9 +84,26 @@ def error_response(error: ApiError) -> web.Response:
 # --- middlewares --------------------------------------------------------------------------------
 
 
+_INTERNAL_ERROR = {
+    "success": False,
+    "statusCode": 500,
+    "errors": [{"code": "InternalError", "reason": "an internal error occurred; it has been logged"}],
+}
+
+
+def _too_large(request: web.Request) -> PayloadTooLarge:
+    limit = request.app._client_max_size
+    return PayloadTooLarge(f"request body is larger than the {limit} bytes this service accepts")
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes the contract's error body; a 5xx body never reveals anything."""
     try:
+        # Refuse a body announced as too big before any handler reads (or ignores) it.
+        limit = request.app._client_max_size
+        if limit and request.content_length is not None and request.content_length > limit:
+            raise _too_large(request)
         return await handler(request)
     except ApiError as error:
         return error_response(error)
@@ -87,20 +114,24 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(
             MethodNotAllowed(f"{request.method} is not allowed here; use {allowed}", headers={"Allow": allowed})
         )
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(ApiError(exc.text or "request body too large", code="PayloadTooLarge", status=413))
-    except web.HTTPException:
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(_too_large(request))
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type != "text/plain":
+            raise  # redirects, 304s and bodies a handler shaped itself (OAuth errors) pass as they are
+        # aiohttp's own 4xx (a bad form body, say) in the contract's shape; its text is safe to show.
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        code = exc.reason.replace(" ", "") or "Error"
+        if exc.status >= 500:
+            log.error("request.http_error", status=exc.status, reason=exc.reason)
+            return web.json_response({**_INTERNAL_ERROR, "statusCode": exc.status}, status=exc.status)
+        reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return error_response(ApiError(reason, code=code, status=exc.status, headers=headers))
+    except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("request.unhandled_error")
-        return web.json_response(
-            {
-                "success": False,
-                "statusCode": 500,
-                "errors": [{"code": "InternalError", "reason": "an internal error occurred; it has been logged"}],
-            },
-            status=500,
-        )
+        return web.json_response(_INTERNAL_ERROR, status=500)
 
 
 def _route_label(request: web.Request) -> str:
@@ -212,11 +243,16 @@ async def bearer_auth_middleware(request: web.Request, handler: Handler) -> web.
     token = _bearer_token(request)
     try:
         verified = await verifier.verify(token)
+    except KeySetUnavailable as exc:
+        raise ServiceUnavailable(str(exc), headers={"Retry-After": "5"}) from None
     except InvalidToken as exc:
+        description = str(exc).replace('"', "'").replace("\\", "/")
         raise Unauthorized(
             str(exc),
             code="InvalidToken",
-            headers={"WWW-Authenticate": f'Bearer realm="kalends", error="invalid_token", error_description="{exc}"'},
+            headers={
+                "WWW-Authenticate": f'Bearer realm="kalends", error="invalid_token", error_description="{description}"'
+            },
         ) from None
     for param in ACCOUNT_PATH_PARAMS:
         named = request.match_info.get(param)
@@ -237,13 +273,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    failed: dict[str, str] = {}
     checks = request.app[READINESS]
-    for name, check in checks.items():
+
+    async def probe(check: ReadinessCheck) -> str | None:
         try:
-            await check()
+            await asyncio.wait_for(check(), READINESS_TIMEOUT)
+        except TimeoutError:
+            return f"no answer within {READINESS_TIMEOUT:g} s"
         except Exception as exc:
-            failed[name] = f"{type(exc).__name__}: {exc}"[:200]
+            return f"{type(exc).__name__}: {exc}"[:200]
+        return None
+
+    results = await asyncio.gather(*(probe(check) for check in checks.values()))
+    failed = {name: error for name, error in zip(checks, results, strict=True) if error is not None}
     if failed:
         return web.json_response({"status": "unavailable", "failed": failed}, status=503)
     return web.json_response({"status": "ok", "checks": sorted(checks)})
@@ -281,11 +323,15 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         }
     }
     paths: dict[str, Any] = {}
+    operation_ids: set[str] = set()
     for route in app[ROUTE_DOCS]:
-        operation: dict[str, Any] = {
-            "summary": route.summary,
-            "operationId": route.name or route.handler.__name__,
-        }
+        # OpenAPI wants operationIds unique; one handler may serve several routes (/v1 and /v2).
+        operation_id = base_id = route.name or route.handler.__name__
+        counter = 2
+        while operation_id in operation_ids:
+            operation_id, counter = f"{base_id}_{counter}", counter + 1
+        operation_ids.add(operation_id)
+        operation: dict[str, Any] = {"summary": route.summary, "operationId": operation_id}
         params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{")]
         if params:
             operation["parameters"] = [

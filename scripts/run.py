@@ -1,0 +1,229 @@
+"""`make run`: create the database, migrate every service, and run every service in the foreground.
+
+A service exists when `services/<name>/__main__.py` does; its migrations are `services/<name>/migrations`
+(schema `<name>`). Each service runs as a child process (`python -m services.<name>`) whose output is
+forwarded line by line behind a `[name]` prefix. Ctrl-C or SIGTERM stops every child (SIGTERM, then
+SIGKILL after a grace period); a child that dies on its own stops the rest, and the exit status is
+then non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from shared import db
+from shared.logging import configure_logging
+from shared.settings import PlatformSettings, SettingsError, censor_url
+
+ROOT = Path(__file__).resolve().parent.parent
+# The contract's order and ports; auth first because the others fetch its JWKS.
+CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084}
+COLOURS = ("36", "35", "33", "32", "34", "31")
+STOP_GRACE = 10.0
+
+
+@dataclass
+class Child:
+    name: str
+    port: int | None
+    colour: str
+    process: asyncio.subprocess.Process | None = None
+    expected_exit: bool = False
+
+    @property
+    def url(self) -> str | None:
+        return f"http://{os.environ.get('KALENDS_HOST', '127.0.0.1') or '127.0.0.1'}:{self.port}" if self.port else None
+
+
+def discover(services_dir: Path) -> list[str]:
+    """Services that exist (have a `__main__.py`), contract services first, then the rest by name."""
+    found = sorted(p.parent.name for p in services_dir.glob("*/__main__.py"))
+    return sorted(found, key=lambda name: (list(CONTRACT_PORTS).index(name) if name in CONTRACT_PORTS else 99, name))
+
+
+def service_port(name: str) -> int | None:
+    raw = os.environ.get(f"KALENDS_{name.upper()}_PORT", "").strip()
+    if raw.isdigit():
+        return int(raw)
+    return CONTRACT_PORTS.get(name)
+
+
+def say(message: str) -> None:
+    print(f"run: {message}", flush=True)
+
+
+async def prepare(settings: PlatformSettings, services_dir: Path, names: list[str]) -> None:
+    """Create the database if missing and apply each service's migrations to its own schema."""
+    if await db.ensure_database(settings.database_url):
+        say(f"created database {censor_url(settings.database_url)}")
+    for name in names:
+        migrations = services_dir / name / "migrations"
+        if migrations.is_dir():
+            applied = await db.prepare_database(settings.database_url, name, migrations)
+            say(f"{name}: {len(applied)} migration(s) applied" if applied else f"{name}: schema up to date")
+
+
+async def forward(child: Child, stream: asyncio.StreamReader, tty: bool) -> None:
+    prefix = f"\033[{child.colour}m[{child.name}]\033[0m " if tty else f"[{child.name}] "
+    while line := await stream.readline():
+        sys.stdout.write(prefix + line.decode(errors="replace").rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+
+async def wait_ready(children: list[Child], timeout: float) -> list[str]:
+    """Poll each child's /readyz; returns the names not ready by the deadline (or dead)."""
+    deadline = time.monotonic() + timeout
+    pending = [c for c in children if c.url]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while pending and time.monotonic() < deadline:
+            for child in list(pending):
+                if child.process is not None and child.process.returncode is not None:
+                    return [child.name]
+                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                    async with session.get(f"{child.url}/readyz") as response:
+                        if response.status == 200:
+                            pending.remove(child)
+                            say(f"{child.name} ready at {child.url}")
+            if pending:
+                await asyncio.sleep(0.2)
+    return [c.name for c in pending]
+
+
+async def stop_all(children: list[Child]) -> None:
+    """SIGTERM every running child, SIGKILL what is still alive after the grace period."""
+    running = [c for c in children if c.process is not None and c.process.returncode is None]
+    for child in running:
+        child.expected_exit = True
+        assert child.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            child.process.send_signal(signal.SIGTERM)
+    if not running:
+        return
+    waits = [asyncio.create_task(c.process.wait()) for c in running if c.process is not None]
+    _, late = await asyncio.wait(waits, timeout=STOP_GRACE)
+    for child in running:
+        if child.process is not None and child.process.returncode is None:
+            say(f"{child.name} did not stop within {STOP_GRACE:g} s: killing it")
+            with contextlib.suppress(ProcessLookupError):
+                child.process.kill()
+    if late:
+        await asyncio.wait(late)
+
+
+async def run(services_dir: Path, ready_timeout: float) -> int:
+    try:
+        settings = PlatformSettings.from_env()
+    except SettingsError as exc:
+        say(str(exc))
+        return 2
+    # This script says what it does itself; the library's info lines would only repeat it.
+    configure_logging(settings.log_format if not sys.stdout.isatty() else "console", "warning", "run")
+    names = discover(services_dir)
+    if not names:
+        say(f"no services to run: none of {services_dir}/*/__main__.py exists yet")
+        return 1
+    try:
+        await prepare(settings, services_dir, names)
+    except (OSError, asyncpg.PostgresError) as exc:
+        say(f"cannot prepare the database at {censor_url(settings.database_url)}: {exc}")
+        return 1
+
+    tty = sys.stdout.isatty()
+    env = dict(os.environ)
+    if tty and not env.get("KALENDS_LOG_FORMAT"):
+        env["KALENDS_LOG_FORMAT"] = "console"
+    package_root = services_dir.parent
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(package_root), str(ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = env["PYTHONPATH"].rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+
+    children = [Child(name, service_port(name), COLOURS[i % len(COLOURS)]) for i, name in enumerate(names)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    forwarders = []
+    for child in children:
+        # Own session: a terminal's Ctrl-C reaches this script only, which then stops the children in order.
+        child.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            f"{services_dir.name}.{child.name}",
+            cwd=package_root,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        assert child.process.stdout is not None
+        forwarders.append(asyncio.create_task(forward(child, child.process.stdout, tty)))
+        say(f"started {child.name} (pid {child.process.pid})" + (f" on {child.url}" if child.url else ""))
+
+    async def first_exit() -> Child:
+        waits = {asyncio.create_task(c.process.wait()): c for c in children if c.process is not None}
+        done, rest = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in rest:
+            task.cancel()
+        return waits[next(iter(done))]
+
+    status = 0
+    readiness = asyncio.create_task(wait_ready(children, ready_timeout))
+    exited = asyncio.create_task(first_exit())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({readiness, exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if readiness.done() and not exited.done() and not stopping.done():
+            late = readiness.result()
+            if late:
+                say(f"not ready after {ready_timeout:g} s: {', '.join(late)}; they keep starting (see their output)")
+            else:
+                say("all services are up:")
+                for child in children:
+                    if child.url:
+                        print(f"    {child.name:<8} {child.url}  (openapi: {child.url}/openapi.json)", flush=True)
+                say("press Ctrl-C to stop")
+            await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if exited.done() and not stopping.done():
+            dead = exited.result()
+            assert dead.process is not None
+            say(f"{dead.name} exited unexpectedly with status {dead.process.returncode}: stopping the others")
+            status = 1
+        else:
+            say("stopping every service")
+    finally:
+        for task in (readiness, exited, stopping):
+            task.cancel()
+        await stop_all(children)
+        await asyncio.gather(*forwarders, return_exceptions=True)
+    for child in children:
+        assert child.process is not None
+        code = child.process.returncode
+        if code not in (0, None, -signal.SIGTERM) and status == 0:
+            say(f"{child.name} stopped with status {code}")
+            status = 1
+    say("stopped" if status == 0 else f"stopped (status {status})")
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--services-dir", type=Path, default=ROOT / "services", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for every /readyz")
+    args = parser.parse_args(argv)
+    return asyncio.run(run(args.services_dir.resolve(), args.ready_timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""The auth schema in PostgreSQL: every query of the service, each taking a connection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from services.auth.domain.keys import KeyRecord
+from services.auth.domain.ratelimit import Window
+
+SCHEMA = "auth"
+
+Row: TypeAlias = asyncpg.Record
+
+
+# --- accounts, clients, API keys ----------------------------------------------------------------
+
+
+async def insert_account(conn: asyncpg.Connection, account_id: uuid.UUID, code: str, name: str) -> Row:
+    """Raises asyncpg.UniqueViolationError when the code is taken."""
+    row: Row = await conn.fetchrow(
+        "INSERT INTO auth.accounts (id, code, name) VALUES ($1, $2, $3) RETURNING id, code, name, disabled, created_at",
+        account_id,
+        code,
+        name,
+    )
+    return row
+
+
+async def account_by_code(conn: asyncpg.Connection, code: str) -> Row | None:
+    row: Row | None = await conn.fetchrow(
+        "SELECT id, code, name, disabled, created_at FROM auth.accounts WHERE code = $1", code
+    )
+    return row
+
+
+async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bool) -> bool:
+    status: str = await conn.execute("UPDATE auth.accounts SET disabled = $2 WHERE code = $1", code, disabled)
+    return status.endswith(" 1")
+
+
+async def insert_client(
+    conn: asyncpg.Connection, client_id: str, account_id: uuid.UUID, secret_hash: bytes, grant_types: Sequence[str]
+) -> None:
+    await conn.execute(
+        "INSERT INTO auth.clients (client_id, account_id, secret_hash, grant_types) VALUES ($1, $2, $3, $4)",
+        client_id,
+        account_id,
+        secret_hash,
+        list(grant_types),
+    )
+
+
+async def client_with_account(conn: asyncpg.Connection, client_id: str) -> Row | None:
+    row: Row | None = await conn.fetchrow(
+        "SELECT c.client_id, c.secret_hash, c.grant_types, c.disabled AS client_disabled,"
+        " a.id AS account_id, a.code AS account_code, a.disabled AS account_disabled"
+        " FROM auth.clients c JOIN auth.accounts a ON a.id = c.account_id WHERE c.client_id = $1",
+        client_id,
+    )
+    return row
+
+
+async def set_client_disabled(conn: asyncpg.Connection, client_id: str, disabled: bool) -> bool:
+    status: str = await conn.execute("UPDATE auth.clients SET disabled = $2 WHERE client_id = $1", client_id, disabled)
+    return status.endswith(" 1")
+
+
+async def insert_api_key(conn: asyncpg.Connection, key_id: uuid.UUID, account_id: uuid.UUID, key_hash: str) -> Row:
+    row: Row = await conn.fetchrow(
+        "INSERT INTO auth.api_keys (id, account_id, key_hash) VALUES ($1, $2, $3) RETURNING id, created_at",
+        key_id,
+        account_id,
+        key_hash,
+    )
+    return row
+
+
+async def revoke_api_key(conn: asyncpg.Connection, key_hash: str) -> Row | None:
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.api_keys k SET revoked_at = now() FROM auth.accounts a"
+        " WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND a.id = k.account_id"
+        " RETURNING k.id, k.account_id, a.code AS account_code, k.key_hash, k.revoked_at",
+        key_hash,
+    )
+    return row
+
+
+# --- signing keys -------------------------------------------------------------------------------
+
+
+def key_record(row: Row) -> KeyRecord:
+    return KeyRecord(row["kid"], row["created_at"], row["retired_at"], row["expires_at"])
+
+
+async def signing_keys(conn: asyncpg.Connection) -> list[Row]:
+    rows: list[Row] = await conn.fetch(
+        "SELECT kid, private_jwk, created_at, retired_at, expires_at FROM auth.signing_keys ORDER BY created_at"
+    )
+    return rows
+
+
+async def lock_signing_keys(conn: asyncpg.Connection) -> None:
+    """Serialise key creation and rotation across processes, for the caller's transaction."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kalends.auth.signing_keys'))")
+
+
+async def insert_signing_key(conn: asyncpg.Connection, kid: str, private_jwk: dict[str, Any], now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO auth.signing_keys (kid, private_jwk, created_at) VALUES ($1, $2, $3)", kid, private_jwk, now
+    )
+
+
+async def retire_signing_key(conn: asyncpg.Connection, kid: str, retired_at: datetime, expires_at: datetime) -> None:
+    await conn.execute(
+        "UPDATE auth.signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1 AND retired_at IS NULL",
+        kid,
+        retired_at,
+        expires_at,
+    )
+
+
+# --- token families, refresh tokens, revoked access tokens --------------------------------------
+
+
+async def insert_family(conn: asyncpg.Connection, family_id: uuid.UUID, client_id: str, account_id: uuid.UUID) -> None:
+    await conn.execute(
+        "INSERT INTO auth.token_families (id, client_id, account_id) VALUES ($1, $2, $3)",
+        family_id,
+        client_id,
+        account_id,
+    )
+
+
+async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> None:
+    await conn.execute(
+        "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+        family_id,
+        reason,
+    )
+
+
+async def family_revoked(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
+    revoked: bool | None = await conn.fetchval(
+        "SELECT revoked_at IS NOT NULL FROM auth.token_families WHERE id = $1", family_id
+    )
+    return bool(revoked)
+
+
+async def insert_refresh_token(
+    conn: asyncpg.Connection, token_hash: bytes, family_id: uuid.UUID, issued_at: datetime, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
+        token_hash,
+        family_id,
+        issued_at,
+        expires_at,
+    )
+
+
+_REFRESH_SELECT = (
+    "SELECT r.token_hash, r.family_id, r.issued_at, r.expires_at, r.used_at,"
+    " f.client_id, f.revoked_at AS family_revoked_at, f.account_id, a.code AS account_code,"
+    " a.disabled AS account_disabled, c.disabled AS client_disabled"
+    " FROM auth.refresh_tokens r"
+    " JOIN auth.token_families f ON f.id = r.family_id"
+    " JOIN auth.clients c ON c.client_id = f.client_id"
+    " JOIN auth.accounts a ON a.id = f.account_id"
+    " WHERE r.token_hash = $1"
+)
+
+
+async def refresh_token(conn: asyncpg.Connection, token_hash: bytes, *, for_update: bool = False) -> Row | None:
+    """The refresh token and its family; `for_update` locks the token row until the transaction ends."""
+    row: Row | None = await conn.fetchrow(_REFRESH_SELECT + (" FOR UPDATE OF r" if for_update else ""), token_hash)
+    return row
+
+
+async def mark_refresh_used(conn: asyncpg.Connection, token_hash: bytes, used_at: datetime) -> None:
+    await conn.execute("UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1", token_hash, used_at)
+
+
+async def revoke_access_token(conn: asyncpg.Connection, jti: uuid.UUID, expires_at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO auth.revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        jti,
+        expires_at,
+    )
+
+
+async def access_token_revoked(conn: asyncpg.Connection, jti: uuid.UUID, family_id: uuid.UUID | None) -> bool:
+    revoked: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM auth.revoked_access_tokens WHERE jti = $1)"
+        " OR EXISTS (SELECT 1 FROM auth.token_families WHERE id = $2 AND revoked_at IS NOT NULL)",
+        jti,
+        family_id,
+    )
+    return revoked
+
+
+async def account_active(conn: asyncpg.Connection, account_id: uuid.UUID, client_id: str) -> bool:
+    active: bool | None = await conn.fetchval(
+        "SELECT NOT a.disabled AND NOT c.disabled FROM auth.accounts a JOIN auth.clients c ON c.account_id = a.id"
+        " WHERE a.id = $1 AND c.client_id = $2",
+        account_id,
+        client_id,
+    )
+    return bool(active)
+
+
+# --- failed authentications ---------------------------------------------------------------------
+
+
+async def failure_windows(conn: asyncpg.Connection, buckets: Sequence[str]) -> dict[str, Window]:
+    rows = await conn.fetch(
+        "SELECT bucket, window_start, failures FROM auth.auth_failures WHERE bucket = ANY($1::text[])", list(buckets)
+    )
+    return {r["bucket"]: Window(r["window_start"], r["failures"]) for r in rows}
+
+
+async def record_failure(conn: asyncpg.Connection, bucket: str, now: datetime, window_seconds: int) -> Window:
+    """Count one failure atomically: a window older than `window_seconds` restarts at `now`."""
+    row = await conn.fetchrow(
+        "INSERT INTO auth.auth_failures AS f (bucket, window_start, failures) VALUES ($1, $2, 1)"
+        " ON CONFLICT (bucket) DO UPDATE SET"
+        "  window_start = CASE WHEN f.window_start + make_interval(secs => $3) <= $2 THEN $2 ELSE f.window_start END,"
+        "  failures = CASE WHEN f.window_start + make_interval(secs => $3) <= $2 THEN 1 ELSE f.failures + 1 END"
+        " RETURNING window_start, failures",
+        bucket,
+        now,
+        float(window_seconds),
+    )
+    return Window(row["window_start"], row["failures"])
+
+
+# --- housekeeping -------------------------------------------------------------------------------
+
+
+async def purge_expired(conn: asyncpg.Connection, now: datetime, failure_window: int) -> dict[str, int]:
+    """Drop what can no longer matter: spent families, expired revocations, old failure windows."""
+    counts: dict[str, int] = {}
+    status = await conn.execute(
+        "DELETE FROM auth.token_families f WHERE NOT EXISTS"
+        " (SELECT 1 FROM auth.refresh_tokens r"
+        "  WHERE r.family_id = f.id AND r.expires_at > $1::timestamptz - interval '1 day')"
+        " AND f.created_at < $1::timestamptz - interval '1 day'",
+        now,
+    )
+    counts["token_families"] = int(status.split()[-1])
+    status = await conn.execute("DELETE FROM auth.revoked_access_tokens WHERE expires_at < $1", now)
+    counts["revoked_access_tokens"] = int(status.split()[-1])
+    status = await conn.execute(
+        "DELETE FROM auth.auth_failures WHERE window_start + make_interval(secs => $2) < $1", now, float(failure_window)
+    )
+    counts["auth_failures"] = int(status.split()[-1])
+    return counts

@@ -1,0 +1,85 @@
+"""The auth service's application: OAuth routes (api role), the outbox relay (worker role)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from services.auth.adapters import repository as repo
+from services.auth.api.routes import routes
+from services.auth.app_keys import KEYS, LIMITS, METRICS, SETTINGS, TOKENS, AuthMetrics
+from services.auth.keys import KeyStore
+from services.auth.services import FailureLimits, TokenService
+from services.auth.settings import AuthSettings
+from shared import lifecycle
+from shared.lifecycle import POOL
+from shared.logging import get_logger
+from shared.settings import PlatformSettings
+from shared.web import REGISTRY, add_routes, create_base_app
+
+log = get_logger(__name__)
+
+SCHEMA = repo.SCHEMA
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+HOUSEKEEPING_INTERVAL = 600.0
+
+
+def _token_machinery(app: web.Application) -> AsyncIterator[None]:
+    async def ctx() -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        keys = KeyStore(app[POOL], settings)
+        await keys.signer()  # the first key exists before the first request (created if missing)
+        app[KEYS] = keys
+        app[TOKENS] = TokenService(app[POOL], settings, keys)
+        yield
+
+    return ctx()
+
+
+def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Drop expired token families, revocations and failure windows now and then."""
+
+    async def loop() -> None:
+        while True:
+            try:
+                async with app[POOL].acquire() as conn:
+                    counts = await repo.purge_expired(conn, datetime.now(UTC), app[SETTINGS].failure_window)
+                log.info("housekeeping.purged", **counts)
+            except Exception as exc:
+                log.warning("housekeeping.failed", error=repr(exc))
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    async def ctx() -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(), name="auth-housekeeping")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx()
+
+
+def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
+    app = create_base_app("auth")
+    app[SETTINGS] = settings
+    app[LIMITS] = FailureLimits.of(settings)
+    app[METRICS] = AuthMetrics.register(app[REGISTRY])
+    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS))
+    if role in ("api", "all"):
+        app.cleanup_ctx.append(_token_machinery)
+        add_routes(app, routes())
+    if role in ("worker", "all"):
+        app.cleanup_ctx.append(lifecycle.broker(settings.platform))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(_housekeeping)
+    return app
+
+
+def build_app(platform: PlatformSettings, role: str) -> web.Application:
+    """The factory shared.service.run calls."""
+    return create_app(AuthSettings.from_platform(platform), role)

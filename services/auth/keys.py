@@ -1,0 +1,114 @@
+"""The signing keys of access tokens: created at first start, rotated by age or by command.
+
+Keys live in PostgreSQL so every auth process signs with the same newest key and publishes the
+same set. A process caches the key it signs with for `signing_key_cache` seconds; the rotation
+rules in `domain.keys` keep a retired key published long enough to cover that cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from joserfc.jwk import KeySet, RSAKey
+
+from services.auth.adapters import repository as repo
+from services.auth.domain import keys as rules
+from services.auth.settings import AuthSettings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+KEY_BITS = 2048
+
+
+def generate_key() -> RSAKey:
+    key = RSAKey.generate_key(KEY_BITS, parameters={"use": "sig", "alg": "RS256"}, private=True)
+    key.ensure_kid()  # the RFC 7638 thumbprint
+    return key
+
+
+async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *, force: bool = False) -> str:
+    """The kid that signs now; creates the first key, or a new one when rotation is due (or forced).
+
+    Race-safe: an advisory lock serialises processes, and each decides again under the lock.
+    """
+    async with conn.transaction():
+        await repo.lock_signing_keys(conn)
+        now = datetime.now(UTC)
+        records = [repo.key_record(r) for r in await repo.signing_keys(conn)]
+        current = rules.signing_key(records)
+        if current is not None and not force and not rules.rotation_due(current, now, settings.signing_key_max_age):
+            return current.kid
+        key = await asyncio.to_thread(generate_key)
+        assert key.kid is not None
+        await repo.insert_signing_key(conn, key.kid, key.as_dict(private=True), now)
+        expires = rules.retirement_expiry(now, access_ttl=settings.access_token_ttl, cache=settings.signing_key_cache)
+        for record in records:
+            if record.retired_at is None:
+                await repo.retire_signing_key(conn, record.kid, now, expires)
+        log.info("signing_key.created", kid=key.kid, retired=[r.kid for r in records if r.retired_at is None])
+        return key.kid
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    key: RSAKey
+
+
+class KeyStore:
+    """One process's view of the signing keys: the one to sign with, and the ones to verify with."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: AuthSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._signer: Signer | None = None
+        self._signer_loaded = 0.0
+        self._verify: KeySet | None = None
+        self._verify_kids: set[str] = set()
+        self._verify_loaded = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _load(self) -> list[asyncpg.Record]:
+        async with self._pool.acquire() as conn:
+            return await repo.signing_keys(conn)
+
+    async def signer(self) -> Signer:
+        if self._signer is not None and time.monotonic() - self._signer_loaded < self._settings.signing_key_cache:
+            return self._signer
+        async with self._lock:
+            if self._signer is None or time.monotonic() - self._signer_loaded >= self._settings.signing_key_cache:
+                async with self._pool.acquire() as conn:
+                    kid = await ensure_signing_key(conn, self._settings)
+                    jwk = await conn.fetchval("SELECT private_jwk FROM auth.signing_keys WHERE kid = $1", kid)
+                self._signer = Signer(kid, RSAKey.import_key(jwk))
+                self._signer_loaded = time.monotonic()
+        return self._signer
+
+    async def public_jwks(self) -> dict[str, Any]:
+        """Every key whose tokens may still be valid, without private parts."""
+        rows = await self._load()
+        now = datetime.now(UTC)
+        by_kid = {r["kid"]: r for r in rows}
+        published = rules.published_keys([repo.key_record(r) for r in rows], now)
+        keys = [RSAKey.import_key(by_kid[k.kid]["private_jwk"]).as_dict(private=False) for k in published]
+        return {"keys": keys}
+
+    async def verification_keys(self, kid: str | None) -> KeySet:
+        """Published keys, reloaded when older than a few seconds or missing `kid`."""
+        stale = time.monotonic() - self._verify_loaded > 5.0
+        if self._verify is None or stale or (kid is not None and kid not in self._verify_kids):
+            document = await self.public_jwks()
+            self._verify = KeySet.import_key_set(document)  # type: ignore[arg-type]
+            self._verify_kids = {str(k["kid"]) for k in document["keys"]}
+            self._verify_loaded = time.monotonic()
+        return self._verify
+
+    def forget(self) -> None:
+        """Drop the cached signer (after a rotation in this process)."""
+        self._signer = None

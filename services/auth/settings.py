@@ -1,0 +1,53 @@
+"""The auth service's settings: the platform's plus token lifetimes, key rotation and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from shared.settings import PlatformSettings, SettingsError, env_int
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    platform: PlatformSettings
+    access_token_ttl: int = 300
+    refresh_token_ttl: int = 3600
+    # A signing key older than this is rotated automatically (0: only by the admin command).
+    signing_key_max_age: int = 30 * 24 * 3600
+    # How long a process keeps signing with the key it loaded before looking for a newer one.
+    signing_key_cache: int = 30
+    # Failed client authentications allowed per window, per client id and per address.
+    failures_per_client: int = 10
+    failures_per_address: int = 100
+    failure_window: int = 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        settings = cls(
+            platform=PlatformSettings.from_env(environ),
+            access_token_ttl=env_int("KALENDS_ACCESS_TOKEN_TTL", 300, environ, minimum=1),
+            refresh_token_ttl=env_int("KALENDS_REFRESH_TOKEN_TTL", 3600, environ, minimum=1),
+            signing_key_max_age=env_int("KALENDS_SIGNING_KEY_MAX_AGE", 30 * 24 * 3600, environ, minimum=0),
+            signing_key_cache=env_int("KALENDS_SIGNING_KEY_CACHE", 30, environ, minimum=0),
+            failures_per_client=env_int("KALENDS_AUTH_FAILURES_PER_CLIENT", 10, environ, minimum=1),
+            failures_per_address=env_int("KALENDS_AUTH_FAILURES_PER_ADDRESS", 100, environ, minimum=1),
+            failure_window=env_int("KALENDS_AUTH_FAILURE_WINDOW", 60, environ, minimum=1),
+        )
+        if 0 < settings.signing_key_max_age <= settings.access_token_ttl:
+            raise SettingsError("KALENDS_SIGNING_KEY_MAX_AGE must be longer than KALENDS_ACCESS_TOKEN_TTL")
+        return settings
+
+    @classmethod
+    def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> AuthSettings:
+        base = cls.from_env(environ)
+        return cls(platform=platform, **{f.name: getattr(base, f.name) for f in fields(cls) if f.name != "platform"})
+
+    @property
+    def issuer(self) -> str:
+        return self.platform.auth_url
+
+    def for_log(self) -> dict[str, object]:
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "platform"}
+        out["platform"] = self.platform.for_log()
+        return out
