@@ -408,7 +408,8 @@ async def list_deliveries(
 async def get_delivery(
     pool: asyncpg.Pool, account_id: uuid.UUID, delivery_id: uuid.UUID
 ) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
-    async with pool.acquire() as conn:
+    # One snapshot, so the delivery's status and its attempts agree.
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         row = await repo.get_delivery(conn, account_id, delivery_id)
         if row is None:
             raise NotFound(f"no delivery {delivery_id} in this account", code="DeliveryNotFound")

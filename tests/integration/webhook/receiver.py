@@ -38,6 +38,7 @@ class Receiver:
         self.received: list[Received] = []
         self._scripts: dict[str, list[Reply]] = {}
         self._default: dict[str, Reply] = {}
+        self._fail_each: dict[str, int] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._changed = asyncio.Event()
@@ -52,6 +53,11 @@ class Receiver:
     def fail(self, path: str, times: int, status: int = 500) -> str:
         return self.script(path, *[Reply(status, body=b"not yet")] * times)
 
+    def fail_each(self, path: str, times: int) -> str:
+        """Fail the first `times` requests of every distinct `webhook-id` with a 500."""
+        self._fail_each[path] = times
+        return self.url(path)
+
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -62,6 +68,14 @@ class Receiver:
         body = await request.read()
         script = self._scripts.get(request.path, [])
         reply = script.pop(0) if script else self._default.get(request.path, Reply())
+        if request.path in self._fail_each:
+            seen = sum(
+                1
+                for r in self.received
+                if r.path == request.path and r.headers.get("webhook-id") == request.headers.get("webhook-id")
+            )
+            if seen < self._fail_each[request.path]:
+                reply = Reply(500, body=b"not yet")
         self.received.append(Received(request.path, time.time(), dict(request.headers), body, reply.status))
         self._changed.set()
         if reply.delay:
