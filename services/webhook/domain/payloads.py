@@ -105,6 +105,12 @@ def _subscriber_fields(details: dict[str, Any], sub: SubscriptionData) -> None:
     _put(details, "Referer", sub.url_referrer)
 
 
+def _channel_finder(details: dict[str, Any], sub: SubscriptionData, location_key: str) -> None:
+    _put(details, "enteredPostCode", sub.entered_post_code)
+    _put(details, "cableProvider", sub.cable_provider)
+    _put(details, location_key, sub.cable_provider_location)
+
+
 def _tail(details: dict[str, Any], sub: SubscriptionData) -> None:
     details["deviceName"] = sub.device_name or device_name(sub.user_agent)
     _put(details, "utmSource", sub.utm_source)
@@ -123,6 +129,7 @@ def subscribe_details(sub: SubscriptionData) -> dict[str, Any]:
     _put(details, "timeZoneTag", _time_zone_tag(sub))
     details["createdDateTimeUtc"] = seed_time(sub.created_at)
     _subscriber_fields(details, sub)
+    _channel_finder(details, sub, "cableProviderLocation")
     _tail(details, sub)
     return details
 
@@ -138,6 +145,8 @@ def unsubscribe_details(sub: SubscriptionData) -> dict[str, Any]:
     _put(details, "timeZoneTag", _time_zone_tag(sub))
     details["createdDateTimeUtc"] = seed_time(sub.created_at)
     _subscriber_fields(details, sub)
+    # The seed's Unsubscribe example spells the provider's location `providerLocation`.
+    _channel_finder(details, sub, "providerLocation")
     _put(details, "removedDateTimeUtc", seed_time(sub.deactivated_at) if sub.deactivated_at else None)
     _put(details, "unsubscribeResonText", sub.unsubscribe_reason)
     _tail(details, sub)

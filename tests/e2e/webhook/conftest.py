@@ -39,6 +39,7 @@ class Merchant:
 @pytest.fixture(scope="module")
 async def webhook_stack(stack: Stack) -> Stack:
     await stack.start("auth")
+    await stack.start("ingest")  # before any account exists, so it learns every account's name
     await stack.start("webhook", env=E2E_WEBHOOK_ENV)
     return stack
 

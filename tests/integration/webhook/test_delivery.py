@@ -66,6 +66,9 @@ EXPECTED_SUBSCRIBE = {
     "remoteIpAddress": "150.101.114.215",
     "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_12_3) AppleWebKit/537.36",
     "Referer": "http://google.com/",
+    "enteredPostCode": "90210",
+    "cableProvider": "DIRECTV",
+    "cableProviderLocation": "New York",
     "deviceName": "Desktop",
     "utmSource": "Facebook",
     "utmMedium": "Display",
@@ -127,13 +130,14 @@ async def test_a_subscription_deactivated_message_reaches_the_endpoint_as_the_se
         "calendarSubscriptionid": "a3811c49-2589-4f4b-870c-b883fe0c1e17",
         "merchantId": str(account),
         "subscriptionMethod": "Webcal",
+        "providerLocation": "New York",
         "removedDateTimeUtc": "2017-03-09 23:57:00.607846",
         "unsubscribeResonText": "The events have come to an end",
         "requestEventIds": f"{uuid.UUID(int=1)},{uuid.UUID(int=2)}",
         "excludeRequestEventIds": str(uuid.UUID(int=3)),
     }
     # "Sometimes Present" fields without a value are left out, not sent as null.
-    for absent in ("emailAddress", "isMarketingAllowed", "utmContent"):
+    for absent in ("emailAddress", "isMarketingAllowed", "utmContent", "cableProviderLocation"):
         del expected[absent]
     assert request.json == {"eventId": str(envelope.id), "eventType": "Unsubscribe", "eventDetails": expected}
 
