@@ -189,10 +189,6 @@ class SubscriptionData(MessageData):
     utm_campaign: str | None = None
     utm_content: str | None = None
     redirect_to: str | None = None
-    # Channel-finder answers of seed 002's subscribe flow (sent on in the webhook payloads).
-    entered_post_code: str | None = None
-    cable_provider: str | None = None
-    cable_provider_location: str | None = None
     # Seed 002's channel-finder fields (webhook payload: enteredPostCode, cableProvider, ...).
     entered_post_code: str | None = None
     cable_provider: str | None = None
