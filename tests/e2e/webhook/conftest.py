@@ -6,9 +6,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import aiohttp
 import pytest
 
+from services.webhook.messaging.topology import delete_topology
+from services.webhook.settings import parse_retry_schedule
+from shared.amqp import Names
 from shared.testing import Stack
 from tests.integration.webhook.receiver import Receiver
 
@@ -37,11 +41,18 @@ class Merchant:
 
 
 @pytest.fixture(scope="module")
-async def webhook_stack(stack: Stack) -> Stack:
+async def webhook_stack(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
     await stack.start("auth")
     await stack.start("ingest")  # before any account exists, so it learns every account's name
     await stack.start("webhook", env=E2E_WEBHOOK_ENV)
-    return stack
+    yield stack
+    # The webhook service's queues of this module's prefix go with it (a broker keeps every queue).
+    stack.processes["webhook"].stop()
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        await delete_topology(await connection.channel(), e2e_names, parse_retry_schedule("0,1,2,3"))
+    finally:
+        await connection.close()
 
 
 @pytest.fixture
