@@ -253,3 +253,24 @@ async def dead_letter_count(harness: Harness, expected: int) -> bool:
         return await message_count(channel, harness.names(f"{harness.spec.name}.dlq")) >= expected
     finally:
         await channel.close()
+
+
+async def test_a_database_connection_lost_under_the_handler_is_retried_without_spending_a_delivery(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    kills = {"left": 2}
+
+    async def connection_dies(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await record_effect(conn, envelope)
+        if kills["left"]:
+            kills["left"] -= 1
+            # The server ends this session, as a PostgreSQL restart or failover would.
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    harness = await harness_factory(connection_dies, delivery_limit=1)
+    await harness.publish(account_created("survivor"))
+    await eventually(lambda: reached(harness.consumer, "applied", 1))
+
+    assert await harness.effects() == {"survivor": 1}
+    assert harness.consumer.failed == 0  # retried in place: the delivery limit of 1 was never touched
+    assert await harness.dead_letters() == []
