@@ -229,6 +229,22 @@ async def _change_to_visible(
     return latencies
 
 
+async def _delete_queues(amqp_url: str, prefix: str) -> None:
+    """Leave no quorum queue of this run behind on the broker (the feed's own, by name)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name in ("feed.projection", "feed.projection.dlq"):
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(prefix + name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+    finally:
+        await connection.close()
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -314,6 +330,7 @@ async def _run(workdir: Path) -> str:
             nginx.stop()
             stack.stop_all()
             await drop_database(server_db, name)
+            await _delete_queues(amqp_url, stack.env["KALENDS_AMQP_PREFIX"])
     table = [
         f"wrk -t2, {DURATION} s per measurement; feed: {os.cpu_count()} processes; nginx: {os.cpu_count()} workers,"
         " same bytes as a static file (gzip_static for gzip).",
