@@ -3,12 +3,20 @@ broker prefix of the module's own, driven only through HTTP (and the admin CLI t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from shared.amqp import Names
-from shared.testing import Stack, create_database, drop_database, random_name, remember_prefix, with_database
+from shared.testing import (
+    Stack,
+    create_database,
+    delete_prefixed,
+    drop_database,
+    random_name,
+    remember_prefix,
+    with_database,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +35,7 @@ def e2e_names(amqp_url: str) -> Names:
 
 
 @pytest.fixture(scope="module")
-def stack(e2e_database_url: str, amqp_url: str, e2e_names: Names) -> Iterator[Stack]:
+async def stack(e2e_database_url: str, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
     stack = Stack(
         {
             "KALENDS_DATABASE_URL": e2e_database_url,
@@ -38,3 +46,6 @@ def stack(e2e_database_url: str, amqp_url: str, e2e_names: Names) -> Iterator[St
     )
     yield stack
     stack.stop_all()
+    # The module's quorum queues go now, not at the end of the run: each holds file handles on the
+    # broker, and a run's worth of them at once exhausts a default-configured RabbitMQ.
+    await delete_prefixed(amqp_url, {e2e_names.prefix})
