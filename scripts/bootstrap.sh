@@ -84,8 +84,7 @@ fi
 if ! port_open "$mq_host" "$mq_port"; then
   if [[ $mq_host =~ ^(127\.0\.0\.1|localhost)$ ]] && command -v rabbitmq-server >/dev/null; then
     echo "bootstrap: starting the local RabbitMQ"
-    # Every quorum queue holds file handles; the default soft limit (1024) stalls the broker.
-    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached) || true
+    rabbitmq-server -detached || true
     wait_port "$mq_host" "$mq_port" || { echo "RabbitMQ did not come up on $mq_host:$mq_port" >&2; exit 1; }
   else
     echo "RabbitMQ is not reachable at $mq_host:$mq_port." >&2
