@@ -1,0 +1,279 @@
+"""The feed projection in PostgreSQL (schema `feed`): writes from the consumer, reads for the API.
+
+Every function takes a connection; the caller owns the transaction. A change to what a feed shows
+bumps a version (per calendar for shared sections, per subscription for its own part) and
+announces it with NOTIFY `feed_changed` in the same transaction, so it is heard only once committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.feed.domain.filters import EventFilter
+
+CHANNEL = "feed_changed"
+
+
+# --- announcing ---------------------------------------------------------------------------------
+
+
+async def bump_calendar(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int:
+    version: int = await conn.fetchval(
+        "INSERT INTO feed.calendar_versions (calendar_id, version) VALUES ($1, 1)"
+        " ON CONFLICT (calendar_id) DO UPDATE SET version = feed.calendar_versions.version + 1, changed_at = now()"
+        " RETURNING version",
+        calendar_id,
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"c:{calendar_id}:{version}")
+    return version
+
+
+async def bump_subscriptions(conn: asyncpg.Connection, subscription_ids: Iterable[uuid.UUID]) -> None:
+    ids = sorted(set(subscription_ids))
+    if not ids:
+        return
+    rows = await conn.fetch(
+        "UPDATE feed.subscriptions SET feed_version = feed_version + 1, feed_changed_at = now()"
+        " WHERE subscription_id = ANY($1::uuid[])"
+        " RETURNING subscription_id, feed_version",
+        ids,
+    )
+    for row in rows:
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"s:{row['subscription_id']}:{row['feed_version']}")
+
+
+# --- calendars and tags -------------------------------------------------------------------------
+
+
+async def calendar_version_of(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int | None:
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM feed.calendars WHERE calendar_id = $1 FOR UPDATE", calendar_id
+    )
+    return version
+
+
+async def upsert_calendar(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "calendar_id")
+    await conn.execute(
+        f"INSERT INTO feed.calendars ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT (calendar_id) DO UPDATE SET {updates}",
+        *values.values(),
+    )
+
+
+async def mark_calendar_deleted(conn: asyncpg.Connection, calendar_id: uuid.UUID, version: int, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE feed.calendars SET deleted = true, version = $2, changed_at = $3 WHERE calendar_id = $1",
+        calendar_id,
+        version,
+        at,
+    )
+
+
+async def upsert_tag(
+    conn: asyncpg.Connection,
+    *,
+    tag_id: uuid.UUID,
+    calendar_id: uuid.UUID,
+    name: str,
+    external_id: str | None,
+    version: int,
+    deleted: bool,
+) -> bool:
+    """Applies only a newer version; True when it did."""
+    applied = await conn.fetchval(
+        "INSERT INTO feed.tags (tag_id, calendar_id, name, external_id, version, deleted)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (tag_id) DO UPDATE SET name = EXCLUDED.name, external_id = EXCLUDED.external_id,"
+        " version = EXCLUDED.version, deleted = EXCLUDED.deleted WHERE feed.tags.version < EXCLUDED.version"
+        " RETURNING true",
+        tag_id,
+        calendar_id,
+        name,
+        external_id,
+        version,
+        deleted,
+    )
+    return bool(applied)
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    sequence: int
+    calendar_id: uuid.UUID
+    subscription_ids: tuple[uuid.UUID, ...]
+
+
+async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEvent | None:
+    row = await conn.fetchrow(
+        "SELECT sequence, calendar_id, subscription_ids FROM feed.events WHERE event_id = $1 FOR UPDATE", event_id
+    )
+    if row is None:
+        return None
+    return StoredEvent(row["sequence"], row["calendar_id"], tuple(row["subscription_ids"]))
+
+
+async def upsert_event(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "event_id")
+    await conn.execute(
+        f"INSERT INTO feed.events ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT (event_id) DO UPDATE SET {updates}",
+        *values.values(),
+    )
+
+
+async def delete_stale_manual_events(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, keep: Sequence[uuid.UUID]
+) -> int:
+    """Manual events the subscription no longer lists (a subscription's update carries all of them)."""
+    result: str = await conn.execute(
+        "DELETE FROM feed.events WHERE origin = 'manual' AND subscription_ids = ARRAY[$1]::uuid[]"
+        " AND NOT (event_id = ANY($2::uuid[]))",
+        subscription_id,
+        list(keep),
+    )
+    return int(result.split()[-1])
+
+
+# --- subscriptions ------------------------------------------------------------------------------
+
+
+async def subscription_version_of(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int | None:
+    version: int | None = await conn.fetchval(
+        "SELECT version FROM feed.subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id
+    )
+    return version
+
+
+async def upsert_subscription(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "subscription_id")
+    await conn.execute(
+        f"INSERT INTO feed.subscriptions ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT (subscription_id) DO UPDATE SET {updates}",
+        *values.values(),
+    )
+
+
+# --- api keys -----------------------------------------------------------------------------------
+
+
+async def upsert_api_key(conn: asyncpg.Connection, key_hash: str, account_id: uuid.UUID, revoked: bool) -> None:
+    await conn.execute(
+        "INSERT INTO feed.api_keys (key_hash, account_id, revoked) VALUES ($1, $2, $3)"
+        " ON CONFLICT (key_hash) DO UPDATE SET revoked = feed.api_keys.revoked OR EXCLUDED.revoked",
+        key_hash,
+        account_id,
+        revoked,
+    )
+
+
+async def api_key_account(conn: asyncpg.Connection, key_hash: str) -> uuid.UUID | None:
+    account: uuid.UUID | None = await conn.fetchval(
+        "SELECT account_id FROM feed.api_keys WHERE key_hash = $1 AND NOT revoked", key_hash
+    )
+    return account
+
+
+# --- reads for the API --------------------------------------------------------------------------
+
+
+async def subscription_with_calendar(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT s.*, c.calendar_id IS NOT NULL AS calendar_known, c.deleted AS calendar_deleted,"
+        " coalesce(v.version, 0) AS calendar_feed_version,"
+        " v.changed_at AS calendar_feed_changed_at"
+        " FROM feed.subscriptions s LEFT JOIN feed.calendars c USING (calendar_id)"
+        " LEFT JOIN feed.calendar_versions v USING (calendar_id) WHERE s.subscription_id = $1",
+        subscription_id,
+    )
+
+
+async def calendar_by_code(conn: asyncpg.Connection, account_code: str, code: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT c.calendar_id, c.protected FROM feed.calendars c"
+        " WHERE lower(c.account_code) = lower($1) AND lower(c.code) = lower($2) AND NOT c.deleted"
+        " ORDER BY c.changed_at DESC LIMIT 1",
+        account_code,
+        code,
+    )
+
+
+async def calendar_with_version(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT c.*, coalesce(v.version, 0) AS feed_version, v.changed_at AS feed_changed_at FROM feed.calendars c"
+        " LEFT JOIN feed.calendar_versions v USING (calendar_id) WHERE c.calendar_id = $1",
+        calendar_id,
+    )
+
+
+async def current_versions(
+    conn: asyncpg.Connection, calendar_ids: Sequence[uuid.UUID], subscription_ids: Sequence[uuid.UUID]
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, int]]:
+    calendars = await conn.fetch(
+        "SELECT calendar_id, version FROM feed.calendar_versions WHERE calendar_id = ANY($1::uuid[])",
+        list(calendar_ids),
+    )
+    subscriptions = await conn.fetch(
+        "SELECT subscription_id, feed_version FROM feed.subscriptions WHERE subscription_id = ANY($1::uuid[])",
+        list(subscription_ids),
+    )
+    return (
+        {r["calendar_id"]: r["version"] for r in calendars},
+        {r["subscription_id"]: r["feed_version"] for r in subscriptions},
+    )
+
+
+_SHARED = """
+SELECT block, tzids, changed_at FROM feed.events
+WHERE calendar_id = $1 AND cardinality(subscription_ids) = 0
+  AND (cardinality($2::uuid[]) = 0 OR tag_ids && $2::uuid[])
+  AND ($3::text IS NULL OR time_zone_tag IS NULL OR lower(time_zone_tag) = lower($3::text))
+  AND ((cardinality($4::uuid[]) = 0 AND cardinality($5::text[]) = 0)
+       OR event_id = ANY($4::uuid[]) OR external_id = ANY($5::text[]))
+  AND NOT (event_id = ANY($6::uuid[]) OR coalesce(external_id = ANY($7::text[]), false))
+  AND ($8::timestamptz IS NULL OR created_at <= $8::timestamptz)
+ORDER BY start_utc, event_id
+"""
+
+
+async def shared_events(
+    conn: asyncpg.Connection, calendar_id: uuid.UUID, selection: EventFilter
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        _SHARED,
+        calendar_id,
+        list(selection.tag_ids),
+        selection.time_zone_tag,
+        list(selection.include_ids),
+        list(selection.include_external),
+        list(selection.exclude_ids),
+        list(selection.exclude_external),
+        selection.cutoff,
+    )
+
+
+async def private_events(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, cutoff: datetime | None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT block, tzids, changed_at FROM feed.events WHERE subscription_ids @> ARRAY[$1]::uuid[]"
+        " AND cardinality(subscription_ids) > 0 AND ($2::timestamptz IS NULL OR created_at <= $2::timestamptz)"
+        " ORDER BY start_utc, event_id",
+        subscription_id,
+        cutoff,
+    )

@@ -1,0 +1,48 @@
+"""The feed service's composition root: projection consumer, feed cache, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from services.feed.api.routes import routes
+from services.feed.app_keys import FEEDS, SETTINGS
+from services.feed.messaging.projection import handle
+from services.feed.messaging.topology import PROJECTION_QUEUE
+from services.feed.services import FeedService
+from services.feed.settings import FeedSettings
+from shared import lifecycle
+from shared.lifecycle import POOL
+from shared.settings import PlatformSettings
+from shared.web import add_routes, create_base_app
+
+SCHEMA = "feed"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def feed_cache(settings: FeedSettings) -> lifecycle.CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        service = FeedService(app[POOL], settings)
+        await service.start()
+        app[FEEDS] = service
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    return ctx
+
+
+def create_app(platform: PlatformSettings, role: str = "all", settings: FeedSettings | None = None) -> web.Application:
+    feed_settings = settings or FeedSettings.from_env(platform)
+    app = create_base_app("feed")
+    app[SETTINGS] = feed_settings
+    app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
+    app.cleanup_ctx.append(lifecycle.broker(platform))
+    if role in ("worker", "all"):
+        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(PROJECTION_QUEUE, handle)]))
+    app.cleanup_ctx.append(feed_cache(feed_settings))
+    add_routes(app, routes())
+    return app

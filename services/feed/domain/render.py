@@ -1,0 +1,304 @@
+"""Rendering iCalendar (RFC 5545 + RFC 7986) text: one VEVENT block per event, the calendar header.
+
+icalendar builds every component, so escaping of TEXT values and folding at 75 octets (never inside
+a UTF-8 sequence) are the library's. Blocks are rendered when the projection changes and stored;
+a feed is then `header + VTIMEZONEs + blocks + FOOTER`, joined without re-parsing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur, vText, vUri
+from icalendar.parser import Contentline
+
+from services.feed.domain.colors import css_color_name
+from services.feed.domain.timezones import to_iana, zone
+
+PRODID = "-//Kalends//Kalends Feed 1.0//EN"
+FOOTER = b"END:VCALENDAR\r\n"
+_END = b"END:VCALENDAR\r\n"
+
+
+class InvalidEvent(ValueError):
+    """An event the renderer cannot express (bad dates, bad recurrence line)."""
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """What the renderer needs of an event (a subset of shared.messages.EventData)."""
+
+    uid: str
+    sequence: int
+    changed_at: datetime
+    created_at: datetime
+    title: str
+    start: str
+    end: str
+    timezone: str = "UTC"
+    all_day: bool = False
+    description: str = ""
+    location: str = ""
+    notify_before: int | None = None
+    url: str | None = None
+    status: str = "confirmed"
+    transparency: str = "opaque"
+    classification: str = "public"
+    categories: Sequence[str] = ()
+    color: str | None = None
+    organizer: dict[str, Any] | None = None
+    attendees: Sequence[dict[str, Any]] = ()
+    conference: str | None = None
+    image: str | None = None
+    recurrence: Sequence[str] = ()
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedEvent:
+    block: bytes
+    tzids: tuple[str, ...]
+    start_utc: datetime
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_date(value: str, field: str) -> date:
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        raise InvalidEvent(f"{field} must be a date YYYY-MM-DD for an all-day event, got {value!r}") from None
+
+
+def parse_wall_clock(value: str, field: str) -> datetime:
+    """A wall-clock datetime (no zone); an offset or `Z`, if any, is dropped: the zone is the event's."""
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise InvalidEvent(f"{field} must be an ISO 8601 date-time, got {value!r}") from None
+    return moment.replace(tzinfo=None, microsecond=0)
+
+
+def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, str | None]:
+    """DTSTART, DTEND (exclusive) and the TZID used (None for DATE values or UTC)."""
+    if event.all_day:
+        first = parse_date(event.start, "start")
+        last = parse_date(event.end or event.start, "end")
+        if last < first:
+            raise InvalidEvent("end must not be before start")
+        return first, last + timedelta(days=1), None
+    tzid = to_iana(event.timezone or "UTC")
+    tz = zone(tzid)
+    start = parse_wall_clock(event.start, "start").replace(tzinfo=tz)
+    end = parse_wall_clock(event.end or event.start, "end").replace(tzinfo=tz)
+    if end < start:
+        raise InvalidEvent("end must not be before start")
+    return start, end, None if tzid == "UTC" else tzid
+
+
+def _recurrence_dates(value: str, params: Any, event: EventInput, tzinfo: Any) -> list[date | datetime]:
+    """EXDATE/RDATE values in the event's own terms: DATEs for all-day events, else zoned date-times."""
+    out: list[date | datetime] = []
+    value_tz = zone(params["TZID"]) if "TZID" in params else tzinfo
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        try:
+            if event.all_day:
+                out.append(date(int(item[0:4]), int(item[4:6]), int(item[6:8])))
+                continue
+            if len(item) == 8:
+                moment = datetime(int(item[0:4]), int(item[4:6]), int(item[6:8]))
+            else:
+                moment = datetime.strptime(item.rstrip("Z"), "%Y%m%dT%H%M%S")
+        except ValueError:
+            raise InvalidEvent(f"recurrence date {item!r} is not YYYYMMDD or YYYYMMDDTHHMMSS[Z]") from None
+        if item.endswith("Z"):
+            out.append(moment.replace(tzinfo=UTC).astimezone(tzinfo))
+        else:
+            out.append(moment.replace(tzinfo=value_tz).astimezone(tzinfo))
+    return out
+
+
+def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> None:
+    tzinfo = dtstart.tzinfo if isinstance(dtstart, datetime) else None
+    for line in event.recurrence:
+        try:
+            name, params, value = Contentline(line.strip()).parts()
+        except ValueError:
+            raise InvalidEvent(f"recurrence line {line!r} is not an RFC 5545 content line") from None
+        name = name.upper()
+        if name in {"RRULE", "EXRULE"}:
+            try:
+                rule = vRecur.from_ical(value)
+            except ValueError:
+                raise InvalidEvent(f"{name} {value!r} is not a valid recurrence rule") from None
+            until = rule.get("UNTIL")
+            if until:
+                limit = until[0]
+                if event.all_day:
+                    rule["UNTIL"] = [limit.date() if isinstance(limit, datetime) else limit]
+                elif isinstance(limit, datetime):
+                    # RFC 5545: with a zoned DTSTART, UNTIL is in UTC. A floating one is the event's wall clock.
+                    local = limit if limit.tzinfo else limit.replace(tzinfo=tzinfo)
+                    rule["UNTIL"] = [_utc(local)]
+                else:
+                    rule["UNTIL"] = [datetime.combine(limit, datetime.max.time().replace(microsecond=0), tzinfo)]
+                    rule["UNTIL"] = [_utc(rule["UNTIL"][0])]
+            component.add(name.lower(), rule)
+        elif name in {"EXDATE", "RDATE"}:
+            component.add(name.lower(), _recurrence_dates(value, params, event, tzinfo))
+        else:
+            raise InvalidEvent(f"recurrence lines are RRULE, EXRULE, RDATE or EXDATE, not {name}")
+
+
+def _mailto(email: str) -> str:
+    return email if email.lower().startswith("mailto:") else f"mailto:{email}"
+
+
+def render_event(event: EventInput) -> RenderedEvent:
+    """One VEVENT block. Depends only on the event's own state, so the same event gives the same bytes."""
+    dtstart, dtend, tzid = event_times(event)
+    component = Event()
+    component.add("uid", event.uid)
+    stamp = _utc(event.changed_at).replace(microsecond=0)
+    component.add("dtstamp", stamp)
+    component.add("created", _utc(event.created_at).replace(microsecond=0))
+    component.add("last-modified", stamp)
+    component.add("sequence", max(0, event.sequence))
+    component.add("summary", event.title)
+    component.add("dtstart", dtstart)
+    component.add("dtend", dtend)
+    if event.description:
+        component.add("description", event.description)
+    if event.location:
+        component.add("location", event.location)
+    if event.url:
+        component.add("url", vUri(event.url), parameters={"VALUE": "URI"})
+    status = "CANCELLED" if event.cancelled else event.status.upper()
+    component.add("status", status)
+    component.add("transp", event.transparency.upper())
+    component.add("class", event.classification.upper())
+    if event.categories:
+        component.add("categories", list(event.categories))
+    if event.color:
+        name = css_color_name(event.color)
+        if name:
+            component.add("color", name)
+    if event.organizer and event.organizer.get("email"):
+        organizer = vCalAddress(_mailto(event.organizer["email"]))
+        if event.organizer.get("name"):
+            organizer.params["CN"] = vText(event.organizer["name"])
+        component.add("organizer", organizer)
+    for person in event.attendees:
+        if not person.get("email"):
+            continue
+        attendee = vCalAddress(_mailto(person["email"]))
+        if person.get("name"):
+            attendee.params["CN"] = vText(person["name"])
+        attendee.params["ROLE"] = (person.get("role") or "REQ-PARTICIPANT").upper()
+        attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+        if person.get("rsvp") is not None:
+            attendee.params["RSVP"] = "TRUE" if person["rsvp"] else "FALSE"
+        component.add("attendee", attendee)
+    if event.conference:
+        component.add("conference", vUri(event.conference), parameters={"VALUE": "URI", "FEATURE": "VIDEO"})
+    if event.image:
+        component.add("image", vUri(event.image), parameters={"VALUE": "URI", "DISPLAY": "BADGE"})
+    _add_recurrence(component, event, dtstart)
+    if event.notify_before is not None and event.notify_before >= 0 and not event.cancelled:
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", event.title or "Reminder")
+        alarm.add("trigger", timedelta(minutes=-event.notify_before))
+        component.add_component(alarm)
+    used = _param_tzids(component) | ({tzid} if tzid else set())
+    tzids = tuple(sorted(t for t in used if t and t != "UTC"))
+    start_utc = _utc(dtstart) if isinstance(dtstart, datetime) else datetime.combine(dtstart, datetime.min.time(), UTC)
+    return RenderedEvent(block=bytes(component.to_ical()), tzids=tzids, start_utc=start_utc)
+
+
+def _param_tzids(component: Event) -> set[str | None]:
+    found: set[str | None] = set()
+    for _name, value in component.property_items(recursive=False):
+        params = getattr(value, "params", None)
+        if params and "TZID" in params:
+            found.add(str(params["TZID"]))
+    return found
+
+
+@dataclass(frozen=True)
+class CalendarHeader:
+    name: str
+    description: str = ""
+    color: str | None = None
+    image: str | None = None
+    refresh_interval: str = "PT1H"
+    source: str | None = None
+    timezone: str | None = None
+
+
+def render_header(header: CalendarHeader) -> bytes:
+    """BEGIN:VCALENDAR and the calendar's properties (no calendar-level UID), up to the first component."""
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    calendar.add("x-wr-calname", vText(header.name))
+    calendar.add("name", vText(header.name))
+    if header.description:
+        calendar.add("x-wr-caldesc", vText(header.description))
+        calendar.add("description", vText(header.description))
+    if header.timezone and header.timezone != "UTC":
+        calendar.add("x-wr-timezone", vText(header.timezone))
+    if header.color:
+        name = css_color_name(header.color)
+        if name:
+            calendar.add("color", name)
+        if header.color.startswith("#"):
+            calendar.add("x-apple-calendar-color", header.color)
+    if header.image:
+        calendar.add("image", vUri(header.image), parameters={"VALUE": "URI", "DISPLAY": "BADGE"})
+    if header.source:
+        calendar.add("source", vUri(header.source), parameters={"VALUE": "URI"})
+    interval = header.refresh_interval or "PT1H"
+    calendar.add("refresh-interval", vText(interval), parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", interval)
+    text = bytes(calendar.to_ical())
+    assert text.endswith(_END)
+    return text[: -len(_END)]
+
+
+_DURATION = re.compile(r"^P(?!$)(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$")
+
+
+def valid_duration(value: str) -> bool:
+    return bool(_DURATION.match(value))
+
+
+def assemble(header: bytes, tzids: Iterable[str], blocks: Iterable[bytes], vtimezone: Any) -> bytes:
+    """header + one VTIMEZONE per TZID (sorted) + event blocks + footer."""
+    parts = [header]
+    parts.extend(vtimezone(tzid) for tzid in sorted(set(tzids)))
+    parts.extend(blocks)
+    parts.append(FOOTER)
+    return b"".join(parts)
+
+
+def strong_etag(*parts: bytes) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part)
+    return f'"{digest.hexdigest()}"'

@@ -1,0 +1,242 @@
+"""Applies ingest's messages to the feed projection, rendering each event's VEVENT block once.
+
+Versions order everything: a message older than (or as old as) what is stored changes nothing, so
+messages may arrive out of order or twice. Each change bumps and announces the versions of the
+feeds it touches, in the same transaction (see adapters/repository.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from services.feed.adapters import repository as repo
+from services.feed.domain.filters import EventFilter
+from services.feed.domain.render import EventInput, render_event
+from services.feed.domain.timezones import UnknownTimezone, to_iana
+from shared.logging import get_logger
+from shared.messages import (
+    CalendarData,
+    CalendarDeleted,
+    Envelope,
+    EventData,
+    SubscriptionData,
+    SubscriptionEventAccepted,
+    TagData,
+    TagDeleted,
+)
+
+log = get_logger(__name__)
+
+UID_DOMAIN = "kalends"
+
+
+def event_uid(event_id: uuid.UUID) -> str:
+    return f"{event_id}@{UID_DOMAIN}"
+
+
+def event_input(event: EventData) -> EventInput:
+    return EventInput(
+        uid=event_uid(event.event_id),
+        sequence=event.sequence,
+        changed_at=event.changed_at,
+        created_at=event.created_at,
+        title=event.title,
+        description=event.description,
+        location=event.location,
+        start=event.start,
+        end=event.end,
+        timezone=event.timezone,
+        all_day=event.all_day,
+        notify_before=event.notify_before,
+        url=event.url,
+        status=event.status,
+        transparency=event.transparency,
+        classification=event.class_,
+        categories=tuple(event.categories),
+        color=event.color,
+        organizer=event.organizer.model_dump() if event.organizer else None,
+        attendees=tuple(p.model_dump() for p in event.attendees),
+        conference=event.conference,
+        image=event.image,
+        recurrence=tuple(event.recurrence),
+        cancelled=event.deleted or event.status == "cancelled",
+    )
+
+
+async def apply_calendar(conn: asyncpg.Connection, data: CalendarData) -> None:
+    stored = await repo.calendar_version_of(conn, data.calendar_id)
+    if stored is not None and stored >= data.version:
+        return
+    try:
+        timezone = to_iana(data.timezone)
+    except UnknownTimezone:
+        timezone = "UTC"
+    await repo.upsert_calendar(
+        conn,
+        {
+            "calendar_id": data.calendar_id,
+            "account_id": data.account_id,
+            "account_code": data.account_code,
+            "code": data.code,
+            "name": data.name,
+            "description": data.description,
+            "image": data.image,
+            "color": data.color,
+            "timezone": timezone,
+            "protected": data.protected,
+            "refresh_interval": data.refresh_interval,
+            "version": data.version,
+            "changed_at": data.changed_at,
+            "deleted": False,
+        },
+    )
+    await repo.bump_calendar(conn, data.calendar_id)
+
+
+async def apply_calendar_deleted(conn: asyncpg.Connection, data: CalendarDeleted) -> None:
+    stored = await repo.calendar_version_of(conn, data.calendar_id)
+    if stored is not None and stored > data.version:
+        return
+    await repo.mark_calendar_deleted(conn, data.calendar_id, data.version, data.changed_at)
+    await repo.bump_calendar(conn, data.calendar_id)
+
+
+async def apply_event(
+    conn: asyncpg.Connection,
+    event: EventData,
+    *,
+    subscription_ids: list[uuid.UUID] | None = None,
+    origin: str | None = None,
+) -> bool:
+    """Store the event's newest version with its rendered block; True when it changed anything."""
+    members = sorted(set(subscription_ids if subscription_ids is not None else event.subscription_ids))
+    stored = await repo.lock_event(conn, event.event_id)
+    if stored is not None and stored.sequence >= event.sequence:
+        return False
+    rendered = render_event(event_input(event))
+    await repo.upsert_event(
+        conn,
+        {
+            "event_id": event.event_id,
+            "calendar_id": event.calendar_id,
+            "external_id": event.external_id,
+            "sequence": event.sequence,
+            "changed_at": event.changed_at,
+            "created_at": event.created_at,
+            "start_utc": rendered.start_utc,
+            "tag_ids": sorted(event.tag_ids),
+            "time_zone_tag": event.time_zone_tag,
+            "tzids": list(rendered.tzids),
+            "block": rendered.block,
+            "deleted": event.deleted,
+            "subscription_ids": members,
+            "origin": origin or ("subscription_event" if members else "calendar"),
+        },
+    )
+    was_shared = stored is not None and not stored.subscription_ids
+    if not members or was_shared:
+        await repo.bump_calendar(conn, event.calendar_id)
+        if stored is not None and stored.calendar_id != event.calendar_id:
+            await repo.bump_calendar(conn, stored.calendar_id)
+    await repo.bump_subscriptions(conn, set(members) | set(stored.subscription_ids if stored else ()))
+    return True
+
+
+def subscription_filter(data: SubscriptionData) -> EventFilter:
+    return EventFilter(
+        tag_ids=frozenset(t.tag_id for t in data.calendar_tags),
+        time_zone_tag=data.time_zone_tag or None,
+        include_ids=frozenset(data.request_event_ids),
+        include_external=frozenset(data.external_event_ids),
+        exclude_ids=frozenset(data.exclude_request_event_ids),
+        exclude_external=frozenset(data.exclude_external_event_ids),
+        cutoff=None if data.active else (data.deactivated_at or data.created_at),
+    )
+
+
+async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -> None:
+    stored = await repo.subscription_version_of(conn, data.subscription_id)
+    # An equal version is applied too: the consumer already drops exact redeliveries by message id.
+    if stored is not None and stored > data.version:
+        return
+    selection = subscription_filter(data)
+    await repo.upsert_subscription(
+        conn,
+        {
+            "subscription_id": data.subscription_id,
+            "calendar_id": data.calendar_id,
+            "account_id": data.account_id,
+            "active": data.active,
+            "created_at": data.created_at,
+            "deactivated_at": selection.cutoff,
+            "tag_ids": sorted(selection.tag_ids),
+            "time_zone_tag": selection.time_zone_tag,
+            "include_ids": sorted(selection.include_ids),
+            "include_external": sorted(selection.include_external),
+            "exclude_ids": sorted(selection.exclude_ids),
+            "exclude_external": sorted(selection.exclude_external),
+            "signature": selection.signature,
+            "feed_username": data.feed_username,
+            "feed_password_hash": data.feed_password_hash,
+            "version": data.version,
+        },
+    )
+    for manual in data.events:
+        await apply_event(conn, manual, subscription_ids=[data.subscription_id], origin="manual")
+    await repo.delete_stale_manual_events(conn, data.subscription_id, [e.event_id for e in data.events])
+    await repo.bump_subscriptions(conn, [data.subscription_id])
+
+
+async def apply_tag(conn: asyncpg.Connection, data: TagData | TagDeleted) -> None:
+    if isinstance(data, TagDeleted):
+        await repo.upsert_tag(
+            conn,
+            tag_id=data.tag_id,
+            calendar_id=data.calendar_id,
+            name="",
+            external_id=None,
+            version=data.version,
+            deleted=True,
+        )
+        return
+    await repo.upsert_tag(
+        conn,
+        tag_id=data.tag_id,
+        calendar_id=data.calendar_id,
+        name=data.name,
+        external_id=data.external_id,
+        version=data.version,
+        deleted=False,
+    )
+
+
+async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """The `feed.projection` consumer's handler (runs inside the consumer's transaction)."""
+    kind = envelope.type
+    if kind in {"api_key.created", "api_key.revoked"}:
+        # auth's ApiKeyCreated/ApiKeyRevoked: only the key's hex SHA-256 travels.
+        await repo.upsert_api_key(
+            conn, str(envelope.data["keyHash"]), uuid.UUID(str(envelope.data["accountId"])), kind == "api_key.revoked"
+        )
+        return
+    data: Any = envelope.parsed()
+    if kind in {"calendar.created", "calendar.updated"}:
+        await apply_calendar(conn, data)
+    elif kind == "calendar.deleted":
+        await apply_calendar_deleted(conn, data)
+    elif kind.startswith("tag."):
+        await apply_tag(conn, data)
+    elif kind.startswith("event."):
+        await apply_event(conn, data)
+    elif kind.startswith("subscription."):
+        await apply_subscription(conn, data)
+    elif kind == "subscription_event.accepted":
+        accepted: SubscriptionEventAccepted = data
+        await apply_event(
+            conn, accepted.event, subscription_ids=list(accepted.subscription_ids), origin="subscription_event"
+        )
+    else:
+        log.info("projection.ignored", message_type=kind)

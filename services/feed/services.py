@@ -1,0 +1,382 @@
+"""The feed use-cases: a subscription's feed and a whole calendar, served from memory when current.
+
+A request selects and concatenates; nothing is rendered per request. Each API process keeps
+  - the latest version it has heard of per calendar and per subscription (LISTEN `feed_changed`,
+    plus a periodic re-check against the database in case a notification was missed),
+  - shared sections: the event blocks a filter selects, per (calendar, filter signature, version),
+    shared by every subscription with that filter,
+  - finished bodies (and their gzip) per subscription, valid while both versions are current.
+A cached body is served only when its versions equal the newest heard of, so a change the
+projection has committed and announced is never hidden by the cache. Without a working LISTEN
+connection every request checks the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from services.feed.adapters import repository as repo
+from services.feed.cache import ByteLru
+from services.feed.domain.filters import ALL_EVENTS, EventFilter
+from services.feed.domain.render import CalendarHeader, assemble, render_header, strong_etag
+from services.feed.domain.timezones import vtimezone_block
+from services.feed.settings import FeedSettings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class FeedNotFound(Exception):
+    """No such subscription or calendar (or its calendar is gone)."""
+
+
+class CalendarProtected(Exception):
+    """The whole-calendar download is only for unprotected calendars."""
+
+
+@dataclass
+class Feed:
+    """A finished response body with its validators; gzip made on first demand and kept."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime
+    filename: str
+    feed_username: str | None = None
+    feed_password_hash: str | None = None
+    _gzip: bytes | None = field(default=None, repr=False)
+
+    @property
+    def gzip_body(self) -> bytes:
+        if self._gzip is None:
+            # mtime=0: the same body always compresses to the same bytes.
+            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzip
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gzip"'
+
+    @property
+    def protected(self) -> bool:
+        return bool(self.feed_password_hash)
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + (len(self._gzip) if self._gzip else 0) + 512
+
+
+@dataclass(frozen=True)
+class Section:
+    """The shared event blocks one filter selects from one calendar at one version."""
+
+    version: int
+    blocks: bytes
+    tzids: frozenset[str]
+    changed_at: datetime | None
+
+    @property
+    def size(self) -> int:
+        return len(self.blocks) + 256
+
+
+@dataclass(frozen=True)
+class CachedFeed:
+    calendar_id: uuid.UUID
+    calendar_version: int
+    subscription_version: int
+    feed: Feed
+
+    @property
+    def size(self) -> int:
+        return self.feed.size
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    """HTTP dates have whole seconds; round up so a change later in the same second is not hidden."""
+    moment = moment.astimezone(UTC)
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def _tzids(rows: list[asyncpg.Record]) -> set[str]:
+    return {tzid for row in rows for tzid in row["tzids"]}
+
+
+class FeedService:
+    def __init__(self, pool: asyncpg.Pool, settings: FeedSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self.calendar_versions: dict[uuid.UUID, int] = {}
+        self.subscription_versions: dict[uuid.UUID, int] = {}
+        self._sections: ByteLru[Section] = ByteLru(settings.cache_bytes // 2)
+        self._feeds: ByteLru[CachedFeed] = ByteLru(settings.cache_bytes // 2)
+        self._calendar_codes: dict[tuple[str, str], tuple[uuid.UUID, bool]] = {}
+        self._locks: dict[object, asyncio.Lock] = {}
+        self.listening = False
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # --- change notifications -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._listen()
+        self._tasks.append(asyncio.create_task(self._recheck_loop(), name="feed-recheck"))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._listener is not None and not self._listener.is_closed():
+            await self._listener.close()
+
+    async def _listen(self) -> None:
+        try:
+            conn = await asyncpg.connect(self._settings.platform.database_url)
+            await conn.add_listener(repo.CHANNEL, self._on_notify)
+            conn.add_termination_listener(self._on_listener_lost)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("feed.listen_failed", error=repr(exc))
+            self._schedule_relisten()
+            return
+        self._listener = conn
+        # Whatever was announced while nobody listened is unknown: start from a clean slate.
+        self._forget_all()
+        self.listening = True
+        log.info("feed.listening", channel=repo.CHANNEL)
+
+    def _schedule_relisten(self) -> None:
+        if self._stopping:
+            return
+
+        async def again() -> None:
+            await asyncio.sleep(1.0)
+            await self._listen()
+
+        self._tasks.append(asyncio.create_task(again(), name="feed-relisten"))
+
+    def _on_listener_lost(self, conn: asyncpg.Connection) -> None:
+        self.listening = False
+        self._forget_all()
+        log.warning("feed.listen_lost")
+        self._schedule_relisten()
+
+    def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        raw_id, _, raw_version = rest.partition(":")
+        try:
+            key, version = uuid.UUID(raw_id), int(raw_version)
+        except ValueError:
+            return
+        known = self.calendar_versions if kind == "c" else self.subscription_versions
+        if version > known.get(key, 0):
+            known[key] = version
+        if kind == "c":
+            # A calendar's code may have changed or been deleted: look it up again.
+            for code, (calendar_id, _) in list(self._calendar_codes.items()):
+                if calendar_id == key:
+                    del self._calendar_codes[code]
+
+    def _forget_all(self) -> None:
+        self.calendar_versions.clear()
+        self.subscription_versions.clear()
+        self._calendar_codes.clear()
+        self._feeds.clear()
+        self._sections.clear()
+
+    async def _recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.recheck_seconds)
+            try:
+                await self.recheck()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("feed.recheck_failed", error=repr(exc))
+
+    async def recheck(self) -> None:
+        """Catch up with any version a lost notification did not tell us about."""
+        calendars = list(self.calendar_versions)
+        subscriptions = list(self.subscription_versions)
+        if not calendars and not subscriptions:
+            return
+        async with self._pool.acquire() as conn:
+            fresh_calendars, fresh_subscriptions = await repo.current_versions(conn, calendars, subscriptions)
+        for key, version in fresh_calendars.items():
+            if version > self.calendar_versions.get(key, 0):
+                self.calendar_versions[key] = version
+        for key, version in fresh_subscriptions.items():
+            if version > self.subscription_versions.get(key, 0):
+                self.subscription_versions[key] = version
+
+    def _note(self, known: dict[uuid.UUID, int], key: uuid.UUID, version: int) -> int:
+        newest = max(version, known.get(key, 0))
+        known[key] = newest
+        return newest
+
+    def _lock(self, key: object) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 10_000:
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    # --- a subscription's feed ------------------------------------------------------------------
+
+    def _current(self, key: object, calendar_key: uuid.UUID | None = None) -> Feed | None:
+        if not self.listening:
+            return None
+        cached = self._feeds.get(key)
+        if cached is None:
+            return None
+        if cached.calendar_version != self.calendar_versions.get(cached.calendar_id):
+            return None
+        if isinstance(key, uuid.UUID) and cached.subscription_version != self.subscription_versions.get(key):
+            return None
+        return cached.feed
+
+    async def subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
+        feed = self._current(subscription_id)
+        if feed is not None:
+            return feed
+        async with self._lock(subscription_id):
+            feed = self._current(subscription_id)
+            if feed is not None:
+                return feed
+            return await self._build_subscription_feed(subscription_id)
+
+    async def _build_subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            subscription = await repo.subscription_with_calendar(conn, subscription_id)
+            if subscription is None:
+                raise FeedNotFound(f"no subscription {subscription_id}")
+            calendar = await repo.calendar_with_version(conn, subscription["calendar_id"])
+            if calendar is None or calendar["deleted"]:
+                raise FeedNotFound(f"the calendar of subscription {subscription_id} does not exist")
+            calendar_version = int(calendar["feed_version"])
+            subscription_version = int(subscription["feed_version"])
+            selection = EventFilter(
+                tag_ids=frozenset(subscription["tag_ids"]),
+                time_zone_tag=subscription["time_zone_tag"],
+                include_ids=frozenset(subscription["include_ids"]),
+                include_external=frozenset(subscription["include_external"]),
+                exclude_ids=frozenset(subscription["exclude_ids"]),
+                exclude_external=frozenset(subscription["exclude_external"]),
+                cutoff=subscription["deactivated_at"],
+            )
+            section = await self._section(conn, calendar["calendar_id"], selection, calendar_version)
+            private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
+        self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
+        self._note(self.subscription_versions, subscription_id, subscription_version)
+        header = self._header(calendar, subscription_id)
+        body = assemble(
+            header,
+            section.tzids | _tzids(private),
+            [section.blocks, *(row["block"] for row in private)],
+            vtimezone_block,
+        )
+        moments = [calendar["feed_changed_at"], subscription["feed_changed_at"], calendar["changed_at"]]
+        feed = Feed(
+            body=body,
+            etag=strong_etag(body),
+            last_modified=_ceil_second(max(m for m in moments if m is not None)),
+            filename=f"{calendar['code']}.ics",
+            feed_username=subscription["feed_username"],
+            feed_password_hash=subscription["feed_password_hash"] if calendar["protected"] else None,
+        )
+        self._feeds.put(
+            subscription_id, CachedFeed(calendar["calendar_id"], calendar_version, subscription_version, feed)
+        )
+        return feed
+
+    async def _section(
+        self, conn: asyncpg.Connection, calendar_id: uuid.UUID, selection: EventFilter, version: int
+    ) -> Section:
+        key = (calendar_id, selection.signature)
+        cached = self._sections.get(key)
+        if cached is not None and cached.version == version:
+            return cached
+        rows = await repo.shared_events(conn, calendar_id, selection)
+        section = Section(
+            version=version,
+            blocks=b"".join(row["block"] for row in rows),
+            tzids=frozenset(_tzids(rows)),
+            changed_at=max((row["changed_at"] for row in rows), default=None),
+        )
+        self._sections.put(key, section)
+        return section
+
+    def _header(self, calendar: asyncpg.Record, subscription_id: uuid.UUID | None) -> bytes:
+        description = calendar["description"] or ""
+        source = (
+            f"{self._settings.platform.public_feed_url}/v1/calendars/{calendar['account_code']}/{calendar['code']}.ics"
+        )
+        if subscription_id is not None:
+            unsubscribe = f"{self._settings.public_api_url}/v1/unsubscribe/{subscription_id}"
+            description = (
+                f"{description}\n\nUnsubscribe: {unsubscribe}" if description else f"Unsubscribe: {unsubscribe}"
+            )
+            source = f"{self._settings.platform.public_feed_url}/v1/webcal/{subscription_id}"
+        return render_header(
+            CalendarHeader(
+                name=calendar["name"],
+                description=description,
+                color=calendar["color"],
+                image=calendar["image"],
+                refresh_interval=calendar["refresh_interval"],
+                source=source,
+                timezone=calendar["timezone"],
+            )
+        )
+
+    # --- a whole calendar -----------------------------------------------------------------------
+
+    async def calendar_feed(self, account_code: str, calendar_code: str) -> Feed:
+        code = (account_code.lower(), calendar_code.lower())
+        known = self._calendar_codes.get(code) if self.listening else None
+        if known is None:
+            async with self._pool.acquire() as conn:
+                row = await repo.calendar_by_code(conn, account_code, calendar_code)
+            if row is None:
+                raise FeedNotFound(f"no calendar {account_code}/{calendar_code}")
+            known = (row["calendar_id"], bool(row["protected"]))
+            if self.listening:
+                self._calendar_codes[code] = known
+        calendar_id, protected = known
+        if protected:
+            raise CalendarProtected(f"calendar {account_code}/{calendar_code} is protected")
+        key = ("calendar", calendar_id)
+        feed = self._current(key)
+        if feed is not None:
+            return feed
+        async with self._lock(key):
+            feed = self._current(key)
+            if feed is not None:
+                return feed
+            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+                calendar = await repo.calendar_with_version(conn, calendar_id)
+                if calendar is None or calendar["deleted"]:
+                    raise FeedNotFound(f"no calendar {account_code}/{calendar_code}")
+                version = int(calendar["feed_version"])
+                section = await self._section(conn, calendar_id, ALL_EVENTS, version)
+            self._note(self.calendar_versions, calendar_id, version)
+            body = assemble(self._header(calendar, None), section.tzids, [section.blocks], vtimezone_block)
+            moments = [calendar["feed_changed_at"], calendar["changed_at"]]
+            feed = Feed(
+                body=body,
+                etag=strong_etag(body),
+                last_modified=_ceil_second(max(m for m in moments if m is not None)),
+                filename=f"{calendar['code']}.ics",
+            )
+            self._feeds.put(key, CachedFeed(calendar_id, version, 0, feed))
+            return feed
