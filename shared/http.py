@@ -27,6 +27,8 @@ def parse_json_text(raw: bytes) -> Any:
         return json.loads(raw)
     except UnicodeDecodeError:
         raise MalformedJson("request body is not valid UTF-8") from None
+    except RecursionError:
+        raise MalformedJson("request body is nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise MalformedJson(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

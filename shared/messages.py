@@ -189,7 +189,13 @@ class SubscriptionData(MessageData):
     utm_campaign: str | None = None
     utm_content: str | None = None
     redirect_to: str | None = None
-    # Protected calendars: the feed checks HTTP Basic credentials against this hash.
+    # Seed 002's channel-finder fields (webhook payload: enteredPostCode, cableProvider, ...).
+    entered_post_code: str | None = None
+    cable_provider: str | None = None
+    cable_provider_location: str | None = None
+    # Protected calendars: the feed checks HTTP Basic credentials against this hash. The username
+    # is the subscriber id; the hash is "sha256:" + hex SHA-256 of the UTF-8 password (a random
+    # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).
     feed_username: str | None = None
     feed_password_hash: str | None = None
     events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events

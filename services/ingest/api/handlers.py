@@ -1,0 +1,260 @@
+"""HTTP handlers of the ingest API: parse, call one use-case, answer in the seed's shapes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from services.ingest.api import schemas, unsubscribe_page
+from services.ingest.api.schemas import (
+    CalendarBody,
+    DeactivateBody,
+    EventBody,
+    SubscribeBody,
+    SubscriptionEventBody,
+    TagBody,
+    UpdateSubscriptionBody,
+)
+from services.ingest.services import Account, Ingest
+from shared.errors import InvalidRequest, NotFound
+from shared.http import read_json, read_model
+from shared.web import claims, json_response
+
+INGEST = web.AppKey("ingest", Ingest)
+
+MAX_PAGE = 1000
+
+
+def _account(request: web.Request) -> Account:
+    verified = claims(request)
+    return Account(uuid.UUID(verified.account_id), verified.account_code)
+
+
+def _path(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if "\x00" in value or len(value) > 255:
+        raise NotFound(f"{name} '{value[:64]}' not found")
+    return value
+
+
+def _ingest(request: web.Request) -> Ingest:
+    return request.app[INGEST]
+
+
+def _query_int(request: web.Request, name: str, default: int, maximum: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or int(raw) > maximum:
+        raise InvalidRequest(f"{name}: expected a whole number from 0 to {maximum}")
+    return int(raw)
+
+
+# --- catalog ------------------------------------------------------------------------------------
+
+
+async def create_calendar(request: web.Request) -> web.Response:
+    body = await read_model(request, CalendarBody)
+    row = await _ingest(request).create_calendar(_account(request), body)
+    return json_response(schemas.calendar_body(row), status=201)
+
+
+async def list_calendars(request: web.Request) -> web.Response:
+    rows = await _ingest(request).list_calendars(_account(request))
+    return json_response([schemas.calendar_body(r) for r in rows])
+
+
+async def get_calendar(request: web.Request) -> web.Response:
+    row = await _ingest(request).get_calendar(_account(request), _path(request, "calendarCode"))
+    return json_response(schemas.calendar_body(row))
+
+
+async def update_calendar(request: web.Request) -> web.Response:
+    body = await read_model(request, CalendarBody)
+    row = await _ingest(request).update_calendar(_account(request), _path(request, "calendarCode"), body)
+    return json_response(schemas.calendar_body(row))
+
+
+async def delete_calendar(request: web.Request) -> web.Response:
+    await _ingest(request).delete_calendar(_account(request), _path(request, "calendarCode"))
+    return web.Response(status=204)
+
+
+async def save_tag(request: web.Request) -> web.Response:
+    body = await read_model(request, TagBody)
+    row, created = await _ingest(request).save_tag(_account(request), _path(request, "calendarCode"), body)
+    return json_response(schemas.tag_body(row), status=201 if created else 200)
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    rows = await _ingest(request).list_tags(_account(request), _path(request, "calendarCode"))
+    return json_response([schemas.tag_body(r) for r in rows])
+
+
+async def save_event(request: web.Request) -> web.Response:
+    body = await read_model(request, EventBody)
+    event, created = await _ingest(request).save_event(_account(request), _path(request, "calendarCode"), body)
+    return json_response(schemas.event_body(event), status=201 if created else 200)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    limit = _query_int(request, "limit", 100, MAX_PAGE)
+    offset = _query_int(request, "offset", 0, 10_000_000)
+    events = await _ingest(request).list_events(
+        _account(request), _path(request, "calendarCode"), limit=limit, offset=offset
+    )
+    return json_response([schemas.event_body(e) for e in events])
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event = await _ingest(request).get_event(
+        _account(request), _path(request, "calendarCode"), _path(request, "eventId")
+    )
+    return json_response(schemas.event_body(event))
+
+
+async def replace_event(request: web.Request) -> web.Response:
+    body = await read_model(request, EventBody)
+    event = await _ingest(request).replace_event(
+        _account(request), _path(request, "calendarCode"), _path(request, "eventId"), lambda _: body
+    )
+    return json_response(schemas.event_body(event))
+
+
+async def patch_event(request: web.Request) -> web.Response:
+    changes = await read_json(request)
+    if not isinstance(changes, dict):
+        raise InvalidRequest(f"request body must be a JSON object, not {type(changes).__name__}")
+
+    def merged(stored: Any) -> EventBody:
+        current = {k.lower(): v for k, v in schemas.event_request_body(stored).items()}
+        for key, value in changes.items():
+            current[key.lower()] = value
+        if "eventid" in current and "externalid" in current and "eventid" in {k.lower() for k in changes}:
+            current.pop("externalid")
+        return EventBody.parse(current)
+
+    event = await _ingest(request).replace_event(
+        _account(request), _path(request, "calendarCode"), _path(request, "eventId"), merged
+    )
+    return json_response(schemas.event_body(event))
+
+
+async def delete_event(request: web.Request) -> web.Response:
+    event = await _ingest(request).delete_event(
+        _account(request), _path(request, "calendarCode"), _path(request, "eventId")
+    )
+    return json_response(schemas.event_body(event))
+
+
+# --- subscriptions ------------------------------------------------------------------------------
+
+
+async def subscribe(request: web.Request) -> web.Response:
+    body = SubscribeBody.parse(await read_json(request, required=False))
+    outcome = await _ingest(request).subscribe(
+        _account(request), _path(request, "calendarCode"), body, webcal_only=False
+    )
+    return json_response(schemas.subscribed_body(outcome))
+
+
+async def subscribe_webcal(request: web.Request) -> web.Response:
+    body = SubscribeBody.parse(await read_json(request, required=False))
+    outcome = await _ingest(request).subscribe(_account(request), _path(request, "calCode"), body, webcal_only=True)
+    return web.Response(text=outcome.subscription_url or "", content_type="text/plain")
+
+
+async def get_subscription(request: web.Request) -> web.Response:
+    view = await _ingest(request).get_subscription(_account(request), _path(request, "subscriptionId"))
+    return json_response(schemas.subscription_body(view))
+
+
+async def subscriptions_of_username(request: web.Request) -> web.Response:
+    views = await _ingest(request).subscriptions_of_username(
+        _account(request), _path(request, "calendarCode"), _path(request, "username")
+    )
+    return json_response([schemas.subscription_body(v) for v in views])
+
+
+async def update_subscription(request: web.Request) -> web.Response:
+    body = await read_model(request, UpdateSubscriptionBody)
+    row = await _ingest(request).update_subscription(
+        _account(request), _path(request, "calendarCode"), _path(request, "subscriptionId"), body
+    )
+    return json_response(
+        {
+            "success": True,
+            "message": "Subscription updated",
+            "subscriptionId": str(row["subscription_id"]),
+            "subscriberId": row["subscriber_id"],
+            "subscriptionType": row["subscription_type"],
+        }
+    )
+
+
+async def deactivate_subscriptions(request: web.Request) -> web.Response:
+    body = await read_model(request, DeactivateBody)
+    rows = await _ingest(request).deactivate(_account(request), _path(request, "calendarCode"), body)
+    return json_response(
+        {
+            "success": True,
+            "message": f"{len(rows)} subscription(s) deactivated",
+            "subscriptions": [
+                {
+                    "subscriptionId": str(r["subscription_id"]),
+                    "subscriberId": r["subscriber_id"],
+                    "isActive": r["active"],
+                    "deactivatedDate": schemas.utc_text(r["deactivated_at"]),
+                }
+                for r in rows
+            ],
+        }
+    )
+
+
+async def subscription_event(request: web.Request) -> web.Response:
+    body = await read_model(request, SubscriptionEventBody)
+    await _ingest(request).accept_subscription_event(_account(request), body)
+    return web.Response(status=202)
+
+
+# --- unsubscribe page (public) ------------------------------------------------------------------
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text=text, status=status, content_type="text/html", charset="utf-8", headers=unsubscribe_page.HEADERS
+    )
+
+
+async def unsubscribe_form(request: web.Request) -> web.Response:
+    found = await _ingest(request).subscription_for_page(request.match_info["subscriptionId"])
+    if found is None:
+        return _html(unsubscribe_page.not_found_page(), status=404)
+    row, calendar, merchant = found
+    if not row["active"]:
+        return _html(unsubscribe_page.inactive_page(calendar["name"]))
+    return _html(unsubscribe_page.confirm_page(calendar["name"], merchant, request.path))
+
+
+def _form_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    cleaned = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    return cleaned
+
+
+async def unsubscribe(request: web.Request) -> web.Response:
+    subscription_id = request.match_info["subscriptionId"]
+    form = await request.post()
+    found = await _ingest(request).subscription_for_page(subscription_id)
+    if found is None:
+        return _html(unsubscribe_page.not_found_page(), status=404)
+    row, calendar, _ = found
+    if not row["active"]:
+        return _html(unsubscribe_page.inactive_page(calendar["name"]))
+    reason = unsubscribe_page.reason_text(_form_text(form.get("reason")), _form_text(form.get("comment")))
+    await _ingest(request).unsubscribe(subscription_id, reason)
+    return _html(unsubscribe_page.done_page(calendar["name"]))

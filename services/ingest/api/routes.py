@@ -1,0 +1,115 @@
+"""Every URL of the ingest service (CONTRACT.md, "ingest")."""
+
+from __future__ import annotations
+
+from services.ingest.api import handlers as h
+from services.ingest.api.schemas import (
+    CalendarBody,
+    DeactivateBody,
+    EventBody,
+    SubscribeBody,
+    SubscriptionEventBody,
+    TagBody,
+    UpdateSubscriptionBody,
+)
+from shared.web import Route
+
+CAL = "/v1/calendars/{accountCode}"
+ONE_CAL = CAL + "/{calendarCode}"
+SUB = "/v1/subscription/{accountCode}/{calendarCode}"
+
+
+def routes() -> list[Route]:
+    subscribe_docs = {"403": "token of another account", "404": "no such calendar", "413": "body too large"}
+    return [
+        # catalog
+        Route("POST", CAL, h.create_calendar, "create a calendar", CalendarBody, responses={"201": "created"}),
+        Route("GET", CAL, h.list_calendars, "the account's calendars"),
+        Route("GET", ONE_CAL, h.get_calendar, "one calendar"),
+        Route("PUT", ONE_CAL, h.update_calendar, "change a calendar (names sent replace)", CalendarBody),
+        Route("DELETE", ONE_CAL, h.delete_calendar, "delete a calendar", responses={"204": "deleted"}),
+        Route("POST", ONE_CAL + "/tags", h.save_tag, "create a tag (same externalId: rename)", TagBody),
+        Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags"),
+        Route("POST", ONE_CAL + "/events", h.save_event, "create an event (same externalId: update)", EventBody),
+        Route("GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)"),
+        Route("GET", ONE_CAL + "/events/{eventId}", h.get_event, "one event, by id or externalId"),
+        Route("PUT", ONE_CAL + "/events/{eventId}", h.replace_event, "replace an event", EventBody),
+        Route("PATCH", ONE_CAL + "/events/{eventId}", h.patch_event, "change some of an event's fields"),
+        Route("DELETE", ONE_CAL + "/events/{eventId}", h.delete_event, "cancel an event"),
+        # CalReply subscriptions (seed 002)
+        Route(
+            "POST",
+            "/v1/subscribe/{accountCode}/{calendarCode}",
+            h.subscribe,
+            "Create New Subscription",
+            SubscribeBody,
+            responses=subscribe_docs,
+            name="subscribe_v1",
+        ),
+        Route(
+            "POST",
+            "/v2/subscribe/{accountCode}/{calendarCode}",
+            h.subscribe,
+            "Create New Subscription",
+            SubscribeBody,
+            responses=subscribe_docs,
+            name="subscribe_v2",
+        ),
+        Route("GET", "/v1/subscription/{subscriptionId}", h.get_subscription, "Get Subscription Details"),
+        Route(
+            "GET",
+            SUB + "/{username}",
+            h.subscriptions_of_username,
+            "Get Subscription Details for all Subscriptions for a Username",
+        ),
+        Route(
+            "PUT",
+            SUB + "/{subscriptionId}",
+            h.update_subscription,
+            "Update Subscription Details",
+            UpdateSubscriptionBody,
+        ),
+        Route("DELETE", SUB, h.deactivate_subscriptions, "Deactivate an Existing Subscription", DeactivateBody),
+        Route(
+            "DELETE",
+            SUB + "/",
+            h.deactivate_subscriptions,
+            "Deactivate an Existing Subscription",
+            DeactivateBody,
+            name="deactivate_trailing_slash",
+        ),
+        Route(
+            "POST",
+            "/v1/webcal/{merchantCode}/{calCode}",
+            h.subscribe_webcal,
+            "Create New Webcal Subscription (answers the webcal URL as text)",
+            SubscribeBody,
+            response_content_type="text/plain",
+        ),
+        Route(
+            "POST",
+            "/v1/subscriptionevent/{accountCode}",
+            h.subscription_event,
+            "Create New Subscription Event",
+            SubscriptionEventBody,
+            responses={"202": "accepted"},
+        ),
+        # the subscriber's page
+        Route(
+            "GET",
+            "/v1/unsubscribe/{subscriptionId}",
+            h.unsubscribe_form,
+            "unsubscribe page (HTML)",
+            public=True,
+            response_content_type="text/html",
+        ),
+        Route(
+            "POST",
+            "/v1/unsubscribe/{subscriptionId}",
+            h.unsubscribe,
+            "confirm unsubscribing (HTML form post)",
+            public=True,
+            response_content_type="text/html",
+            request_content_type="application/x-www-form-urlencoded",
+        ),
+    ]

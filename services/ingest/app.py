@@ -1,0 +1,49 @@
+"""The ingest app: API routes (role api), the outbox relay and the accounts consumer (role worker)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from services.ingest.adapters.repository import SCHEMA
+from services.ingest.api.handlers import INGEST
+from services.ingest.api.routes import routes
+from services.ingest.messaging.consumers import on_account_created
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE
+from services.ingest.services import Ingest
+from services.ingest.settings import IngestSettings
+from shared import lifecycle
+from shared.settings import PlatformSettings
+from shared.tokens import JwksVerifier
+from shared.web import add_routes, create_base_app
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SETTINGS = web.AppKey("ingest_settings", IngestSettings)
+
+
+def _use_cases(app: web.Application) -> AsyncIterator[None]:
+    async def ctx() -> AsyncIterator[None]:
+        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
+        yield
+
+    return ctx()
+
+
+def create_app(platform: PlatformSettings, role: str = "all") -> web.Application:
+    settings = IngestSettings.from_platform(platform)
+    serves_api = role in ("api", "all")
+    verifier = JwksVerifier(platform.auth_url) if serves_api else None
+    app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
+    app.cleanup_ctx.append(lifecycle.broker(platform))
+    app.cleanup_ctx.append(_use_cases)
+    if role in ("worker", "all"):
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
+    app.cleanup_ctx.append(lifecycle.token_verifier())
+    if serves_api:
+        add_routes(app, routes())
+    return app

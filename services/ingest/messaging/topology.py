@@ -1,0 +1,8 @@
+"""The queues the ingest service consumes (declared by shared.consumer from these specs)."""
+
+from __future__ import annotations
+
+from shared.consumer import QueueSpec
+
+# Account names come from auth; merchantName in subscription messages is read from here.
+ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.created",))
