@@ -38,14 +38,41 @@ def _port_open(url: str, default_port: int) -> bool:
         return False
 
 
+def _docker_available() -> bool:
+    import shutil
+
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    return subprocess.run([docker, "info"], capture_output=True, timeout=10).returncode == 0
+
+
 @contextlib.contextmanager
-def server_urls() -> Iterator[tuple[str, str]]:
-    """(PostgreSQL server URL, AMQP URL) for this test run."""
+def server_urls(wait: float = 30.0) -> Iterator[tuple[str, str]]:
+    """(PostgreSQL server URL, AMQP URL) for this test run.
+
+    Local servers that are briefly away (a restart) are waited for; testcontainers is used only
+    where they are not there at all and a Docker engine is.
+    """
     db_url = os.environ.get("KALENDS_TEST_DATABASE_URL") or DEFAULT_DB
     amqp_url = os.environ.get("KALENDS_TEST_AMQP_URL") or DEFAULT_AMQP
-    if _port_open(db_url, 5432) and _port_open(amqp_url, 5672):
-        yield db_url, amqp_url
-        return
+    deadline = time.monotonic() + wait
+    while True:
+        db_up, amqp_up = _port_open(db_url, 5432), _port_open(amqp_url, 5672)
+        if db_up and amqp_up:
+            yield db_url, amqp_url
+            return
+        if time.monotonic() > deadline or not (db_up or amqp_up):
+            break
+        time.sleep(0.5)
+    if not _docker_available():
+        missing = [
+            name for name, up in (("PostgreSQL at " + db_url, db_up), ("RabbitMQ at " + amqp_url, amqp_up)) if not up
+        ]
+        raise RuntimeError(
+            f"tests need a real {' and '.join(missing)}; start them (scripts/bootstrap.sh does) or set "
+            "KALENDS_TEST_DATABASE_URL / KALENDS_TEST_AMQP_URL, or run where a Docker engine is"
+        )
     # Fallback for machines with Docker and no local servers.
     from testcontainers.postgres import PostgresContainer
     from testcontainers.rabbitmq import RabbitMqContainer

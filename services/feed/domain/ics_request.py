@@ -129,7 +129,7 @@ def _moment(value: str, code: str, key: str) -> datetime:
 def render_ics(event: IcsEvent, *, account_id: uuid.UUID, now: datetime) -> bytes:
     """One VCALENDAR with one VEVENT and the VTIMEZONE its TZID needs."""
     identity = json.dumps([str(account_id), event.title, event.start, event.end, event.timezone, event.all_day])
-    uid = f"{hashlib.blake2b(identity.encode(), digest_size=16).hexdigest()}@kalends"
+    uid = str(uuid.UUID(bytes=hashlib.blake2b(identity.encode(), digest_size=16).digest()))
     try:
         rendered = render_event(
             EventInput(

@@ -57,4 +57,14 @@ def zone(name: str) -> ZoneInfo:
 def vtimezone_block(tzid: str) -> bytes:
     """The VTIMEZONE of one IANA zone, rendered once per process (deterministic bytes)."""
     component = Timezone.from_tzid(tzid, first_date=VTIMEZONE_FIRST, last_date=VTIMEZONE_LAST)
+    for observance in component.subcomponents:
+        # One RDATE property per transition: ical.js reads only the first value of a multi-valued
+        # RDATE in a VTIMEZONE (found by the cross-parser tests), which shifts every later instant.
+        rdates = observance.get("RDATE")
+        if rdates is None:
+            continue
+        moments = [d.dt for value in (rdates if isinstance(rdates, list) else [rdates]) for d in value.dts]
+        del observance["RDATE"]
+        for moment in moments:
+            observance.add("rdate", moment)
     return bytes(component.to_ical())

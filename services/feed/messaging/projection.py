@@ -18,6 +18,8 @@ from services.feed.domain.render import EventInput, render_event
 from services.feed.domain.timezones import UnknownTimezone, to_iana
 from shared.logging import get_logger
 from shared.messages import (
+    ApiKeyCreated,
+    ApiKeyRevoked,
     CalendarData,
     CalendarDeleted,
     Envelope,
@@ -30,11 +32,11 @@ from shared.messages import (
 
 log = get_logger(__name__)
 
-UID_DOMAIN = "kalends"
-
 
 def event_uid(event_id: uuid.UUID) -> str:
-    return f"{event_id}@{UID_DOMAIN}"
+    """The event's id as is: a UUID is globally unique (RFC 7986 5.3), and clients that store one
+    file per UID (vdirsyncer, DAVx5) keep it unchanged only when it is free of characters like '@'."""
+    return str(event_id)
 
 
 def event_input(event: EventData) -> EventInput:
@@ -216,14 +218,11 @@ async def apply_tag(conn: asyncpg.Connection, data: TagData | TagDeleted) -> Non
 async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """The `feed.projection` consumer's handler (runs inside the consumer's transaction)."""
     kind = envelope.type
-    if kind in {"api_key.created", "api_key.revoked"}:
-        # auth's ApiKeyCreated/ApiKeyRevoked: only the key's hex SHA-256 travels.
-        await repo.upsert_api_key(
-            conn, str(envelope.data["keyHash"]), uuid.UUID(str(envelope.data["accountId"])), kind == "api_key.revoked"
-        )
-        return
     data: Any = envelope.parsed()
-    if kind in {"calendar.created", "calendar.updated"}:
+    if isinstance(data, ApiKeyCreated | ApiKeyRevoked):
+        # Only the key's hex SHA-256 travels; POST /v1/ics compares sha256(x-api-key) with it.
+        await repo.upsert_api_key(conn, data.key_hash, data.account_id, isinstance(data, ApiKeyRevoked))
+    elif kind in {"calendar.created", "calendar.updated"}:
         await apply_calendar(conn, data)
     elif kind == "calendar.deleted":
         await apply_calendar_deleted(conn, data)

@@ -16,6 +16,12 @@ from services.feed.settings import FeedSettings
 from shared.amqp import Names, Publisher
 from shared.messages import MessageData, make_envelope
 from shared.settings import PlatformSettings
+from tests.tools.feed_parsers import install, parse_everywhere
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parsers_installed() -> None:
+    install()
 
 
 @dataclass
@@ -40,6 +46,9 @@ class FeedHarness:
             response = await self.client.get(path, **kwargs)  # type: ignore[arg-type]
             body = await response.read()
             if predicate(response.status, body) or time.monotonic() > deadline:
+                if response.status == 200 and body.startswith(b"BEGIN:VCALENDAR"):
+                    # Every feed a test sees is read by independent parsers that must agree.
+                    parse_everywhere(body)
                 return response.status, body
             await asyncio.sleep(0.05)
 

@@ -54,7 +54,7 @@ async def test_a_subscription_feed_serves_the_calendar_events_as_rfc5545(feed: F
     assert [tz["TZID"] for tz in calendar.walk("VTIMEZONE")] == ["America/New_York"]
     events = {str(e["SUMMARY"]): e for e in calendar.walk("VEVENT")}
     timed = events["Opening game, part 1; é"]
-    assert timed["UID"] == f"{game.event_id}@kalends"
+    assert timed["UID"] == f"{game.event_id}"
     assert timed["DTSTART"].params["TZID"] == "America/New_York"
     assert timed.decoded("DTSTART").utcoffset() == timedelta(hours=-4)  # after the DST change of March 8
     assert timed.decoded("DTSTAMP") == game.changed_at
@@ -238,3 +238,45 @@ async def test_a_poison_message_goes_to_the_dead_letter_queue_and_the_rest_still
         await __import__("asyncio").sleep(0.2)
         dlq = await channel.declare_queue(amqp_names("feed.projection.dlq"), passive=True)
     assert dlq.declaration_result.message_count == 2
+
+
+async def test_a_feed_process_that_was_down_catches_up_from_the_queue(
+    database_url: str, amqp_url: str, amqp_names, amqp_connection
+) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from services.feed.app import create_app
+    from services.feed.settings import FeedSettings
+    from shared.amqp import Publisher
+    from shared.messages import make_envelope
+    from shared.settings import PlatformSettings
+    from tests.integration.feed.conftest import FeedHarness as Harness
+
+    platform = PlatformSettings(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_names.prefix)
+    settings = FeedSettings(platform=platform, recheck_seconds=1)
+    first = TestClient(TestServer(create_app(platform, "all", settings)))
+    await first.start_server()  # declares feed.projection, then goes away
+    await first.close()
+    publisher = Publisher(amqp_connection, amqp_names)
+    cal = m.calendar(ACCOUNT)
+    sub = m.subscription(cal)
+    for kind, data in (
+        ("calendar.created", cal),
+        ("event.created", m.event(cal, "Changed while down")),
+        ("subscription.created", sub),
+    ):
+        envelope = make_envelope(kind, data)
+        await publisher.publish(envelope.to_bytes(), kind, str(envelope.id))
+    second = TestClient(TestServer(create_app(platform, "all", settings)))
+    await second.start_server()
+    try:
+        _, body = await Harness(second, publisher).wait_for(
+            f"/v1/webcal/{sub.subscription_id}", has("Changed while down")
+        )
+        assert summaries(body) == ["Changed while down"]
+    finally:
+        await second.close()
+        await publisher.close()
+        channel = await amqp_connection.channel()
+        for name in ("feed.projection", "feed.projection.dlq", "kalends.unrouted"):
+            await channel.queue_delete(amqp_names(name))
