@@ -119,3 +119,29 @@ async def test_health_readiness_metrics_and_openapi_answer(auth_url: str) -> Non
     assert status == 200 and document["openapi"].startswith("3.1")
     for path in ("/oauth2/token", "/oauth2/introspect", "/oauth2/revoke", "/.well-known/jwks.json"):
         assert path in document["paths"]
+
+
+async def test_no_secret_or_token_reaches_the_log(stack: Stack, account: dict[str, Any], auth_url: str) -> None:
+    async with oauth_client(account, auth_url, "client_secret_post") as client:
+        token = await client.fetch_token(grant_type="client_credentials")
+        refreshed = await client.refresh_token(refresh_token=token["refresh_token"])
+        await client.introspect_token(f"{auth_url}/oauth2/introspect", token=refreshed["access_token"])
+        await client.revoke_token(f"{auth_url}/oauth2/revoke", token=refreshed["refresh_token"])
+    async with aiohttp.ClientSession() as session:
+        data = {"grant_type": "client_credentials", "client_id": account["clientId"], "client_secret": "typo-secret"}
+        async with session.post(f"{auth_url}/oauth2/token", data=data) as response:
+            assert response.status == 401
+    log_path = stack.processes["auth"].log_path
+    assert log_path is not None
+    log_text = log_path.read_text()
+    assert account["clientId"] in log_text  # the log does name the client
+    for secret in (
+        account["clientSecret"],
+        "typo-secret",
+        token["access_token"],
+        token["refresh_token"],
+        refreshed["access_token"],
+        refreshed["refresh_token"],
+    ):
+        assert secret not in log_text
+    assert "Traceback" not in log_text
