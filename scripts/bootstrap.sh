@@ -22,7 +22,18 @@ pick_python() {
 if [[ ! -x $VENV/bin/python ]]; then
   py=$(pick_python)
   echo "bootstrap: creating $VENV with $py"
-  "$py" -m venv "$VENV"
+  if ! "$py" -m venv "$VENV" 2>/dev/null; then
+    rm -rf "$VENV"
+    # Debian ships venv (ensurepip) separately from python3.
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      echo "bootstrap: installing python3-venv"
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv; } >/dev/null
+      "$py" -m venv "$VENV"
+    else
+      echo "Python's venv module is missing: install it (Debian: sudo apt-get install python3-venv), then re-run" >&2
+      exit 1
+    fi
+  fi
 fi
 if [[ ! -f $STAMP ]]; then
   echo "bootstrap: installing dependencies into $VENV"
@@ -48,6 +59,11 @@ read -r pg_host pg_port < <(host_port "$db_url" 5432)
 read -r mq_host mq_port < <(host_port "$amqp_url" 5672)
 
 wait_port() { for _ in $(seq 1 60); do port_open "$1" "$2" && return 0; sleep 1; done; return 1; }
+# A broker can accept TCP connections and still not speak: send the AMQP 0-9-1 protocol header and
+# wait for the first bytes of its Connection.Start.
+amqp_answers() {
+  timeout "${3:-10}" bash -c 'exec 3<>"/dev/tcp/$0/$1" && printf "AMQP\x00\x00\x09\x01" >&3 && head -c 1 <&3 >/dev/null' "$1" "$2" 2>/dev/null
+}
 
 if ! port_open "$pg_host" "$pg_port"; then
   if [[ $pg_host =~ ^(127\.0\.0\.1|localhost)$ ]] && command -v pg_ctlcluster >/dev/null && ls /etc/postgresql >/dev/null 2>&1; then
@@ -77,6 +93,18 @@ if ! port_open "$mq_host" "$mq_port"; then
     else
       echo "Install it with: apt-get install -y rabbitmq-server   (then re-run)" >&2
     fi
+    exit 1
+  fi
+fi
+
+if ! amqp_answers "$mq_host" "$mq_port" 10; then
+  echo "RabbitMQ at $mq_host:$mq_port accepts connections but does not answer the AMQP handshake." >&2
+  if [[ ${CI:-} == true && $mq_host =~ ^(127\.0\.0\.1|localhost)$ && -x /etc/init.d/rabbitmq-server ]]; then
+    echo "bootstrap: restarting the local RabbitMQ (CI)" >&2
+    timeout 180 /etc/init.d/rabbitmq-server restart >/dev/null 2>&1 || true
+    wait_port "$mq_host" "$mq_port" && amqp_answers "$mq_host" "$mq_port" 30 || { echo "RabbitMQ is still not answering" >&2; exit 1; }
+  else
+    echo "Restart it (Debian: sudo service rabbitmq-server restart), then re-run." >&2
     exit 1
   fi
 fi

@@ -100,14 +100,19 @@ async def wait_ready(children: list[Child], timeout: float) -> list[str]:
     return [c.name for c in pending]
 
 
+def signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
+    """Signal the child's whole process group: a service with --workers > 1 has forked HTTP workers."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
 async def stop_all(children: list[Child]) -> None:
     """SIGTERM every running child, SIGKILL what is still alive after the grace period."""
     running = [c for c in children if c.process is not None and c.process.returncode is None]
     for child in running:
         child.expected_exit = True
         assert child.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            child.process.send_signal(signal.SIGTERM)
+        signal_group(child.process, signal.SIGTERM)
     if not running:
         return
     waits = [asyncio.create_task(c.process.wait()) for c in running if c.process is not None]
@@ -115,8 +120,7 @@ async def stop_all(children: list[Child]) -> None:
     for child in running:
         if child.process is not None and child.process.returncode is None:
             say(f"{child.name} did not stop within {STOP_GRACE:g} s: killing it")
-            with contextlib.suppress(ProcessLookupError):
-                child.process.kill()
+            signal_group(child.process, signal.SIGKILL)
     if late:
         await asyncio.wait(late)
 

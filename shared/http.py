@@ -23,8 +23,10 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def parse_json_text(raw: bytes) -> Any:
+    # RFC 8259: JSON between systems is UTF-8 (a BOM is tolerated); json.loads(bytes) would also
+    # guess UTF-16/32 and turn a garbled body into a puzzling "Expecting value".
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise MalformedJson("request body is not valid UTF-8") from None
     except RecursionError:

@@ -41,7 +41,7 @@ READINESS: web.AppKey[dict[str, ReadinessCheck]] = web.AppKey("readiness", dict)
 ROUTE_DOCS = web.AppKey("route_docs", list)
 VERIFIER = web.AppKey("verifier", JwksVerifier)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
-CLAIMS_KEY = "kalends.claims"
+CLAIMS_KEY = web.RequestKey("kalends.claims", AccessClaims)
 READINESS_TIMEOUT = 3.0
 ACCOUNT_PATH_PARAMS = ("accountCode", "merchantCode")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -83,6 +84,9 @@ async def amqp_connection(amqp_url: str, amqp_names: Names) -> AsyncIterator[aio
             await channel.exchange_delete(amqp_names(suffix))
         except Exception:
             channel = await connection.channel()
+    # declare_platform also makes the queue behind the alternate exchange.
+    with contextlib.suppress(Exception):
+        await channel.queue_delete(amqp_names("kalends.unrouted"))
     await connection.close()
 
 

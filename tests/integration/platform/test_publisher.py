@@ -1,0 +1,94 @@
+"""The confirming publisher against real RabbitMQ: properties, confirms, and a channel that goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import aio_pika
+import pytest
+
+from shared.amqp import Names, Publisher, declare_platform
+from tests.integration.platform.conftest import drain_queue, ids, message_count
+
+
+async def bound_queue(
+    connection: aio_pika.abc.AbstractRobustConnection, names: Names, cleanup: list[str]
+) -> aio_pika.abc.AbstractChannel:
+    channel = await connection.channel()
+    events = await declare_platform(channel, names)
+    cleanup.append("published")
+    queue = await channel.declare_queue(names("published"), durable=True)
+    await queue.bind(events, routing_key="thing.#")
+    return channel
+
+
+async def test_a_published_message_is_persistent_json_with_its_id_type_and_correlation(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    message_id = str(uuid.uuid4())
+
+    await publisher.publish(b'{"x": 1}', "thing.happened", message_id, correlation_id="req-7")
+
+    # publish() returned: the broker confirmed, so the message is in the queue now.
+    assert await message_count(channel, amqp_names("published")) == 1
+    (message,) = await drain_queue(channel, amqp_names("published"))
+    assert message.body == b'{"x": 1}'
+    assert message.message_id == message_id
+    assert message.correlation_id == "req-7"
+    assert message.content_type == "application/json"
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.type == "thing.happened"
+    assert message.exchange == amqp_names.events
+    await publisher.close()
+
+
+async def test_many_concurrent_publishes_are_each_confirmed_and_delivered_once(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    sent = [uuid.uuid4() for _ in range(500)]
+    await asyncio.gather(*(publisher.publish(b"{}", "thing.counted", str(i)) for i in sent))
+    assert await message_count(channel, amqp_names("published")) == 500
+    assert Counter(ids(await drain_queue(channel, amqp_names("published")))) == dict.fromkeys(sent, 1)
+    await publisher.close()
+
+
+async def test_the_publisher_opens_a_new_channel_after_its_channel_was_closed(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    await publisher.publish(b"{}", "thing.first", str(uuid.uuid4()))
+    assert publisher._channel is not None
+    await publisher._channel.close()
+
+    await publisher.publish(b"{}", "thing.second", str(uuid.uuid4()))
+
+    assert await message_count(channel, amqp_names("published")) == 2
+    await publisher.close()
+
+
+async def test_the_publisher_recovers_when_the_broker_closes_its_channel(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    await publisher.publish(b"{}", "thing.first", str(uuid.uuid4()))
+    assert publisher._channel is not None
+    # A channel error (redeclaring the events exchange with another type) makes the broker close
+    # the publisher's channel, as any channel-level failure would.
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        underlay = await publisher._channel.get_underlay_channel()
+        await underlay.exchange_declare(amqp_names.events, exchange_type="fanout", durable=True)
+
+    async def publish_again() -> None:
+        await publisher.publish(b"{}", "thing.second", str(uuid.uuid4()), timeout=5)
+
+    await asyncio.wait_for(publish_again(), 20)
+    assert await message_count(channel, amqp_names("published")) == 2
+    await publisher.close()
