@@ -17,9 +17,11 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -210,13 +212,34 @@ async def demo(urls: Urls) -> int:
             return 1
         step("the head of the feed (home games only)")
         body = await wait_for_feed(session, http_form(feed_url), expect=("Demo FC vs Rivals United", "Hill Rovers"))
-        lines = body.splitlines()
-        print("    " + "\n    ".join(lines[:40]))
-        if len(lines) > 40:
-            print(f"    ... ({len(lines) - 40} more lines)")
-        summaries = [line for line in lines if line.startswith("SUMMARY")]
+        print("    " + "\n    ".join(feed_head(body)))
+        summaries = [line for line in body.splitlines() if line.startswith("SUMMARY")]
         print(f"\n    {len(summaries)} events in this subscriber's feed: " + "; ".join(s[8:] for s in summaries))
         return 0
+
+
+def feed_head(body: str) -> list[str]:
+    """The calendar's header and its first event, with the time-zone definitions summarised."""
+    lines = body.splitlines()
+    head: list[str] = []
+    in_zone, zone_lines = False, 0
+    for line in lines:
+        if line.startswith("BEGIN:VTIMEZONE"):
+            in_zone = True
+        if in_zone:
+            zone_lines += 1
+            if line.startswith("TZID:"):
+                head.append(f"BEGIN:VTIMEZONE ... {line} ...")
+            if line.startswith("END:VTIMEZONE"):
+                in_zone = False
+                head[-1] += f" ({zone_lines} lines) END:VTIMEZONE"
+                zone_lines = 0
+            continue
+        head.append(line)
+        if line.startswith("END:VEVENT"):
+            break
+    rest = len(lines) - len(head)
+    return [*head, f"... ({rest} more lines)"] if rest > 0 else head
 
 
 async def wait_for_feed(session: aiohttp.ClientSession, url: str, expect: tuple[str, ...], timeout: float = 20) -> str:
@@ -246,7 +269,7 @@ def started_stack(keep: bool) -> Iterator[subprocess.Popen[bytes] | None]:
         yield None
         return
     print(f"demo: nothing answers at {urls.auth}; starting the stack (python -m scripts.run)", flush=True)
-    log_path = ROOT / ".demo-stack.log"
+    log_path = Path(tempfile.gettempdir()) / "kalends-demo-stack.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "scripts.run"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
@@ -267,7 +290,7 @@ def started_stack(keep: bool) -> Iterator[subprocess.Popen[bytes] | None]:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
-        print(f"demo: stack stopped (its output is in {log_path.name})", flush=True)
+        print(f"demo: stack stopped (its output is in {log_path})", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,13 @@ class _DatabaseUnavailable(Exception):
     """The pool could not give a working connection; the message is not at fault."""
 
 
+def _connection_lost(conn: asyncpg.Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True  # the pool already took the dead connection back from its proxy
+
+
 @dataclass(frozen=True)
 class QueueSpec:
     """A consumer's quorum queue, bound to `routing_keys` on the events exchange."""
@@ -148,7 +155,7 @@ class IdempotentConsumer:
                 if fresh:
                     await self._handler(conn, envelope)
         except Exception as exc:
-            if conn.is_closed() and not isinstance(exc, _DatabaseUnavailable):
+            if not isinstance(exc, _DatabaseUnavailable) and _connection_lost(conn):
                 # The connection died under the handler: the database went away, not the message.
                 raise _DatabaseUnavailable(repr(exc)) from exc
             raise

@@ -7,6 +7,7 @@ else testcontainers where a Docker engine exists.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -184,6 +185,11 @@ class ServiceProcess:
 SERVICE_PORTS = ("auth", "ingest", "feed", "webhook")
 
 
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Basic Authorization header value (aiohttp.BasicAuth is deprecated in aiohttp 3.14)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 class Stack:
     """Services of one test module. Ports are chosen up front so every process knows the others."""
 
@@ -246,9 +252,74 @@ class Stack:
             session.post(
                 self.url("auth") + "/oauth2/token",
                 data={"grant_type": "client_credentials"},
-                auth=aiohttp.BasicAuth(account["clientId"], account["clientSecret"]),
+                headers={"Authorization": basic_auth(account["clientId"], account["clientSecret"])},
             ) as response,
         ):
             body = await response.json()
             assert response.status == 200, body
             return str(body["access_token"])
+
+
+# Broker name prefixes a test run used, by broker URL; the run deletes what is left under them.
+RUN_PREFIXES: dict[str, set[str]] = {}
+
+
+def remember_prefix(amqp_url: str, prefix: str) -> None:
+    RUN_PREFIXES.setdefault(amqp_url, set()).add(prefix)
+
+
+def _rabbitmqctl_list(what: str) -> list[str]:
+    """Names of the local broker's queues or exchanges, by rabbitmqctl (AMQP cannot list them)."""
+    import shutil
+
+    if shutil.which("rabbitmqctl") is None:
+        return []
+    try:
+        # The local broker's own tool, found on PATH.
+        done = subprocess.run(
+            ["rabbitmqctl", what, "name", "--quiet", "--no-table-headers"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+
+
+async def delete_prefixed(amqp_url: str, prefixes: set[str]) -> int:
+    """Delete every queue and exchange whose name starts with one of `prefixes` (a test run's own).
+
+    Services started by tests declare their queues under the run's prefix; nothing else would remove
+    them, and quorum queues left behind accumulate on the shared broker. Only for a broker on this
+    machine (listing needs rabbitmqctl); returns how many were deleted.
+    """
+    if not prefixes or urlsplit(amqp_url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        return 0
+    wanted = tuple(prefixes)
+    queues = [q for q in await asyncio.to_thread(_rabbitmqctl_list, "list_queues") if q.startswith(wanted)]
+    exchanges = [e for e in await asyncio.to_thread(_rabbitmqctl_list, "list_exchanges") if e.startswith(wanted)]
+    if not queues and not exchanges:
+        return 0
+    import aio_pika
+
+    deleted = 0
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        channel = await connection.channel()
+        for name in queues:
+            try:
+                await channel.queue_delete(name)
+                deleted += 1
+            except Exception:
+                channel = await connection.channel()
+        for name in exchanges:
+            try:
+                await channel.exchange_delete(name)
+                deleted += 1
+            except Exception:
+                channel = await connection.channel()
+    finally:
+        await connection.close()
+    return deleted

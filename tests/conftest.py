@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +13,16 @@ import pytest
 
 from shared import db
 from shared.amqp import Names
-from shared.testing import create_database, drop_database, random_name, server_urls, with_database
+from shared.testing import (
+    RUN_PREFIXES,
+    create_database,
+    delete_prefixed,
+    drop_database,
+    random_name,
+    remember_prefix,
+    server_urls,
+    with_database,
+)
 
 # Every service that has migrations; the template database carries all their schemas.
 SERVICES = ("auth", "ingest", "feed", "webhook")
@@ -67,10 +77,19 @@ async def database_url(server_db_url: str, template_db: str) -> AsyncIterator[st
     await drop_database(server_db_url, name)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Delete the queues and exchanges left under this run's broker prefixes (services' ones too)."""
+    for amqp_url, prefixes in RUN_PREFIXES.items():
+        with contextlib.suppress(Exception):
+            asyncio.run(asyncio.wait_for(delete_prefixed(amqp_url, prefixes), 60))
+
+
 @pytest.fixture
-def amqp_names() -> Names:
+def amqp_names(amqp_url: str) -> Names:
     """Exchange and queue names of this test's own."""
-    return Names(prefix=random_name("t") + ".")
+    names = Names(prefix=random_name("t") + ".")
+    remember_prefix(amqp_url, names.prefix)
+    return names
 
 
 @pytest.fixture

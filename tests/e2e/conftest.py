@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared.amqp import Names
-from shared.testing import Stack, create_database, drop_database, random_name, with_database
+from shared.testing import Stack, create_database, drop_database, random_name, remember_prefix, with_database
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,10 @@ async def e2e_database_url(server_db_url: str, template_db: str) -> AsyncIterato
 
 
 @pytest.fixture(scope="module")
-def e2e_names() -> Names:
-    return Names(prefix=random_name("e2e") + ".")
+def e2e_names(amqp_url: str) -> Names:
+    names = Names(prefix=random_name("e2e") + ".")
+    remember_prefix(amqp_url, names.prefix)  # the services' queues are deleted when the run ends
+    return names
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def confirm_page(calendar_name: str, merchant: str, action: str) -> str:
 def done_page(calendar_name: str) -> str:
     return _page(
         "You have been unsubscribed",
-        f"""<h1 role="status">You have been unsubscribed</h1>
+        f"""<h1>You have been unsubscribed</h1>
 <p>You will no longer receive events from <strong>{escape(calendar_name)}</strong>.</p>
 <p class="note">You can remove the calendar from your calendar app at any time.</p>""",
     )

@@ -253,3 +253,66 @@ async def dead_letter_count(harness: Harness, expected: int) -> bool:
         return await message_count(channel, harness.names(f"{harness.spec.name}.dlq")) >= expected
     finally:
         await channel.close()
+
+
+async def test_a_database_connection_lost_under_the_handler_is_retried_without_spending_a_delivery(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    kills = {"left": 2}
+
+    async def connection_dies(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        await record_effect(conn, envelope)
+        if kills["left"]:
+            kills["left"] -= 1
+            # The server ends this session, as a PostgreSQL restart or failover would.
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    harness = await harness_factory(connection_dies, delivery_limit=1)
+    await harness.publish(account_created("survivor"))
+    await eventually(lambda: reached(harness.consumer, "applied", 1))
+
+    assert await harness.effects() == {"survivor": 1}
+    assert harness.consumer.failed == 0  # retried in place: the delivery limit of 1 was never touched
+    assert await harness.dead_letters() == []
+
+
+async def test_concurrency_one_applies_messages_one_at_a_time_in_delivery_order(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    running = {"now": 0, "most": 0}
+    order: list[str] = []
+
+    async def slow(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        await asyncio.sleep(0.02)
+        order.append(envelope.data["accountCode"])
+        await record_effect(conn, envelope)
+        running["now"] -= 1
+
+    harness = await harness_factory(slow, concurrency=1)
+    codes = [f"m{n}" for n in range(8)]
+    for code in codes:
+        await harness.publish(account_created(code))
+    await eventually(lambda: reached(harness.consumer, "applied", 8))
+    assert order == codes
+    assert running["most"] == 1
+
+
+async def test_by_default_deliveries_are_handled_concurrently(
+    harness_factory: Callable[..., Awaitable[Harness]],
+) -> None:
+    running = {"now": 0, "most": 0}
+
+    async def slow(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        running["now"] += 1
+        running["most"] = max(running["most"], running["now"])
+        await asyncio.sleep(0.1)
+        await record_effect(conn, envelope)
+        running["now"] -= 1
+
+    harness = await harness_factory(slow)
+    for n in range(6):
+        await harness.publish(account_created(f"c{n}"))
+    await eventually(lambda: reached(harness.consumer, "applied", 6))
+    assert running["most"] > 1

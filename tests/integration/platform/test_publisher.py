@@ -92,3 +92,29 @@ async def test_the_publisher_recovers_when_the_broker_closes_its_channel(
     await asyncio.wait_for(publish_again(), 20)
     assert await message_count(channel, amqp_names("published")) == 2
     await publisher.close()
+
+
+async def test_a_test_runs_leftovers_under_its_prefix_are_deleted_and_nothing_else(
+    amqp_url: str, amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    from shared.testing import _rabbitmqctl_list, delete_prefixed
+
+    channel = await amqp_connection.channel()
+    other = Names(amqp_names.prefix.rstrip(".") + "x.")
+    await declare_platform(channel, amqp_names)
+    await channel.declare_queue(amqp_names("left.behind"), durable=True, arguments={"x-queue-type": "quorum"})
+    await channel.declare_queue(other("not.mine"), durable=True)
+    broker_cleanup.append("left.behind")
+    try:
+        if amqp_names("left.behind") not in await asyncio.to_thread(_rabbitmqctl_list, "list_queues"):
+            pytest.skip("rabbitmqctl cannot list this broker's queues")
+
+        deleted = await delete_prefixed(amqp_url, {amqp_names.prefix})
+
+        # left.behind and the unrouted queue; the three platform exchanges.
+        assert deleted == 5
+        queues = await asyncio.to_thread(_rabbitmqctl_list, "list_queues")
+        assert not [q for q in queues if q.startswith(amqp_names.prefix)]
+        assert other("not.mine") in queues
+    finally:
+        await channel.queue_delete(other("not.mine"))

