@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -57,6 +58,16 @@ def service_port(name: str) -> int | None:
     if raw.isdigit():
         return int(raw)
     return CONTRACT_PORTS.get(name)
+
+
+def port_taken(port: int) -> bool:
+    host = os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1"
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def say(message: str) -> None:
@@ -153,6 +164,14 @@ async def run(services_dir: Path, ready_timeout: float) -> int:
     env["PYTHONUNBUFFERED"] = "1"
 
     children = [Child(name, service_port(name), COLOURS[i % len(COLOURS)]) for i, name in enumerate(names)]
+    taken = [c for c in children if c.port and port_taken(c.port)]
+    if taken:
+        for child in taken:
+            say(
+                f"port {child.port} of {child.name} is already in use (another `make run`?): stop that,"
+                f" or choose another with KALENDS_{child.name.upper()}_PORT"
+            )
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -167,3 +168,15 @@ def test_run_says_so_when_there_is_no_service(tmp_path: Path, fresh_db: str, amq
     script = RunScript(tmp_path / "emptysvcs", run_env(fresh_db, {}, amqp_url))
     assert script.finish() == 1
     assert any("no services to run" in line for line in script.lines)
+
+
+def test_run_refuses_to_start_when_a_services_port_is_taken(tmp_path: Path, fresh_db: str, amqp_url: str) -> None:
+    services = make_services(tmp_path, ["alpha"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        script = RunScript(services, run_env(fresh_db, {"alpha": port}, amqp_url))
+        assert script.finish() == 1
+    assert any(f"port {port} of alpha is already in use" in line for line in script.lines), script.lines
+    assert not any("started alpha" in line for line in script.lines)

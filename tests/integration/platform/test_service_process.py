@@ -196,3 +196,20 @@ async def test_bad_settings_stop_the_service_before_it_starts_with_a_clear_messa
     )
     assert done.returncode == 2
     assert "KALENDS_DATABASE_URL must be a postgres/postgresql URL" in done.stderr
+
+
+async def test_the_container_healthcheck_passes_while_the_service_runs_and_fails_after(
+    tmp_path: Path, services: list[FakeService]
+) -> None:
+    service = FakeService(tmp_path)
+    services.append(service)
+    await service.wait_ready()
+    env = {**os.environ, "KALENDS_HEALTHCHECK_URL": f"{service.url}/healthz"}
+
+    def healthcheck() -> int:
+        command = [sys.executable, "-m", "shared.healthcheck"]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=30).returncode
+
+    assert await asyncio.to_thread(healthcheck) == 0
+    service.stop()
+    assert await asyncio.to_thread(healthcheck) == 1

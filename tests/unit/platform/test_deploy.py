@@ -268,3 +268,11 @@ def test_rabbitmq_is_a_three_node_cluster_and_postgresql_has_replicas(manifests:
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
     assert f"{postgres['metadata']['name']}-rw." in secret["KALENDS_DATABASE_URL"]
     assert f"{rabbit['metadata']['name']}." in secret["KALENDS_AMQP_URL"]
+
+
+def test_the_container_healthcheck_probes_the_services_ports_or_the_url_it_is_given() -> None:
+    from shared.healthcheck import candidate_urls
+
+    assert candidate_urls({}) == [f"http://127.0.0.1:{port}/healthz" for port in SERVICES.values()]
+    assert candidate_urls({"KALENDS_FEED_PORT": "9000"})[2] == "http://127.0.0.1:9000/healthz"
+    assert candidate_urls({"KALENDS_HEALTHCHECK_URL": "http://127.0.0.1:1/healthz"}) == ["http://127.0.0.1:1/healthz"]
