@@ -22,6 +22,7 @@ import asyncpg
 from shared.testing import (
     Stack,
     create_database,
+    delete_prefixed,
     drop_database,
     random_name,
     server_urls,
@@ -91,11 +92,12 @@ async def run() -> str:
         name = random_name("kalends_bench")
         await create_database(server_db, name)
         database_url = with_database(server_db, name)
+        prefix = random_name("bench") + "."
         stack = Stack(
             {
                 "KALENDS_DATABASE_URL": database_url,
                 "KALENDS_AMQP_URL": amqp_url,
-                "KALENDS_AMQP_PREFIX": random_name("bench") + ".",
+                "KALENDS_AMQP_PREFIX": prefix,
                 "KALENDS_LOG_LEVEL": "warning",
                 "KALENDS_DB_POOL_MAX": "20",
             }
@@ -148,6 +150,8 @@ async def run() -> str:
         finally:
             stack.stop_all()
             await drop_database(server_db, name)
+            # The services' quorum queues under this run's prefix would otherwise stay on the broker.
+            await delete_prefixed(amqp_url, {prefix})
     lines = [
         f"One ingest process (role all), {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
         f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator).",

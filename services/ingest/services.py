@@ -513,12 +513,20 @@ class Ingest:
     # --- subscriptions ----------------------------------------------------------------------------
 
     async def _subscription_message(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, calendar: asyncpg.Record, account: Account
+        self,
+        conn: asyncpg.Connection,
+        row: asyncpg.Record,
+        calendar: asyncpg.Record,
+        account: Account,
+        *,
+        may_have_events: bool = True,
     ) -> SubscriptionData:
         details = dict(row["details"])
         merchant = await repo.merchant_name(conn, account.account_id, account.account_code)
-        tags = await repo.tags_by_ids(conn, [uuid.UUID(t) for t in details.get("tag_ids", [])])
-        manual = await repo.manual_events(conn, row["subscription_id"])
+        tag_ids = [uuid.UUID(t) for t in details.get("tag_ids", [])]
+        tags = await repo.tags_by_ids(conn, tag_ids) if tag_ids else []
+        # A subscription made just now without manual events has none to look up.
+        manual = await repo.manual_events(conn, row["subscription_id"]) if may_have_events else []
         known = set(SubscriptionData.model_fields)
         return SubscriptionData(
             subscription_id=row["subscription_id"],
@@ -670,7 +678,9 @@ class Ingest:
                 row = inserted
                 message_type = "subscription.created"
             await self._manual_events(conn, account, calendar, row["subscription_id"], body.events, manual_fields)
-            message = await self._subscription_message(conn, row, calendar, account)
+            message = await self._subscription_message(
+                conn, row, calendar, account, may_have_events=existing is not None or bool(body.events)
+            )
             await self._publish(conn, account, [(message_type, message)])
             url = None
             if kind == "webcal":
@@ -692,7 +702,8 @@ class Ingest:
         calendar = await repo.calendar_by_id(conn, row["calendar_id"])
         assert calendar is not None
         details = row["details"]
-        tags = await repo.tags_by_ids(conn, [uuid.UUID(t) for t in details.get("tag_ids", [])])
+        tag_ids = [uuid.UUID(t) for t in details.get("tag_ids", [])]
+        tags = await repo.tags_by_ids(conn, tag_ids) if tag_ids else []
         view = SubscriptionView(row=row, calendar=calendar, tags=tags)
         view.included = await repo.calendar_events_matching(
             conn,

@@ -1,0 +1,104 @@
+"""What ingest publishes is what the feed serves: the real feed service consumes ingest's messages."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from urllib.parse import unquote
+
+import aiohttp
+import pytest
+
+from shared.testing import Stack
+
+from .conftest import Merchant
+
+pytestmark = pytest.mark.e2e
+
+
+async def feed_text(
+    http: aiohttp.ClientSession,
+    url: str,
+    ready: Callable[[str], bool],
+    *,
+    auth: aiohttp.BasicAuth | None = None,
+    timeout: float = 20.0,
+) -> str:
+    """Poll the feed until `ready(body)` (the projection is eventually consistent)."""
+    deadline = time.monotonic() + timeout
+    body = ""
+    while time.monotonic() < deadline:
+        async with http.get(url, auth=auth) as response:
+            body = await response.text()
+            if response.status == 200 and ready(body):
+                return body
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"feed at {url} never got ready; last body:\n{body[:2000]}")
+
+
+def http_url(webcal: str) -> tuple[str, aiohttp.BasicAuth | None]:
+    match = re.fullmatch(r"webcal://(?:([^:@/]+):([^@/]+)@)?(.+)", webcal)
+    assert match, webcal
+    user, password, rest = match.groups()
+    auth = aiohttp.BasicAuth(unquote(user), unquote(password)) if user and password else None
+    return f"http://{rest}", auth
+
+
+async def test_a_tag_filtered_subscription_gets_its_events_manual_events_and_subscription_events(
+    acme: Merchant, stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    await stack.start("feed")
+    calendar = {"code": "fed", "name": "Fed", "timezone": "AUS Eastern Standard Time"}
+    assert (await acme.call("POST", f"/v1/calendars/{acme.code}", calendar))[0] == 201
+    for external in ("TeamA", "TeamB"):
+        status, _ = await acme.call(
+            "POST", f"/v1/calendars/{acme.code}/fed/tags", {"name": external, "externalId": external}
+        )
+        assert status == 201
+    for title, tag in (("Alpha game", "TeamA"), ("Beta game", "TeamB")):
+        event = {"eventId": title, "title": title, "start": "2026-12-05T19:00:00", "tags": [{"externalId": tag}]}
+        assert (await acme.call("POST", f"/v1/calendars/{acme.code}/fed/events", event))[0] == 201
+    body = {
+        "subscriberId": "fan",
+        "calendarTags": [{"externalId": "TeamA"}],
+        "events": [{"eventId": "booking-1", "title": "Your seats", "start": "2026-12-06T10:00:00"}],
+    }
+    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/fed", body)
+    assert status == 200, created
+    url, _ = http_url(created["subscriptionUrl"])
+    text = await feed_text(http, url, lambda b: "Alpha game" in b and "Your seats" in b)
+    assert "Beta game" not in text
+    assert "DTSTART;TZID=Australia/Sydney:20261205T190000" in text
+
+    event = {"eventId": "note-1", "title": "Gates open early", "start": "2026-12-05T17:00:00"}
+    status, _ = await acme.call(
+        "POST", f"/v1/subscriptionevent/{acme.code}", {"event": event, "subscriptionIds": [created["subscriptionId"]]}
+    )
+    assert status == 202
+    await feed_text(http, url, lambda b: "Gates open early" in b)
+
+    status, _ = await acme.call("DELETE", f"/v1/calendars/{acme.code}/fed/events/Alpha game")
+    assert status == 200
+    await feed_text(http, url, lambda b: "STATUS:CANCELLED" in b or "Alpha game" not in b)
+
+
+async def test_the_feed_accepts_the_protected_webcal_urls_credentials_and_refuses_others(
+    acme: Merchant, stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    if "feed" not in stack.processes:
+        await stack.start("feed")
+    status, _ = await acme.call(
+        "POST", f"/v1/calendars/{acme.code}", {"code": "locked", "name": "L", "protected": True}
+    )
+    assert status == 201
+    status, webcal = await acme.call("POST", f"/v1/webcal/{acme.code}/locked", {"UserName": "vip@example.com"})
+    assert status == 200, webcal
+    url, auth = http_url(webcal)
+    assert auth is not None and auth.login == "vip@example.com"
+    await feed_text(http, url, lambda b: "BEGIN:VCALENDAR" in b, auth=auth)
+    async with http.get(url, auth=aiohttp.BasicAuth("vip@example.com", "guessed")) as response:
+        assert response.status == 401
+    async with http.get(url) as response:
+        assert response.status == 401
