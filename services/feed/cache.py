@@ -29,6 +29,10 @@ class ByteLru(Generic[V]):
             self._items.move_to_end(key)
         return value
 
+    def peek(self, key: Hashable) -> V | None:
+        """The entry without making it recent."""
+        return self._items.get(key)
+
     def put(self, key: Hashable, value: V) -> None:
         old = self._items.pop(key, None)
         if old is not None:

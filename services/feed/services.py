@@ -205,8 +205,10 @@ class FeedService:
 
     async def recheck(self) -> None:
         """Catch up with any version a lost notification did not tell us about."""
-        calendars = list(self.calendar_versions)
-        subscriptions = list(self.subscription_versions)
+        # Only what the cache holds matters: a version nobody has cached is read afresh anyway.
+        cached = [entry for key in self._feeds.keys() if (entry := self._feeds.peek(key)) is not None]
+        calendars = sorted({entry.calendar_id for entry in cached})
+        subscriptions = sorted({key for key in self._feeds.keys() if isinstance(key, uuid.UUID)})
         if not calendars and not subscriptions:
             return
         async with self._pool.acquire() as conn:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import aiohttp
 import pytest
 
@@ -60,12 +62,22 @@ class Merchant:
 
 
 @pytest.fixture(scope="module")
-async def feed_stack(stack: Stack) -> Stack:
+async def feed_stack(stack: Stack, amqp_url: str) -> AsyncIterator[Stack]:
     await asyncio.to_thread(install)
     await stack.start("auth")
     await stack.start("ingest")
     await stack.start("feed", env={"KALENDS_PUBLIC_API_URL": stack.url("ingest")})
-    return stack
+    yield stack
+    stack.processes["feed"].stop()
+    # The feed's quorum queues of this module go with it (each is a Raft group on the broker).
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name in ("feed.projection", "feed.projection.dlq"):
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(stack.env["KALENDS_AMQP_PREFIX"] + name)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -1,0 +1,360 @@
+"""Feed benchmark: the feed service against nginx serving the same bytes as a static file.
+
+One run on 127.0.0.1, side by side: a 200-event and a 1000-event personalised feed at 64 and 256
+connections (full body, 304 revalidation, gzip), with wrk; then the time from an event change
+accepted by ingest to the change being visible in every affected feed, over 1000 changes.
+Everything runs as real processes: auth, ingest and feed (one process per core), RabbitMQ,
+PostgreSQL, nginx from Debian. Each wrk measurement lasts a few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from shared.testing import (
+    Stack,
+    create_database,
+    drop_database,
+    free_port,
+    random_name,
+    server_urls,
+    with_database,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DURATION = int(os.environ.get("KALENDS_BENCH_SECONDS", "5"))
+CHANGES = int(os.environ.get("KALENDS_BENCH_CHANGES", "1000"))
+CONNECTIONS = (64, 256)
+SIZES = (200, 1000)
+
+
+def _tools() -> None:
+    for script in ("nginx.sh", "wrk.sh"):
+        subprocess.run([str(ROOT / "scripts" / "tools" / script)], check=True, timeout=900)
+
+
+# --- load generation ------------------------------------------------------------------------
+
+
+def _seconds(value: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s|m)", value)
+    if not match:
+        return float("nan")
+    number, unit = float(match.group(1)), match.group(2)
+    return number * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def wrk(url: str, connections: int, headers: dict[str, str]) -> dict[str, float]:
+    """Requests per second, p99 latency (ms) and the status of a sample response."""
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", "--timeout", "5s"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=DURATION + 30, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1)) * 1000  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p99": p99,
+        "non2xx": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
+
+
+# --- nginx ----------------------------------------------------------------------------------
+
+NGINX_CONF = """
+worker_processes {workers};
+error_log {root}/error.log warn;
+pid {root}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    types {{ "text/calendar; charset=utf-8" ics; }}
+    default_type "text/calendar; charset=utf-8";
+    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp; fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {root}/www;
+        gzip_static on;
+        gzip_vary on;
+        location / {{ add_header Cache-Control "private, max-age=0, must-revalidate"; }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self, workdir: Path) -> None:
+        self.root = workdir
+        self.port = free_port()
+        (workdir / "www").mkdir(parents=True)
+        # nginx's workers drop root: let them read the temporary directory.
+        for path in (workdir.parent, workdir, workdir / "www"):
+            path.chmod(0o755)
+        (workdir / "tmp").mkdir()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def publish(self, name: str, body: bytes, gzipped: bytes) -> str:
+        for path, data in ((self.root / "www" / name, body), (self.root / "www" / f"{name}.gz", gzipped)):
+            path.write_bytes(data)
+            path.chmod(0o644)
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> None:
+        conf = self.root / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 1, root=self.root, port=self.port))
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.process = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                subprocess.run(["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{self.port}/"], timeout=2)
+                return
+            except (subprocess.SubprocessError, FileNotFoundError):
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+# --- the system under test ------------------------------------------------------------------
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, body: Any) -> Any:
+    async with session.request(method, url, json=body, headers={"Authorization": f"Bearer {token}"}) as response:
+        text = await response.text()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {url}: {response.status} {text[:300]}")
+        return await response.json(content_type=None) if text.strip() else None
+
+
+async def _calendar_with_events(
+    session: aiohttp.ClientSession, stack: Stack, account: dict[str, Any], token: str, count: int
+) -> tuple[str, list[dict[str, Any]]]:
+    code = f"bench{count}"
+    base = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}"
+    await _call(
+        session,
+        "POST",
+        base,
+        token,
+        {"code": code, "name": f"Bench {count}", "description": "Season schedule", "timezone": "America/New_York"},
+    )
+    tag = await _call(session, "POST", f"{base}/{code}/tags", token, {"name": "Home"})
+    semaphore = asyncio.Semaphore(16)
+
+    async def one(i: int) -> dict[str, Any]:
+        day = 1 + i % 28
+        month = 1 + (i // 28) % 12
+        body = {
+            "title": f"Game {i}: Home team vs Visitors, round {i % 30}",
+            "description": "Doors open one hour before. Tickets at the box office; parking on site.",
+            "location": "Main Arena, 1 Sports Way, Springfield",
+            "start": f"2026-{month:02d}-{day:02d}T19:00:00",
+            "end": f"2026-{month:02d}-{day:02d}T21:30:00",
+            "externalId": f"game-{i}",
+            "notifyBefore": 60,
+            "tags": [tag["id"]] if i % 2 == 0 else [],
+            "url": f"https://tickets.example.com/game/{i}",
+        }
+        async with semaphore:
+            created: dict[str, Any] = await _call(session, "POST", f"{base}/{code}/events", token, body)
+            return created
+
+    events = await asyncio.gather(*(one(i) for i in range(count)))
+    return code, list(events)
+
+
+async def _wait_feed(session: aiohttp.ClientSession, url: str, events: int, timeout: float = 180) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with session.get(url) as response:
+            body = await response.read()
+        if body.count(b"BEGIN:VEVENT") >= events:
+            return body
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} has {body.count(b'BEGIN:VEVENT')} events, not {events}")
+        await asyncio.sleep(0.2)
+
+
+async def _change_to_visible(
+    session: aiohttp.ClientSession,
+    stack: Stack,
+    account: dict[str, Any],
+    token: str,
+    code: str,
+    events: list[dict[str, Any]],
+    feeds: list[str],
+) -> list[float]:
+    """PATCH an event's title through ingest; time from the 200 to the title in every feed."""
+    latencies: list[float] = []
+    base = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}/{code}/events"
+    etags = dict.fromkeys(feeds, "")
+    for n in range(CHANGES):
+        event = events[(n * 2) % len(events)]  # even events carry the tag every feed selects
+        marker = f"Changed {n} {uuid.uuid4().hex[:6]}"
+        await _call(session, "PATCH", f"{base}/{event['id']}", token, {"title": marker})
+        accepted = time.perf_counter()
+        pending = set(feeds)
+        while pending:
+            for url in list(pending):
+                async with session.get(url, headers={"If-None-Match": etags[url]}) as response:
+                    if response.status == 200:
+                        etags[url] = response.headers.get("ETag", "")
+                        if marker.encode() in await response.read():
+                            pending.discard(url)
+            if time.perf_counter() - accepted > 30:
+                raise TimeoutError(f"change {n} not visible after 30 s")
+        latencies.append(time.perf_counter() - accepted)
+    return latencies
+
+
+async def _delete_queues(amqp_url: str, prefix: str) -> None:
+    """Leave no quorum queue of this run behind on the broker (the feed's own, by name)."""
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name in ("feed.projection", "feed.projection.dlq"):
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(prefix + name)
+            except aio_pika.exceptions.AMQPError:
+                pass
+    finally:
+        await connection.close()
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def _run(workdir: Path) -> str:
+    with server_urls() as (server_db, amqp_url):
+        name = random_name("kalends_bench")
+        await create_database(server_db, name)
+        stack = Stack(
+            {
+                "KALENDS_DATABASE_URL": with_database(server_db, name),
+                "KALENDS_AMQP_URL": amqp_url,
+                "KALENDS_AMQP_PREFIX": random_name("bench") + ".",
+                "KALENDS_LOG_LEVEL": "warning",
+            }
+        )
+        nginx = Nginx(workdir / "nginx")
+        try:
+            await stack.start("auth")
+            await stack.start("ingest")
+            await stack.start("feed", env={"KALENDS_FEED_WORKERS": str(os.cpu_count() or 1)})
+            account = await stack.new_account()
+            token = await stack.token(account)
+            rows: list[str] = []
+            async with aiohttp.ClientSession() as session:
+                targets: dict[int, tuple[str, str, dict[str, str]]] = {}
+                change_setup: tuple[str, list[dict[str, Any]], list[str]] | None = None
+                for size in SIZES:
+                    code, events = await _calendar_with_events(session, stack, account, token, size)
+                    subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
+                    sub = await _call(session, "POST", subscribe, token, {"subscriberId": "fan-1"})
+                    tagged = await _call(
+                        session,
+                        "POST",
+                        subscribe,
+                        token,
+                        {"subscriberId": "fan-2", "timeZoneId": "Eastern Standard Time"},
+                    )
+                    feed_url = f"{stack.url('feed')}/v1/webcal/{sub['subscriptionId']}"
+                    body = await _wait_feed(session, feed_url, size)
+                    async with session.get(feed_url, headers={"Accept-Encoding": "gzip"}, auto_decompress=False) as r:
+                        gzipped = await r.read()
+                        gzip_etag = r.headers["ETag"]
+                    async with session.get(feed_url, headers={"Accept-Encoding": "identity"}) as r:
+                        etag = r.headers["ETag"]
+                    static_url = nginx.publish(f"feed{size}.ics", body, gzipped)
+                    targets[size] = (
+                        feed_url,
+                        static_url,
+                        {"feed": etag, "feed_gzip": gzip_etag, "bytes": str(len(body))},
+                    )
+                    if size == SIZES[0]:
+                        tagged_url = f"{stack.url('feed')}/v1/webcal/{tagged['subscriptionId']}"
+                        await _wait_feed(session, tagged_url, size)
+                        change_setup = (code, events, [feed_url, tagged_url])
+                nginx.start()
+                for size, (feed_url, static_url, info) in targets.items():
+                    async with session.head(static_url, headers={"Accept-Encoding": "identity"}) as r:
+                        assert r.status == 200, (static_url, r.status)
+                        nginx_etag = r.headers["ETag"]
+                    for mode in ("full", "304", "gzip"):
+                        for connections in CONNECTIONS:
+                            results = {}
+                            for target, url in (("feed", feed_url), ("nginx", static_url)):
+                                headers: dict[str, str] = {}
+                                if mode == "304":
+                                    headers["If-None-Match"] = info["feed"] if target == "feed" else nginx_etag
+                                if mode == "gzip":
+                                    headers["Accept-Encoding"] = "gzip"
+                                results[target] = wrk(url, connections, headers)
+                            feed, ref = results["feed"], results["nginx"]
+                            rows.append(
+                                f"| {size} ({int(info['bytes']) // 1024} KiB) | {mode} | {connections} "
+                                f"| {feed['rps']:,.0f} | {feed['p99']:.1f} | {ref['rps']:,.0f} | {ref['p99']:.1f} "
+                                f"| {100 * feed['rps'] / ref['rps']:.0f}% |"
+                                + (" errors" if feed["non2xx"] or ref["non2xx"] else "")
+                            )
+                assert change_setup is not None
+                code, events, feeds = change_setup
+                latencies = await _change_to_visible(session, stack, account, token, code, events, feeds)
+        finally:
+            nginx.stop()
+            stack.stop_all()
+            await drop_database(server_db, name)
+            await _delete_queues(amqp_url, stack.env["KALENDS_AMQP_PREFIX"])
+    table = [
+        f"wrk -t2, {DURATION} s per measurement; feed: {os.cpu_count()} processes; nginx: {os.cpu_count()} workers,"
+        " same bytes as a static file (gzip_static for gzip).",
+        "",
+        "| events | mode | connections | feed req/s | feed p99 ms | nginx req/s | nginx p99 ms | feed/nginx |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Change to visible (PATCH accepted by ingest -> new title in both feeds of the {SIZES[0]}-event calendar),"
+        f" {len(latencies)} changes:",
+        "",
+        "| p50 ms | p99 ms | max ms | mean ms |",
+        "|---|---|---|---|",
+        f"| {1000 * _pct(latencies, 0.5):.1f} | {1000 * _pct(latencies, 0.99):.1f} | {1000 * max(latencies):.1f}"
+        f" | {1000 * statistics.fmean(latencies):.1f} |",
+    ]
+    return "\n".join(table)
+
+
+def main() -> str:
+    _tools()
+    with tempfile.TemporaryDirectory(prefix="kalends-bench-feed-") as workdir:
+        return asyncio.run(_run(Path(workdir)))
+
+
+if __name__ == "__main__":
+    print(main())
