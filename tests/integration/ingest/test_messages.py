@@ -202,3 +202,85 @@ async def test_account_created_from_auth_gives_subscription_messages_the_merchan
     received = await h.messages.wait_for(3)
     assert h.messages.of("subscription.created")[0]["data"]["merchantName"] == "Acme Sports"
     assert len(received) == 3
+
+
+async def test_calendar_update_and_delete_and_tag_rename_publish_once_each(harness: Harness) -> None:
+    h, m = harness, harness.merchant()
+    await _calendar(h, m)
+    await _post(h, m, f"/v1/calendars/{m.code}/season/tags", {"name": "Team A", "externalId": "TeamA"})
+    await _post(h, m, f"/v1/calendars/{m.code}/season/tags", {"name": "Team A!", "externalId": "TeamA"}, status=200)
+    await _post(h, m, f"/v1/calendars/{m.code}/season/tags", {"name": "Team A!", "externalId": "TeamA"}, status=200)
+    response = await h.client.put(f"/v1/calendars/{m.code}/season", json={"protected": True}, headers=m.headers)
+    assert response.status == 200
+    response = await h.client.put(f"/v1/calendars/{m.code}/season", json={"protected": True}, headers=m.headers)
+    assert response.status == 200  # no change: no message
+    response = await h.client.delete(f"/v1/calendars/{m.code}/season", headers=m.headers)
+    assert response.status == 204
+    received = await h.messages.wait_for(5)
+    assert _types(received) == [
+        "calendar.created",
+        "tag.created",
+        "tag.updated",
+        "calendar.updated",
+        "calendar.deleted",
+    ]
+    assert received[2]["data"]["name"] == "Team A!" and received[2]["data"]["version"] == 2
+    assert received[3]["data"]["protected"] is True and received[3]["data"]["version"] == 2
+    assert received[4]["data"]["version"] == 3 and received[4]["data"]["code"] == "season"
+
+
+async def test_a_subscription_event_posted_again_is_updated_and_reaches_the_union_of_subscriptions(
+    harness: Harness,
+) -> None:
+    h, m = harness, harness.merchant()
+    await _calendar(h, m)
+    first = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a"}, status=200)
+    second = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "b"}, status=200)
+    await h.messages.wait_for(3)
+    h.messages.clear()
+    event = {"eventId": "promo", "title": "Promo", "start": "2026-05-01T09:00:00"}
+    for body in (
+        {"event": event, "subscriptionIds": [first["subscriptionId"]]},
+        {"event": {**event, "title": "Promo (moved)"}, "subscriptionIds": [second["subscriptionId"]]},
+        {"event": {**event, "title": "Promo (moved)"}, "subscriptionIds": [second["subscriptionId"]]},
+    ):
+        response = await h.client.post(f"/v1/subscriptionevent/{m.code}", json=body, headers=m.headers)
+        assert response.status == 202
+    received = await h.messages.wait_for(2)
+    assert _types(received) == ["subscription_event.accepted", "subscription_event.accepted"]
+    one, two = (r["data"] for r in received)
+    assert one["event"]["eventId"] == two["event"]["eventId"]
+    assert (one["event"]["sequence"], two["event"]["sequence"]) == (0, 1)
+    assert two["event"]["title"] == "Promo (moved)"
+    assert two["subscriptionIds"] == [first["subscriptionId"], second["subscriptionId"]]
+
+
+async def test_update_and_the_unsubscribe_page_publish_updated_then_deactivated_with_the_reason(
+    harness: Harness,
+) -> None:
+    h, m = harness, harness.merchant()
+    await _calendar(h, m)
+    created = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a"}, status=200)
+    sid = created["subscriptionId"]
+    response = await h.client.put(
+        f"/v1/subscription/{m.code}/season/{sid}", json={"marketingAllowed": True}, headers=m.headers
+    )
+    assert response.status == 200
+    page = await h.client.get(f"/v1/unsubscribe/{sid}")
+    assert page.status == 200 and "Unsubscribe from Season 2026?" in await page.text()
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'none' forbids script
+    done = await h.client.post(f"/v1/unsubscribe/{sid}", data={"reason": "Another reason", "comment": "bye"})
+    assert done.status == 200 and "You have been unsubscribed" in await done.text()
+    again = await h.client.post(f"/v1/unsubscribe/{sid}", data={"reason": "Another reason"})
+    assert "already unsubscribed" in await again.text()
+    received = await h.messages.wait_for(4)
+    assert _types(received) == [
+        "calendar.created",
+        "subscription.created",
+        "subscription.updated",
+        "subscription.deactivated",
+    ]
+    assert received[2]["data"]["marketingAllowed"] is True
+    gone = received[3]["data"]
+    assert gone["actionType"] == "UnsubscribeUserAction" and gone["unsubscribeReason"] == "Another reason - bye"
+    assert gone["active"] is False and gone["merchantName"] == m.code
