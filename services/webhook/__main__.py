@@ -1,0 +1,30 @@
+"""`python -m services.webhook [--role api|worker|all] [--port N]`."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from aiohttp import web
+
+from services.webhook.app import create_app
+from services.webhook.settings import WebhookSettings
+from shared.service import run
+from shared.settings import PlatformSettings, SettingsError
+
+
+def main() -> None:
+    try:
+        settings = WebhookSettings.from_env()
+    except SettingsError as exc:
+        print(f"kalends webhook: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    def build(platform: PlatformSettings, role: str) -> web.Application:
+        return create_app(dataclasses.replace(settings, platform=platform), role)
+
+    run("webhook", 8084, build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Adapters of the webhook service: PostgreSQL repository, HTTP sender, timer publisher."""

@@ -1,0 +1,394 @@
+"""The webhook schema in PostgreSQL: endpoints, events, deliveries and their attempts.
+
+Every function takes a connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+SCHEMA = "webhook"
+
+ORPHANED_ATTEMPT = "the worker stopped before this attempt finished; its outcome is unknown"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Endpoint:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+_ENDPOINT_COLUMNS = (
+    "id, account_id, url, description, event_types, enabled, secret, previous_secret,"
+    " previous_secret_expires_at, created_at, updated_at"
+)
+
+
+async def insert_endpoint(
+    conn: asyncpg.Connection,
+    *,
+    account_id: uuid.UUID,
+    url: str,
+    description: str,
+    event_types: list[str],
+    enabled: bool,
+    secret: str,
+) -> Endpoint:
+    row = await conn.fetchrow(
+        f"INSERT INTO {SCHEMA}.endpoints (id, account_id, url, description, event_types, enabled, secret)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ENDPOINT_COLUMNS}",
+        uuid.uuid4(),
+        account_id,
+        url,
+        description,
+        event_types,
+        enabled,
+        secret,
+    )
+    return Endpoint.from_row(row)
+
+
+async def count_endpoints(conn: asyncpg.Connection, account_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval(f"SELECT count(*) FROM {SCHEMA}.endpoints WHERE account_id = $1", account_id)
+    return count
+
+
+async def list_endpoints(conn: asyncpg.Connection, account_id: uuid.UUID) -> list[Endpoint]:
+    rows = await conn.fetch(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM {SCHEMA}.endpoints WHERE account_id = $1 ORDER BY created_at, id",
+        account_id,
+    )
+    return [Endpoint.from_row(r) for r in rows]
+
+
+async def get_endpoint(
+    conn: asyncpg.Connection, account_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+) -> Endpoint | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM {SCHEMA}.endpoints WHERE account_id = $1 AND id = $2{lock}",
+        account_id,
+        endpoint_id,
+    )
+    return Endpoint.from_row(row) if row else None
+
+
+async def update_endpoint(conn: asyncpg.Connection, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> Endpoint:
+    allowed = {
+        "url",
+        "description",
+        "event_types",
+        "enabled",
+        "secret",
+        "previous_secret",
+        "previous_secret_expires_at",
+    }
+    names = [name for name in changes if name in allowed]
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=2))
+    sets = f"{assignments}, updated_at = now()" if assignments else "updated_at = now()"
+    row = await conn.fetchrow(
+        f"UPDATE {SCHEMA}.endpoints SET {sets} WHERE id = $1 RETURNING {_ENDPOINT_COLUMNS}",
+        endpoint_id,
+        *(changes[name] for name in names),
+    )
+    return Endpoint.from_row(row)
+
+
+async def delete_endpoint(conn: asyncpg.Connection, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> bool:
+    result = await conn.execute(
+        f"DELETE FROM {SCHEMA}.endpoints WHERE account_id = $1 AND id = $2", account_id, endpoint_id
+    )
+    return result != "DELETE 0"
+
+
+async def endpoints_wanting(conn: asyncpg.Connection, account_id: uuid.UUID, event_type: str) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        f"SELECT id FROM {SCHEMA}.endpoints WHERE account_id = $1 AND enabled AND $2 = ANY(event_types)"
+        " ORDER BY created_at, id",
+        account_id,
+        event_type,
+    )
+    return [r["id"] for r in rows]
+
+
+# --- events and deliveries -----------------------------------------------------------------------
+
+
+async def insert_event(
+    conn: asyncpg.Connection,
+    *,
+    event_id: uuid.UUID,
+    account_id: uuid.UUID,
+    event_type: str,
+    body: bytes,
+    source_message_id: uuid.UUID | None = None,
+    subscription_id: uuid.UUID | None = None,
+) -> None:
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.events (id, account_id, event_type, source_message_id, subscription_id, body)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        event_id,
+        account_id,
+        event_type,
+        source_message_id,
+        subscription_id,
+        body,
+    )
+
+
+async def insert_delivery(conn: asyncpg.Connection, event_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
+    delivery_id = uuid.uuid4()
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at) VALUES ($1, $2, $3, now())",
+        delivery_id,
+        event_id,
+        endpoint_id,
+    )
+    return delivery_id
+
+
+@dataclass(frozen=True)
+class ClaimedAttempt:
+    """An attempt this worker has claimed: what to send, where, signed with which secrets."""
+
+    attempt_id: uuid.UUID
+    delivery_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    number: int
+    manual: bool
+    url: str
+    signing_secrets: list[str]
+    body: bytes
+    first_attempt_at: datetime
+
+
+async def claim_attempt(
+    conn: asyncpg.Connection, delivery_id: uuid.UUID, attempts_made: int, lease_seconds: float
+) -> ClaimedAttempt | None:
+    """Claim the next attempt of a delivery if it is pending, due, not claimed by a live worker, and
+    still at `attempts_made` (so a stale or duplicate timer claims nothing). Runs in the caller's
+    transaction; the attempt row is written before anything is sent."""
+    row = await conn.fetchrow(
+        f"SELECT d.id, d.endpoint_id, d.status, d.attempts_made, d.first_attempt_at, d.next_attempt_at,"
+        f" d.lease_until, d.manual, e.url, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,"
+        f" ev.id AS event_id, ev.event_type, ev.body, clock_timestamp() AS now"
+        f" FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id"
+        f" JOIN {SCHEMA}.events ev ON ev.id = d.event_id"
+        f" WHERE d.id = $1 FOR UPDATE OF d SKIP LOCKED",
+        delivery_id,
+    )
+    if row is None or row["status"] != "pending" or row["attempts_made"] != attempts_made:
+        return None
+    now: datetime = row["now"]
+    if row["next_attempt_at"] is None or (row["next_attempt_at"] - now).total_seconds() > 0.25:
+        return None
+    if row["lease_until"] is not None and row["lease_until"] > now:
+        return None
+    if not row["enabled"]:
+        await conn.execute(
+            f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
+            " failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now() WHERE id = $1",
+            delivery_id,
+        )
+        return None
+    await conn.execute(
+        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), succeeded = false, error = $2"
+        " WHERE delivery_id = $1 AND finished_at IS NULL",
+        delivery_id,
+        ORPHANED_ATTEMPT,
+    )
+    attempt_id = uuid.uuid4()
+    number = row["attempts_made"] + 1
+    await conn.execute(
+        f"INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        attempt_id,
+        delivery_id,
+        number,
+        "manual" if row["manual"] else "scheduled",
+        row["url"],
+        now,
+    )
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET attempts_made = $2, first_attempt_at = COALESCE(first_attempt_at, $3),"
+        " lease_until = $3 + make_interval(secs => $4), swept_at = NULL, updated_at = now() WHERE id = $1",
+        delivery_id,
+        number,
+        now,
+        lease_seconds,
+    )
+    secrets = [row["secret"]]
+    if row["previous_secret"] and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
+        secrets.append(row["previous_secret"])
+    return ClaimedAttempt(
+        attempt_id=attempt_id,
+        delivery_id=delivery_id,
+        endpoint_id=row["endpoint_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        number=number,
+        manual=row["manual"],
+        url=row["url"],
+        signing_secrets=secrets,
+        body=bytes(row["body"]),
+        first_attempt_at=row["first_attempt_at"] or now,
+    )
+
+
+async def finish_attempt(
+    conn: asyncpg.Connection,
+    attempt_id: uuid.UUID,
+    *,
+    duration_ms: float,
+    status_code: int | None,
+    error: str | None,
+    response_body: str | None,
+    succeeded: bool,
+) -> datetime:
+    """Record an attempt's outcome; returns the database's clock at that moment."""
+    finished: datetime = await conn.fetchval(
+        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), duration_ms = $2,"
+        " status_code = $3, error = $4, response_body = $5, succeeded = $6 WHERE id = $1 RETURNING finished_at",
+        attempt_id,
+        duration_ms,
+        status_code,
+        error,
+        response_body,
+        succeeded,
+    )
+    return finished
+
+
+async def lock_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT id, status, attempts_made, manual FROM {SCHEMA}.deliveries WHERE id = $1 FOR UPDATE", delivery_id
+    )
+
+
+async def complete_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, status: str) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET status = $2, next_attempt_at = NULL, lease_until = NULL, manual = false,"
+        " failure_reason = CASE WHEN $2 = 'failed' THEN 'every attempt failed' ELSE NULL END,"
+        " completed_at = now(), updated_at = now() WHERE id = $1",
+        delivery_id,
+        status,
+    )
+
+
+async def schedule_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, due_at: datetime) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET next_attempt_at = $2, lease_until = NULL, swept_at = NULL,"
+        " updated_at = now() WHERE id = $1",
+        delivery_id,
+        due_at,
+    )
+
+
+async def overdue_deliveries(
+    conn: asyncpg.Connection, *, grace: float, requeue_after: float, limit: int = 500
+) -> list[tuple[uuid.UUID, int]]:
+    """Pending deliveries overdue by more than `grace` that no live worker holds and the sweeper has
+    not re-enqueued in the last `requeue_after` seconds; marks them swept. Caller's transaction."""
+    rows = await conn.fetch(
+        f"SELECT id, attempts_made FROM {SCHEMA}.deliveries"
+        " WHERE status = 'pending' AND next_attempt_at <= now() - make_interval(secs => $1)"
+        " AND (lease_until IS NULL OR lease_until < now())"
+        " AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $2))"
+        " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        grace,
+        requeue_after,
+        limit,
+    )
+    if rows:
+        await conn.execute(
+            f"UPDATE {SCHEMA}.deliveries SET swept_at = now() WHERE id = ANY($1::uuid[])", [r["id"] for r in rows]
+        )
+    return [(r["id"], r["attempts_made"]) for r in rows]
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+_DELIVERY_COLUMNS = (
+    "d.id, d.event_id, ev.event_type, d.endpoint_id, d.status, d.attempts_made, d.first_attempt_at,"
+    " d.next_attempt_at, d.manual, d.failure_reason, d.created_at, d.updated_at, d.completed_at, ev.body"
+)
+
+
+async def list_deliveries(
+    conn: asyncpg.Connection,
+    endpoint_id: uuid.UUID,
+    *,
+    limit: int,
+    status: str | None = None,
+    before: tuple[datetime, uuid.UUID] | None = None,
+) -> list[asyncpg.Record]:
+    """An endpoint's deliveries, newest first, a page at a time (keyset on created_at, id)."""
+    args: list[Any] = [endpoint_id, limit]
+    where = "d.endpoint_id = $1"
+    if status is not None:
+        args.append(status)
+        where += f" AND d.status = ${len(args)}"
+    if before is not None:
+        args.extend(before)
+        where += f" AND (d.created_at, d.id) < (${len(args) - 1}, ${len(args)})"
+    return await conn.fetch(
+        f"SELECT {_DELIVERY_COLUMNS} FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.events ev ON ev.id = d.event_id"
+        f" WHERE {where} ORDER BY d.created_at DESC, d.id DESC LIMIT $2",
+        *args,
+    )
+
+
+async def get_delivery(
+    conn: asyncpg.Connection, account_id: uuid.UUID, delivery_id: uuid.UUID, *, for_update: bool = False
+) -> asyncpg.Record | None:
+    lock = " FOR UPDATE OF d" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {_DELIVERY_COLUMNS}, e.enabled AS endpoint_enabled FROM {SCHEMA}.deliveries d"
+        f" JOIN {SCHEMA}.events ev ON ev.id = d.event_id JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id"
+        f" WHERE d.id = $1 AND e.account_id = $2{lock}",
+        delivery_id,
+        account_id,
+    )
+
+
+async def attempts_of(conn: asyncpg.Connection, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    rows = await conn.fetch(
+        f"SELECT delivery_id, number, trigger, url, started_at, finished_at, duration_ms, status_code, error,"
+        f" response_body, succeeded FROM {SCHEMA}.delivery_attempts WHERE delivery_id = ANY($1::uuid[])"
+        " ORDER BY delivery_id, number",
+        delivery_ids,
+    )
+    out: dict[uuid.UUID, list[asyncpg.Record]] = {i: [] for i in delivery_ids}
+    for row in rows:
+        out[row["delivery_id"]].append(row)
+    return out
+
+
+async def request_manual_attempt(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> None:
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET status = 'pending', manual = true, next_attempt_at = now(),"
+        " lease_until = NULL, swept_at = NULL, failure_reason = NULL, completed_at = NULL, updated_at = now()"
+        " WHERE id = $1",
+        delivery_id,
+    )

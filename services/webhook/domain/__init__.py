@@ -1,0 +1,1 @@
+"""Pure rules of the webhook service: retry schedule, payloads, signatures, address policy."""

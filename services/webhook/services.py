@@ -1,0 +1,430 @@
+"""The webhook use-cases: endpoint admin, events into deliveries, one attempt, the operator's record.
+
+Each use-case owns its transaction (or, for the consumer's handler, runs in the consumer's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from services.webhook.adapters import repository as repo
+from services.webhook.adapters.sender import AttemptOutcome, UnsafeDestination, WebhookSender, check_destination
+from services.webhook.domain import payloads
+from services.webhook.domain.schedule import next_attempt
+from services.webhook.domain.signing import new_secret, signature_header
+from services.webhook.messaging.timers import TimerPublisher, due_envelope
+from shared import outbox
+from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.logging import get_logger
+from shared.messages import Envelope, SubscriptionData
+
+log = get_logger(__name__)
+
+MAX_ENDPOINTS_PER_ACCOUNT = 50
+MAX_URL_LENGTH = 2048
+DEFAULT_ROTATION_GRACE = timedelta(hours=24)
+
+
+# --- endpoints ---------------------------------------------------------------------------------
+
+
+def normalise_event_types(requested: Sequence[str] | None) -> list[str]:
+    """`["subscribe"]` -> `["Subscribe"]`; None means every type."""
+    if requested is None:
+        return list(payloads.EVENT_TYPES)
+    known = {name.lower(): name for name in payloads.EVENT_TYPES}
+    chosen: list[str] = []
+    for name in requested:
+        canonical = known.get(str(name).strip().lower())
+        if canonical is None:
+            raise InvalidRequest(f"eventTypes: unknown event type {name!r}; use Subscribe or Unsubscribe")
+        if canonical not in chosen:
+            chosen.append(canonical)
+    if not chosen:
+        raise InvalidRequest("eventTypes: choose at least one of Subscribe, Unsubscribe")
+    return chosen
+
+
+async def validate_url(url: str, *, allow_private: bool) -> str:
+    url = url.strip()
+    if not url:
+        raise InvalidRequest("url: is required")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"url: must be at most {MAX_URL_LENGTH} characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest(f"url: is not a valid URL ({exc})") from None
+    schemes = {"https", "http"} if allow_private else {"https"}
+    if parts.scheme.lower() not in schemes:
+        raise InvalidRequest("url: must be an https:// URL" if not allow_private else "url: must be http(s)://")
+    if not parts.hostname or any(ch.isspace() for ch in url):
+        raise InvalidRequest("url: must name a host, without spaces")
+    if not allow_private:
+        try:
+            await check_destination(parts.hostname, port or 443)
+        except UnsafeDestination as exc:
+            raise InvalidRequest(f"url: {exc}", code="UnsafeWebhookUrl") from None
+    return url
+
+
+async def create_endpoint(
+    pool: asyncpg.Pool,
+    account_id: uuid.UUID,
+    *,
+    url: str,
+    event_types: Sequence[str] | None,
+    enabled: bool,
+    description: str,
+    allow_private: bool,
+) -> repo.Endpoint:
+    types = normalise_event_types(event_types)
+    url = await validate_url(url, allow_private=allow_private)
+    async with pool.acquire() as conn, conn.transaction():
+        # Serialise creations per account so the limit holds under concurrent requests.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"webhook.endpoints.{account_id}")
+        if await repo.count_endpoints(conn, account_id) >= MAX_ENDPOINTS_PER_ACCOUNT:
+            raise Conflict(
+                f"an account may have at most {MAX_ENDPOINTS_PER_ACCOUNT} webhooks; delete one first",
+                code="TooManyWebhooks",
+            )
+        return await repo.insert_endpoint(
+            conn,
+            account_id=account_id,
+            url=url,
+            description=description,
+            event_types=types,
+            enabled=enabled,
+            secret=new_secret(),
+        )
+
+
+async def get_endpoint(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> repo.Endpoint:
+    async with pool.acquire() as conn:
+        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+    return endpoint
+
+
+async def list_endpoints(pool: asyncpg.Pool, account_id: uuid.UUID) -> list[repo.Endpoint]:
+    async with pool.acquire() as conn:
+        return await repo.list_endpoints(conn, account_id)
+
+
+async def update_endpoint(
+    pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID, changes: dict[str, Any], *, allow_private: bool
+) -> repo.Endpoint:
+    if "event_types" in changes:
+        changes["event_types"] = normalise_event_types(changes["event_types"])
+    if "url" in changes:
+        changes["url"] = await validate_url(changes["url"], allow_private=allow_private)
+    async with pool.acquire() as conn, conn.transaction():
+        if await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True) is None:
+            raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+        return await repo.update_endpoint(conn, endpoint_id, changes)
+
+
+async def delete_endpoint(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+    async with pool.acquire() as conn:
+        if not await repo.delete_endpoint(conn, account_id, endpoint_id):
+            raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+
+
+async def rotate_secret(
+    pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID, grace: timedelta = DEFAULT_ROTATION_GRACE
+) -> repo.Endpoint:
+    """A new secret signs from now on; the current one also signs (a second `v1` signature) until
+    the grace period ends, so receivers can switch over without dropping a webhook."""
+    async with pool.acquire() as conn, conn.transaction():
+        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True)
+        if endpoint is None:
+            raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+        now = datetime.now(UTC)
+        return await repo.update_endpoint(
+            conn,
+            endpoint_id,
+            {
+                "secret": new_secret(),
+                "previous_secret": endpoint.secret if grace.total_seconds() > 0 else None,
+                "previous_secret_expires_at": now + grace if grace.total_seconds() > 0 else None,
+            },
+        )
+
+
+# --- events into deliveries --------------------------------------------------------------------
+
+
+async def _fan_out(
+    conn: asyncpg.Connection,
+    *,
+    event_id: uuid.UUID,
+    account_id: uuid.UUID,
+    event_type: str,
+    body: bytes,
+    endpoint_ids: Sequence[uuid.UUID],
+    source_message_id: uuid.UUID | None = None,
+    subscription_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    await repo.insert_event(
+        conn,
+        event_id=event_id,
+        account_id=account_id,
+        event_type=event_type,
+        body=body,
+        source_message_id=source_message_id,
+        subscription_id=subscription_id,
+    )
+    delivery_ids = [await repo.insert_delivery(conn, event_id, endpoint_id) for endpoint_id in endpoint_ids]
+    # The first attempts are announced through the outbox: they exist exactly when the deliveries do.
+    await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, 0) for d in delivery_ids])
+    return delivery_ids
+
+
+async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """Consumer handler (runs in the consumer's transaction): a subscription message becomes one
+    event and a delivery to every enabled endpoint of the account that wants its type."""
+    event_type = payloads.MESSAGE_EVENT_TYPES.get(envelope.type)
+    if event_type is None:
+        return
+    subscription = envelope.parsed()
+    assert isinstance(subscription, SubscriptionData)
+    endpoint_ids = await repo.endpoints_wanting(conn, subscription.account_id, event_type)
+    if not endpoint_ids:
+        return
+    body = payloads.encode(
+        payloads.event_object(envelope.id, event_type, payloads.event_details(event_type, subscription))
+    )
+    deliveries = await _fan_out(
+        conn,
+        event_id=envelope.id,
+        account_id=subscription.account_id,
+        event_type=event_type,
+        body=body,
+        endpoint_ids=endpoint_ids,
+        source_message_id=envelope.id,
+        subscription_id=subscription.subscription_id,
+    )
+    log.info("webhook.event", event_type=event_type, event_id=str(envelope.id), deliveries=len(deliveries))
+
+
+async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
+    """The seed's Test Event Object, to this endpoint only, through the same pipeline."""
+    event_id = uuid.uuid4()
+    body = payloads.encode(payloads.event_object(event_id, payloads.TEST, payloads.test_details(datetime.now(UTC))))
+    async with pool.acquire() as conn, conn.transaction():
+        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id)
+        if endpoint is None:
+            raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+        if not endpoint.enabled:
+            raise Conflict("this webhook is disabled; enable it before sending a test", code="WebhookDisabled")
+        (delivery_id,) = await _fan_out(
+            conn,
+            event_id=event_id,
+            account_id=account_id,
+            event_type=payloads.TEST,
+            body=body,
+            endpoint_ids=[endpoint_id],
+        )
+    return delivery_id
+
+
+async def retry_delivery(pool: asyncpg.Pool, account_id: uuid.UUID, delivery_id: uuid.UUID) -> None:
+    """One more attempt of a failed delivery, now, recorded like any other."""
+    async with pool.acquire() as conn, conn.transaction():
+        delivery = await repo.get_delivery(conn, account_id, delivery_id, for_update=True)
+        if delivery is None:
+            raise NotFound(f"no delivery {delivery_id} in this account", code="DeliveryNotFound")
+        if delivery["status"] == "pending":
+            raise Conflict(
+                "this delivery is still pending (its retry window is open or an attempt is under way)",
+                code="DeliveryPending",
+            )
+        if delivery["status"] == "succeeded":
+            raise Conflict("this delivery already succeeded", code="DeliverySucceeded")
+        if not delivery["endpoint_enabled"]:
+            raise Conflict("this webhook is disabled; enable it before retrying", code="WebhookDisabled")
+        await repo.request_manual_attempt(conn, delivery_id)
+        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(delivery_id, delivery["attempts_made"])])
+
+
+# --- one attempt -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttemptReport:
+    delivery_id: uuid.UUID
+    number: int
+    outcome: AttemptOutcome
+    status: str  # the delivery's status afterwards
+
+
+_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+
+
+async def _with_retries(lease: float, label: str, work: Any) -> Any:
+    """Run `work()` until it succeeds or the lease runs out (the database may blink)."""
+    deadline = time.monotonic() + lease
+    delay = 0.1
+    while True:
+        try:
+            return await work()
+        except _TRANSIENT as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("webhook.database_unavailable", step=label, error=repr(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+def signed_headers(claimed: repo.ClaimedAttempt, timestamp: int) -> dict[str, str]:
+    message_id = str(claimed.event_id)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(claimed.signing_secrets, message_id, timestamp, claimed.body),
+        "kalends-delivery-id": str(claimed.delivery_id),
+        "kalends-attempt": str(claimed.number),
+    }
+
+
+async def attempt_delivery(
+    pool: asyncpg.Pool,
+    sender: WebhookSender,
+    timers: TimerPublisher | None,
+    schedule: Sequence[float],
+    delivery_id: uuid.UUID,
+    attempts_made: int,
+    *,
+    lease: float,
+) -> AttemptReport | None:
+    """Claim, send, record and schedule one attempt; None when there is nothing to do (not due,
+    already done, claimed by a live worker)."""
+
+    async def claim() -> repo.ClaimedAttempt | None:
+        async with pool.acquire() as conn, conn.transaction():
+            return await repo.claim_attempt(conn, delivery_id, attempts_made, lease)
+
+    claimed: repo.ClaimedAttempt | None = await _with_retries(lease, "claim", claim)
+    if claimed is None:
+        return None
+    outcome = await sender.send(claimed.url, signed_headers(claimed, int(time.time())), claimed.body)
+
+    async def record() -> tuple[str, int | None]:
+        async with pool.acquire() as conn, conn.transaction():
+            finished_at = await repo.finish_attempt(
+                conn,
+                claimed.attempt_id,
+                duration_ms=outcome.duration_ms,
+                status_code=outcome.status_code,
+                error=outcome.error,
+                response_body=outcome.response_body,
+                succeeded=outcome.succeeded,
+            )
+            current = await repo.lock_delivery(conn, delivery_id)
+            if current is None or current["status"] != "pending" or current["attempts_made"] != claimed.number:
+                return ("superseded", None)  # another worker took over after our lease ran out
+            if outcome.succeeded:
+                await repo.complete_delivery(conn, delivery_id, "succeeded")
+                return ("succeeded", None)
+            following = (
+                None
+                if claimed.manual
+                else next_attempt(schedule, claimed.first_attempt_at, claimed.number, finished_at)
+            )
+            if following is None:
+                await repo.complete_delivery(conn, delivery_id, "failed")
+                return ("failed", None)
+            await repo.schedule_delivery(conn, delivery_id, following.due_at)
+            return ("pending", following.step)
+
+    status, step = await _with_retries(lease, "record", record)
+    log.info(
+        "webhook.attempt",
+        delivery_id=str(delivery_id),
+        event_type=claimed.event_type,
+        attempt=claimed.number,
+        status_code=outcome.status_code,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+        delivery_status=status,
+    )
+    if step is not None and timers is not None:
+        try:
+            await timers.start(delivery_id, claimed.number, step)
+        except Exception as exc:  # the sweeper sends it when it falls due
+            log.warning("webhook.timer_failed", delivery_id=str(delivery_id), error=repr(exc))
+    return AttemptReport(delivery_id, claimed.number, outcome, status)
+
+
+async def sweep_overdue(pool: asyncpg.Pool, *, grace: float, requeue_after: float) -> int:
+    """Re-enqueue every delivery that is overdue and held by nobody (a lost timer, a crashed
+    worker, a parked message); returns how many."""
+    async with pool.acquire() as conn, conn.transaction():
+        overdue = await repo.overdue_deliveries(conn, grace=grace, requeue_after=requeue_after)
+        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, n) for d, n in overdue])
+    return len(overdue)
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryPage:
+    deliveries: list[tuple[asyncpg.Record, list[asyncpg.Record]]]
+    next_before: tuple[datetime, uuid.UUID] | None
+
+
+async def list_deliveries(
+    pool: asyncpg.Pool,
+    account_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    limit: int,
+    status: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> DeliveryPage:
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        if await repo.get_endpoint(conn, account_id, endpoint_id) is None:
+            raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
+        rows = await repo.list_deliveries(conn, endpoint_id, limit=limit + 1, status=status, before=before)
+        page = rows[:limit]
+        attempts = await repo.attempts_of(conn, [r["id"] for r in page])
+    following = (page[-1]["created_at"], page[-1]["id"]) if len(rows) > limit else None
+    return DeliveryPage([(r, attempts[r["id"]]) for r in page], following)
+
+
+async def get_delivery(
+    pool: asyncpg.Pool, account_id: uuid.UUID, delivery_id: uuid.UUID
+) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    # One snapshot, so the delivery's status and its attempts agree.
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await repo.get_delivery(conn, account_id, delivery_id)
+        if row is None:
+            raise NotFound(f"no delivery {delivery_id} in this account", code="DeliveryNotFound")
+        attempts = await repo.attempts_of(conn, [delivery_id])
+    return row, attempts[delivery_id]
+
+
+async def wait_for_attempt(
+    pool: asyncpg.Pool, account_id: uuid.UUID, delivery_id: uuid.UUID, *, attempts_before: int, timeout: float
+) -> tuple[asyncpg.Record, list[asyncpg.Record]]:
+    """The delivery once its next attempt has finished, or as it stands after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        row, attempts = await get_delivery(pool, account_id, delivery_id)
+        done = [a for a in attempts if a["number"] > attempts_before and a["finished_at"] is not None]
+        if done or time.monotonic() >= deadline:
+            return row, attempts
+        await asyncio.sleep(0.05)

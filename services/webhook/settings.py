@@ -1,0 +1,76 @@
+"""The webhook service's settings: the platform's plus the retry schedule, timeout and SSRF switch."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.settings import PlatformSettings, SettingsError, env_bool, env_float, env_int, env_str
+
+DEFAULT_RETRY_SCHEDULE = (0.0, 60.0, 180.0, 420.0, 900.0, 1800.0)
+
+
+def parse_retry_schedule(raw: str, name: str = "KALENDS_WEBHOOK_RETRY_SCHEDULE") -> tuple[float, ...]:
+    """`0,60,180`: seconds after the first attempt at which each attempt is due.
+
+    The first entry must be 0 (the first attempt is due at once), entries strictly increase, and
+    the last one closes the retry window.
+    """
+    try:
+        steps = tuple(float(part) for part in raw.replace(" ", "").split(",") if part != "")
+    except ValueError:
+        raise SettingsError(f"{name} must be comma-separated seconds like 0,60,180, got {raw!r}") from None
+    if not steps:
+        raise SettingsError(f"{name} must list at least one step, got {raw!r}")
+    if steps[0] != 0:
+        raise SettingsError(f"{name} must start with 0 (the first attempt is due at once), got {raw!r}")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise SettingsError(f"{name} must strictly increase, got {raw!r}")
+    return steps
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    platform: PlatformSettings = field(default_factory=PlatformSettings)
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    timeout: float = 15.0
+    allow_private: bool = False
+    # Deliveries in flight at once in one worker process, and to one endpoint.
+    concurrency: int = 128
+    endpoint_concurrency: int = 8
+    # How often the sweeper looks for overdue deliveries, and how overdue one must be before it
+    # re-enqueues it (the timers normally get there first).
+    sweep_interval: float = 1.0
+    sweep_grace: float = 1.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
+        return cls(
+            platform=PlatformSettings.from_env(environ),
+            retry_schedule=parse_retry_schedule(
+                env_str("KALENDS_WEBHOOK_RETRY_SCHEDULE", "0,60,180,420,900,1800", environ)
+            ),
+            timeout=env_float("KALENDS_WEBHOOK_TIMEOUT", 15.0, environ),
+            allow_private=env_bool("KALENDS_WEBHOOK_ALLOW_PRIVATE", False, environ),
+            concurrency=env_int("KALENDS_WEBHOOK_CONCURRENCY", 128, environ, minimum=1),
+            endpoint_concurrency=env_int("KALENDS_WEBHOOK_ENDPOINT_CONCURRENCY", 8, environ, minimum=1),
+            sweep_interval=env_float("KALENDS_WEBHOOK_SWEEP_INTERVAL", 1.0, environ),
+            sweep_grace=env_float("KALENDS_WEBHOOK_SWEEP_GRACE", 1.0, environ),
+        )
+
+    @property
+    def lease(self) -> float:
+        """How long a claimed attempt is held before another worker may take it over: the attempt's
+        timeout plus time to read the body and record the outcome."""
+        return self.timeout + 5.0
+
+    def for_log(self) -> dict[str, object]:
+        return {
+            **self.platform.for_log(),
+            "retry_schedule": list(self.retry_schedule),
+            "timeout": self.timeout,
+            "allow_private": self.allow_private,
+            "concurrency": self.concurrency,
+            "endpoint_concurrency": self.endpoint_concurrency,
+        }
