@@ -55,6 +55,14 @@ async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *
         return key.kid
 
 
+PUBLIC_MEMBERS = ("kty", "kid", "use", "alg", "n", "e")
+
+
+def public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
+    """The public half of an RSA JWK (RFC 7518 6.3.1 members only): no key import per JWKS request."""
+    return {name: private_jwk[name] for name in PUBLIC_MEMBERS if name in private_jwk}
+
+
 @dataclass(frozen=True)
 class Signer:
     kid: str
@@ -96,8 +104,7 @@ class KeyStore:
         now = datetime.now(UTC)
         by_kid = {r["kid"]: r for r in rows}
         published = rules.published_keys([repo.key_record(r) for r in rows], now)
-        keys = [RSAKey.import_key(by_kid[k.kid]["private_jwk"]).as_dict(private=False) for k in published]
-        return {"keys": keys}
+        return {"keys": [public_jwk(by_kid[k.kid]["private_jwk"]) for k in published]}
 
     async def verification_keys(self, kid: str | None) -> KeySet:
         """Published keys, reloaded when older than a few seconds or missing `kid`."""

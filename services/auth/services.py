@@ -251,11 +251,22 @@ class TokenService:
         family_id = uuid.uuid4()
         refresh = new_refresh_token() if "refresh_token" in grant_types else None
         access = await self._access_token(grantee, family_id, issued_at)
+        expires = lifetime_end(issued_at, self._settings.refresh_token_ttl)
         async with self._pool.acquire() as conn, conn.transaction():
-            await repo.insert_family(conn, family_id, grantee.client_id, grantee.account_id)
-            if refresh is not None:
-                expires = lifetime_end(issued_at, self._settings.refresh_token_ttl)
-                await repo.insert_refresh_token(conn, hash_secret(refresh), family_id, issued_at, expires)
+            # Not waiting for the WAL flush here roughly doubles grant throughput. A database crash
+            # in the next few hundred milliseconds can lose this new grant's refresh token, and the
+            # client then simply asks again with its credentials; it cannot make anything revoked
+            # valid. Refreshes and revocations keep the default, durable commit.
+            await repo.asynchronous_commit(conn)
+            await repo.insert_family_with_refresh(
+                conn,
+                family_id,
+                grantee.client_id,
+                grantee.account_id,
+                hash_secret(refresh) if refresh is not None else None,
+                issued_at,
+                expires,
+            )
         return self._issued(grantee, access, refresh, issued_at)
 
     async def refresh(self, grantee: Grantee, grant_types: Sequence[str], refresh_token: str) -> IssuedTokens:

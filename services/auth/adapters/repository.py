@@ -136,6 +136,35 @@ async def insert_family(conn: asyncpg.Connection, family_id: uuid.UUID, client_i
     )
 
 
+async def asynchronous_commit(conn: asyncpg.Connection) -> None:
+    """This transaction's commit does not wait for the WAL flush (for records that may be lost)."""
+    await conn.execute("SET LOCAL synchronous_commit = off")
+
+
+async def insert_family_with_refresh(
+    conn: asyncpg.Connection,
+    family_id: uuid.UUID,
+    client_id: str,
+    account_id: uuid.UUID,
+    token_hash: bytes | None,
+    issued_at: datetime,
+    expires_at: datetime,
+) -> None:
+    """A new family and its first refresh token in one statement: one round trip, one commit."""
+    await conn.execute(
+        "WITH family AS (INSERT INTO auth.token_families (id, client_id, account_id, created_at)"
+        " VALUES ($1, $2, $3, $5) RETURNING id)"
+        " INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at)"
+        " SELECT $4, id, $5, $6 FROM family WHERE $4::bytea IS NOT NULL",
+        family_id,
+        client_id,
+        account_id,
+        token_hash,
+        issued_at,
+        expires_at,
+    )
+
+
 async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> None:
     await conn.execute(
         "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",

@@ -6,6 +6,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from services.auth import services
@@ -102,7 +103,10 @@ async def token(request: web.Request, params: dict[str, str]) -> web.Response:
             raise errors.invalid_request("refresh_token is required with grant_type=refresh_token")
         issued = await tokens.refresh(grantee, grant_types, refresh_token)
     request.app[METRICS].issued.labels(grant_type).inc()
-    log.info("token.issued", grant_type=grant_type, client_id=grantee.client_id, account=grantee.account_code)
+    # The request log line (one per request) carries who got the token; never the token itself.
+    structlog.contextvars.bind_contextvars(
+        grant_type=grant_type, client_id=grantee.client_id, account=grantee.account_code
+    )
     return _json(token_response(issued), headers=NO_STORE)
 
 

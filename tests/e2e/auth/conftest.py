@@ -18,7 +18,8 @@ with warnings.catch_warnings():
 
 @pytest.fixture(scope="module")
 async def auth_url(stack: Stack) -> str:
-    await stack.start("auth")
+    # A one-second signing-key cache lets a rotation made by the admin command take effect at once.
+    await stack.start("auth", env={"KALENDS_SIGNING_KEY_CACHE": "1"})
     return stack.url("auth")
 
 

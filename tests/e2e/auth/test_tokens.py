@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import time
 from typing import Any
 
+import aio_pika
 import aiohttp
 import jwt
 import pytest
 from aiohttp import web
 
+from shared.amqp import Names, declare_platform
+from shared.messages import parse_envelope
 from shared.testing import Stack
 from shared.tokens import JwksVerifier
 from shared.web import Route, add_routes, claims, create_base_app
@@ -145,3 +149,33 @@ async def test_creating_an_account_twice_fails_clearly(stack: Stack, auth_url: s
     account = await stack.new_account()
     with pytest.raises(RuntimeError, match="already exists"):
         await stack.new_account(account["accountCode"])
+
+
+async def test_the_running_service_relays_account_created_to_rabbitmq(
+    stack: Stack, auth_url: str, amqp_url: str, e2e_names: Names
+) -> None:
+    connection = await aio_pika.connect_robust(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await declare_platform(channel, e2e_names)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="account.*")
+        account = await stack.new_account()
+        deadline = time.monotonic() + 15
+        seen: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.1)
+                continue
+            await message.ack()
+            seen.append(parse_envelope(message.body).data)
+            if seen[-1]["accountCode"] == account["accountCode"]:
+                break
+        assert seen and seen[-1] == {
+            "accountId": account["accountId"],
+            "accountCode": account["accountCode"],
+            "name": account["name"],
+        }
+    finally:
+        await connection.close()

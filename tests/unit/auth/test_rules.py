@@ -57,3 +57,13 @@ def test_a_failure_after_the_window_starts_a_new_one() -> None:
     assert ratelimit.after_failure(Window(at(0), 7), at(61), 60) == Window(at(61), 1)
     assert ratelimit.after_failure(Window(at(0), 7), at(30), 60) == Window(at(0), 8)
     assert ratelimit.after_failure(None, at(5), 60) == Window(at(5), 1)
+
+
+def test_the_public_jwk_keeps_no_private_member() -> None:
+    from services.auth.keys import generate_key, public_jwk
+
+    key = generate_key()
+    private = key.as_dict(private=True)
+    public = public_jwk(private)
+    assert public == key.as_dict(private=False)
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(public)

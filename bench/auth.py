@@ -1,0 +1,142 @@
+"""Token grants per second and p99 latency: one auth process, real PostgreSQL, 32 concurrent clients.
+
+wrk (installed by scripts/tools/wrk.sh) posts client_credentials grants with HTTP Basic to a fresh
+auth process over a fresh database; the same wrk run against `/healthz` of the same process is the
+reference: the ceiling of the HTTP stack when a request does no work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from shared.testing import DEFAULT_AMQP, DEFAULT_DB, ROOT, ServiceProcess, create_database, drop_database, random_name
+
+CONNECTIONS = 32
+THREADS = 2
+DURATION = 15  # seconds per run
+WARMUP = 2
+
+LUA_POST = """
+wrk.method = "POST"
+wrk.body = "grant_type=client_credentials"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "{authorization}"
+
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors=%d p50_us=%d p99_us=%d duration_us=%d\\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+LUA_GET = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors=%d p50_us=%d p99_us=%d duration_us=%d\\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def wrk(url: str, script: str, duration: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "5s", "-s", handle.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=duration + 30,
+        ).stdout
+    finally:
+        os.unlink(handle.name)
+    match = re.search(r"RESULT requests=(\d+) errors=(\d+) p50_us=(\d+) p99_us=(\d+) duration_us=(\d+)", out)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    requests, errors, p50, p99, duration_us = (int(g) for g in match.groups())
+    return {
+        "rps": requests / (duration_us / 1e6),
+        "requests": requests,
+        "errors": errors,
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+    }
+
+
+async def _check_grant(url: str, authorization: str) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/oauth2/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": authorization},
+        ) as response,
+    ):
+        body = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"grant failed: {response.status} {body}")
+
+
+def main() -> str:
+    subprocess.run(["bash", str(ROOT / "scripts" / "tools" / "wrk.sh")], check=True)
+    server = os.environ.get("KALENDS_TEST_DATABASE_URL") or DEFAULT_DB
+    amqp = os.environ.get("KALENDS_TEST_AMQP_URL") or DEFAULT_AMQP
+    name = random_name("kalends_bench_auth")
+    database_url = asyncio.run(create_database(server, name))
+    process: ServiceProcess | None = None
+    try:
+        env = {
+            "KALENDS_DATABASE_URL": database_url,
+            "KALENDS_AMQP_URL": amqp,
+            "KALENDS_AMQP_PREFIX": random_name("bench") + ".",
+        }
+        process = ServiceProcess("auth", env, log_path=Path(tempfile.gettempdir()) / f"{name}.log")
+        process.env = {**env, "KALENDS_AUTH_URL": process.url}
+        process.start()
+        asyncio.run(process.wait_ready(60))
+        created = subprocess.run(
+            [sys.executable, "-m", "services.auth.admin", "create-account", "bench", "--name", "Bench"],
+            cwd=ROOT,
+            env={**os.environ, **process.env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        account = json.loads(created)
+        authorization = aiohttp.encode_basic_auth(account["clientId"], account["clientSecret"])
+        asyncio.run(_check_grant(process.url, authorization))
+        wrk(process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), WARMUP)
+        grants = wrk(process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), DURATION)
+        health = wrk(process.url + "/healthz", LUA_GET, DURATION)
+    finally:
+        if process is not None:
+            process.stop()
+        asyncio.run(drop_database(server, name))
+    rows = [
+        "| run (wrk, 32 connections, 2 threads, one auth process, 2 shared cores) | req/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, result in (
+        ("POST /oauth2/token client_credentials (RS256 JWT + 2 PostgreSQL round trips + 1 commit)", grants),
+        ("GET /healthz of the same process (reference: HTTP stack, no work)", health),
+    ):
+        rows.append(
+            f"| {label} | {result['rps']:.0f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} |"
+        )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(main())
