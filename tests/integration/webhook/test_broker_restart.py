@@ -26,6 +26,11 @@ from tests.integration.webhook.conftest import SCHEDULE, subscription, subscript
 from tests.integration.webhook.receiver import Receiver
 from tests.integration.webhook.test_crash_recovery import worker_process
 
+# The retry window must outlast the outage (stop_app, 3 s down, start_app and the reconnects take
+# several seconds): attempts due while the broker is away are made late, and an attempt made after
+# the window has closed fails the delivery, as it should. Steps every second keep the test short.
+RESTART_SCHEDULE = (0.0, *(float(s) for s in range(1, 31)))
+
 pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs a local rabbitmqctl")
 
 
@@ -77,7 +82,7 @@ async def test_deliveries_survive_a_broker_stop_and_start_without_loss_or_resend
     steady = await services.create_endpoint(
         pool, account, url=receiver.url("/steady"), event_types=None, enabled=True, description="", allow_private=True
     )
-    worker = worker_process(database_url, amqp_url, amqp_names).start()
+    worker = worker_process(database_url, amqp_url, amqp_names, RESTART_SCHEDULE).start()
     try:
         await worker.wait_ready()
         before = [subscription_message("subscription.created", subscription(account)) for _ in range(5)]
@@ -118,3 +123,4 @@ async def test_deliveries_survive_a_broker_stop_and_start_without_loss_or_resend
         worker.stop()
         channel = await amqp_connection.channel()
         await delete_topology(channel, amqp_names, SCHEDULE)
+        await delete_topology(channel, amqp_names, RESTART_SCHEDULE)

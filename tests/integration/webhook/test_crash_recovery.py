@@ -20,14 +20,16 @@ from tests.integration.webhook.conftest import subscription, subscription_messag
 from tests.integration.webhook.receiver import Receiver, Reply
 
 
-def worker_process(database_url: str, amqp_url: str, names: Names) -> ServiceProcess:
+def worker_process(
+    database_url: str, amqp_url: str, names: Names, schedule: tuple[float, ...] = (0, 1, 2, 3)
+) -> ServiceProcess:
     return ServiceProcess(
         "webhook",
         {
             "KALENDS_DATABASE_URL": database_url,
             "KALENDS_AMQP_URL": amqp_url,
             "KALENDS_AMQP_PREFIX": names.prefix,
-            "KALENDS_WEBHOOK_RETRY_SCHEDULE": "0,1,2,3",
+            "KALENDS_WEBHOOK_RETRY_SCHEDULE": ",".join(f"{step:g}" for step in schedule),
             "KALENDS_WEBHOOK_TIMEOUT": "2.5",
             "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
             "KALENDS_WEBHOOK_SWEEP_INTERVAL": "0.2",
