@@ -48,6 +48,22 @@ async def bump_subscriptions(conn: asyncpg.Connection, subscription_ids: Iterabl
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"s:{row['subscription_id']}:{row['feed_version']}")
 
 
+async def _upsert(conn: asyncpg.Connection, table: str, key: str, values: dict[str, Any]) -> None:
+    """INSERT the row, or overwrite every given column of the row with the same `key`.
+
+    `table`, `key` and the column names come from this module and the projection's own dicts,
+    never from a request.
+    """
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+    await conn.execute(
+        f"INSERT INTO feed.{table} ({', '.join(columns)}) VALUES ({placeholders})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        *values.values(),
+    )
+
+
 # --- calendars and tags -------------------------------------------------------------------------
 
 
@@ -59,14 +75,7 @@ async def calendar_version_of(conn: asyncpg.Connection, calendar_id: uuid.UUID) 
 
 
 async def upsert_calendar(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "calendar_id")
-    await conn.execute(
-        f"INSERT INTO feed.calendars ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT (calendar_id) DO UPDATE SET {updates}",
-        *values.values(),
-    )
+    await _upsert(conn, "calendars", "calendar_id", values)
 
 
 async def mark_calendar_deleted(conn: asyncpg.Connection, calendar_id: uuid.UUID, version: int, at: datetime) -> None:
@@ -125,14 +134,7 @@ async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEve
 
 
 async def upsert_event(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "event_id")
-    await conn.execute(
-        f"INSERT INTO feed.events ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT (event_id) DO UPDATE SET {updates}",
-        *values.values(),
-    )
+    await _upsert(conn, "events", "event_id", values)
 
 
 async def delete_stale_manual_events(
@@ -159,14 +161,7 @@ async def subscription_version_of(conn: asyncpg.Connection, subscription_id: uui
 
 
 async def upsert_subscription(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "subscription_id")
-    await conn.execute(
-        f"INSERT INTO feed.subscriptions ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT (subscription_id) DO UPDATE SET {updates}",
-        *values.values(),
-    )
+    await _upsert(conn, "subscriptions", "subscription_id", values)
 
 
 # --- api keys -----------------------------------------------------------------------------------
