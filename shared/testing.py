@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -182,7 +183,7 @@ class ServiceProcess:
             self.process.wait()
 
 
-SERVICE_PORTS = ("auth", "ingest", "feed", "webhook")
+SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync")
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -199,6 +200,9 @@ class Stack:
             **env,
             "KALENDS_AUTH_URL": f"http://127.0.0.1:{self.ports['auth']}",
             "KALENDS_PUBLIC_FEED_URL": f"http://127.0.0.1:{self.ports['feed']}",
+            "KALENDS_PUBLIC_SYNC_URL": f"http://127.0.0.1:{self.ports['sync']}",
+            # One key list per stack, as one deployment has: every service decrypts what another encrypted.
+            "KALENDS_ENCRYPTION_KEYS": env.get("KALENDS_ENCRYPTION_KEYS") or Fernet.generate_key().decode(),
             **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in self.ports.items()},
         }
         self.processes: dict[str, ServiceProcess] = {}

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from services.feed.domain.filters import EventFilter
+from shared.selection import EventFilter
 
 CHANNEL = "feed_changed"
 

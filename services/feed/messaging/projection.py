@@ -13,7 +13,6 @@ from typing import Any
 import asyncpg
 
 from services.feed.adapters import repository as repo
-from services.feed.domain.filters import EventFilter
 from services.feed.domain.render import EventInput, render_event
 from services.feed.domain.timezones import UnknownTimezone, to_iana
 from shared.logging import get_logger
@@ -29,6 +28,7 @@ from shared.messages import (
     TagData,
     TagDeleted,
 )
+from shared.selection import EventFilter
 
 log = get_logger(__name__)
 

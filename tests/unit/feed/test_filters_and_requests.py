@@ -12,8 +12,8 @@ import pytest
 
 from services.feed.domain.colors import css_color_name
 from services.feed.domain.credentials import credentials_match
-from services.feed.domain.filters import EventFilter
 from services.feed.domain.ics_request import IcsFailure, parse_request, render_ics
+from shared.selection import EventFilter
 
 TAG_A, TAG_B = uuid.uuid4(), uuid.uuid4()
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

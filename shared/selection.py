@@ -1,4 +1,4 @@
-"""A subscription's event filter and its signature: equal filters share one rendered feed section."""
+"""Which of a calendar's events a subscription sees: one pure rule for every read side (feed, sync)."""
 
 from __future__ import annotations
 
