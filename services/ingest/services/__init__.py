@@ -1,0 +1,16 @@
+"""The ingest use-cases: each validates, writes its rows and its outbox messages in one transaction.
+
+Handlers call exactly one method of `Ingest`. Messages are enqueued with the change they announce
+(shared.outbox), so a write is published exactly when it commits. The use-cases are split by what
+they are about (catalog, subscriptions, subscription events); `Ingest` is their union.
+"""
+
+from services.ingest.services._base import Account, Subscribed, SubscriptionView
+from services.ingest.services.subscription_events import SubscriptionEventUseCases
+
+
+class Ingest(SubscriptionEventUseCases):
+    """The composition root's one object of use-cases, over a pool and the public feed URL."""
+
+
+__all__ = ["Account", "Ingest", "Subscribed", "SubscriptionView"]
