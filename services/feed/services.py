@@ -51,6 +51,8 @@ class Feed:
     filename: str
     feed_username: str | None = None
     feed_password_hash: str | None = None
+    # The calendar's flag, not the presence of a hash: a protected feed without a hash serves no one.
+    protected: bool = False
     _gzip: bytes | None = field(default=None, repr=False)
 
     @property
@@ -63,10 +65,6 @@ class Feed:
     @property
     def gzip_etag(self) -> str:
         return self.etag[:-1] + '-gzip"'
-
-    @property
-    def protected(self) -> bool:
-        return bool(self.feed_password_hash)
 
     @property
     def size(self) -> int:
@@ -294,7 +292,8 @@ class FeedService:
             last_modified=_ceil_second(max(m for m in moments if m is not None)),
             filename=f"{calendar['code']}.ics",
             feed_username=subscription["feed_username"],
-            feed_password_hash=subscription["feed_password_hash"] if calendar["protected"] else None,
+            feed_password_hash=subscription["feed_password_hash"],
+            protected=bool(calendar["protected"]),
         )
         self._feeds.put(
             subscription_id, CachedFeed(calendar["calendar_id"], calendar_version, subscription_version, feed)
