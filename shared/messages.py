@@ -193,6 +193,9 @@ class SubscriptionData(MessageData):
     entered_post_code: str | None = None
     cable_provider: str | None = None
     cable_provider_location: str | None = None
+    # From ipAddress when ingest has a GeoIP database (webhook payload: countryCode, geoCountry).
+    country_code: str | None = None
+    geo_country: str | None = None
     # Protected calendars: the feed checks HTTP Basic credentials against this hash. The username
     # is the subscriber id; the hash is "sha256:" + hex SHA-256 of the UTF-8 password (a random
     # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).

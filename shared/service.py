@@ -113,7 +113,14 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
 def _serve_or_exit(build: Callable[[], web.Application], options: RunOptions, reuse_port: bool) -> int:
     """Run one serving process; returns its exit status (1 when it could not start or crashed)."""
     try:
-        asyncio.run(_serve(build(), options, reuse_port))
+        app = build()
+    except SettingsError as exc:
+        # A setting the service cannot start without (KALENDS_ENCRYPTION_KEYS, say): say which, plainly.
+        print(f"kalends: {exc}", file=sys.stderr, flush=True)
+        log.error("service.misconfigured", error=str(exc))
+        return 2
+    try:
+        asyncio.run(_serve(app, options, reuse_port))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.info("service.start_cancelled", pid=os.getpid())
         return 0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from services.ingest.adapters.geoip import CountryLookup
 from services.ingest.adapters.repository import SCHEMA
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
@@ -23,23 +24,30 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 
-def _use_cases(app: web.Application) -> AsyncIterator[None]:
-    async def ctx() -> AsyncIterator[None]:
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
+def _use_cases(geo: CountryLookup | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        app[INGEST] = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.secrets, geo)
         yield
+        if geo is not None:
+            geo.close()
 
-    return ctx()
+    return ctx
 
 
-def create_app(platform: PlatformSettings, role: str = "all") -> web.Application:
-    settings = IngestSettings.from_platform(platform)
+def create_app(
+    platform: PlatformSettings, role: str = "all", settings: IngestSettings | None = None
+) -> web.Application:
+    settings = settings or IngestSettings.from_platform(platform)
     serves_api = role in ("api", "all")
     verifier = JwksVerifier(platform.auth_url) if serves_api else None
     app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    # Opened here, not on first use: a database that cannot be read stops the start with its reason.
+    geo = CountryLookup(settings.geoip_db) if settings.geoip_db else None
     app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(lifecycle.broker(platform))
-    app.cleanup_ctx.append(_use_cases)
+    app.cleanup_ctx.append(_use_cases(geo))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
         app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))

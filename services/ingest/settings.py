@@ -1,22 +1,29 @@
-"""The ingest service's settings: the platform's, plus where feeds are served and the body limit."""
+"""The ingest service's settings: the platform's, the body limit, and the key list for secrets at rest."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.settings import PlatformSettings, env_int
+from shared.crypto import SecretBox
+from shared.settings import PlatformSettings, env_int, env_str
 
 
 @dataclass(frozen=True)
 class IngestSettings:
     platform: PlatformSettings
+    # KALENDS_ENCRYPTION_KEYS: protected feeds' passwords are kept encrypted; ingest will not start without it.
+    secrets: SecretBox
     # Requests larger than this are refused with 413 (a subscription with 100 manual events fits).
     max_body_bytes: int = 1024 * 1024
+    # KALENDS_GEOIP_DB: a MaxMind database; subscriptions then get countryCode/geoCountry from ipAddress.
+    geoip_db: str | None = None
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:
         return cls(
             platform=platform,
+            secrets=SecretBox.from_env(environ),
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
+            geoip_db=env_str("KALENDS_GEOIP_DB", "", environ) or None,
         )

@@ -17,6 +17,7 @@ from services.ingest.api.schemas import (
     TagBody,
     UpdateSubscriptionBody,
 )
+from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
 from shared.http import read_json, read_model
@@ -154,6 +155,7 @@ async def delete_event(request: web.Request) -> web.Response:
 
 async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
+    require_routing_hint(body.subscription_method, body.user_agent)
     outcome = await _ingest(request).subscribe(
         _account(request), _path(request, "calendarCode"), body, webcal_only=False
     )
@@ -186,6 +188,8 @@ async def update_subscription(request: web.Request) -> web.Response:
     return json_response(
         {
             "success": True,
+            "statusCode": 200,
+            "errors": [],
             "message": "Subscription updated",
             "subscriptionId": str(row["subscription_id"]),
             "subscriberId": row["subscriber_id"],
@@ -200,6 +204,8 @@ async def deactivate_subscriptions(request: web.Request) -> web.Response:
     return json_response(
         {
             "success": True,
+            "statusCode": 200,
+            "errors": [],
             "message": f"{len(rows)} subscription(s) deactivated",
             "subscriptions": [
                 {
@@ -212,6 +218,13 @@ async def deactivate_subscriptions(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+async def rotate_credentials(request: web.Request) -> web.Response:
+    outcome = await _ingest(request).rotate_credentials(
+        _account(request), _path(request, "calendarCode"), _path(request, "subscriptionId")
+    )
+    return json_response(schemas.subscribed_body(outcome))
 
 
 async def subscription_event(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from services.ingest.api.analytics import EXTRA_ANALYTICS_NAMES, WebcalExtras
 from shared.http import CaseInsensitiveModel
 from shared.messages import EventData
 
@@ -226,7 +227,7 @@ class EventBody(IngestModel):
 # --- subscriptions ------------------------------------------------------------------------------
 
 
-class SubscribeBody(IngestModel):
+class SubscribeBody(IngestModel, WebcalExtras):
     """Seed 002's subscriptionParams and the webcal variant's calendarParams."""
 
     subscriber_id: str | None = Field(default=None, min_length=1, max_length=255)
@@ -408,6 +409,8 @@ def subscribed_body(outcome: Any) -> dict[str, Any]:
     """Seed 002's create responses: the webcal shape, or the google one (new / existing)."""
     body: dict[str, Any] = {
         "success": True,
+        "statusCode": 200,
+        "errors": [],
         "subscriptionType": outcome.subscription_type,
         "subscriptionId": str(outcome.subscription_id),
         "subscriberId": outcome.subscriber_id,
@@ -450,7 +453,7 @@ def subscription_body(view: Any) -> dict[str, Any]:
         body["deactivatedDate"] = utc_text(row["deactivated_at"])
         body["actionType"] = details.get("action_type")
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
-    for wire, name in ANALYTICS_NAMES:
+    for wire, name in ANALYTICS_NAMES + EXTRA_ANALYTICS_NAMES:
         if details.get(name) is not None:
             body[wire] = details[name]
     if view.manual_events:

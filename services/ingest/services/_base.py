@@ -12,10 +12,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.geoip import CountryLookup
 from services.ingest.api.schemas import (
     EventBody,
 )
 from services.ingest.domain.events import EventDraft
+from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest
 from shared.messages import (
     Envelope,
@@ -119,9 +121,17 @@ def _draft(body: EventBody) -> EventDraft:
 class UseCaseBase:
     """Transactions, reads and outbox publishing that every use-case module builds on."""
 
-    def __init__(self, pool: asyncpg.Pool, public_feed_url: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, public_feed_url: str, secrets: SecretBox, geo: CountryLookup | None = None
+    ) -> None:
         self._pool = pool
         self._public_feed_url = public_feed_url
+        self._secrets = secrets
+        self._geo = geo
+
+    def _country(self, ip_address: str | None) -> dict[str, str]:
+        """`country_code`/`geo_country` of the address when a GeoIP database is configured."""
+        return self._geo.details(ip_address) if self._geo is not None else {}
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 3) -> T:
         for attempt in range(attempts):

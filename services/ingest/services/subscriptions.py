@@ -9,17 +9,17 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.credentials import store_feed_credentials
 from services.ingest.api.schemas import (
     DeactivateBody,
     EventBody,
     SubscribeBody,
     UpdateSubscriptionBody,
 )
+from services.ingest.domain.credentials import for_subscribe
 from services.ingest.domain.events import event_fields
 from services.ingest.domain.subscriptions import (
     device_name,
-    hash_feed_password,
-    new_feed_password,
     referrer_source,
     subscription_type,
     webcal_url,
@@ -167,13 +167,19 @@ class SubscriptionUseCases(CatalogUseCases):
                 "cable_provider": body.cable_provider or body.provider_name,
                 "cable_provider_location": body.cable_provider_location or body.provider_location,
             }
-            password = new_feed_password() if calendar["protected"] and kind == "webcal" else None
-            feed_username = subscriber if password else None
-            password_hash = hash_feed_password(password) if password else None
+            details.update({**body.extras(), **self._country(body.ip_address)})
             existing = None
             if subscriber:
                 same_type = None if calendar["single_subscription_per_subscriber"] else kind
                 existing = await repo.active_subscription_of(conn, calendar["calendar_id"], subscriber, same_type)
+            credentials = for_subscribe(
+                self._secrets,
+                protected=calendar["protected"],
+                subscription_type=kind,
+                subscriber=subscriber,
+                existing=existing,
+            )
+            feed_username, password_hash = credentials.username, credentials.password_hash
             if existing is not None:
                 kept = {
                     k: v
@@ -205,6 +211,8 @@ class SubscriptionUseCases(CatalogUseCases):
                     raise _Retry
                 row = inserted
                 message_type = "subscription.created"
+            if credentials.issued or row["feed_password_encrypted"]:
+                row = await store_feed_credentials(conn, row["subscription_id"], credentials, new_version=False)
             await self._manual_events(conn, account, calendar, row["subscription_id"], body.events, manual_fields)
             message = await self._subscription_message(
                 conn, row, calendar, account, may_have_events=existing is not None or bool(body.events)
@@ -213,7 +221,10 @@ class SubscriptionUseCases(CatalogUseCases):
             url = None
             if kind == "webcal":
                 url = webcal_url(
-                    self._public_feed_url, row["subscription_id"], username=feed_username, password=password
+                    self._public_feed_url,
+                    row["subscription_id"],
+                    username=credentials.username,
+                    password=credentials.password,
                 )
             return Subscribed(
                 subscription_id=row["subscription_id"],

@@ -92,7 +92,9 @@ async def target(acme: Merchant) -> Target:
         "POST", f"/v1/calendars/{acme.code}/fuzz/events", {"eventId": "e", "title": "t", "start": "2026-01-01"}
     )
     assert status == 201
-    status, sub = await acme.call("POST", f"/v1/subscribe/{acme.code}/fuzz", {"subscriberId": "fuzzer"})
+    status, sub = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/fuzz", {"subscriberId": "fuzzer", "subscriptionMethod": "webcal"}
+    )
     assert status == 200
     return Target(acme.base, acme.token, acme.code, sub["subscriptionId"], event["id"])
 

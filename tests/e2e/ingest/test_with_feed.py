@@ -62,6 +62,7 @@ async def test_a_tag_filtered_subscription_gets_its_events_manual_events_and_sub
         assert (await acme.call("POST", f"/v1/calendars/{acme.code}/fed/events", event))[0] == 201
     body = {
         "subscriberId": "fan",
+        "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15",
         "calendarTags": [{"externalId": "TeamA"}],
         "events": [{"eventId": "booking-1", "title": "Your seats", "start": "2026-12-06T10:00:00"}],
     }

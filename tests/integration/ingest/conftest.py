@@ -22,7 +22,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from shared.amqp import Names, declare_platform
+from shared.crypto import SecretBox
 from shared.settings import PlatformSettings
 
 FEED_URL = "https://feeds.example.test:8443"
@@ -130,7 +132,7 @@ async def harness(
         log_format="console",
         log_level="warning",
     )
-    app = create_app(settings, "all")
+    app = create_app(settings, "all", IngestSettings(platform=settings, secrets=SecretBox([SecretBox.generate_key()])))
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
