@@ -100,6 +100,7 @@ class Harness:
     issuer: Issuer
     messages: Messages
     database_url: str
+    secrets: SecretBox | None = None
 
     def merchant(self, code: str | None = None) -> Merchant:
         account_id = uuid.uuid4()
@@ -109,8 +110,19 @@ class Harness:
 
 
 @pytest.fixture
+def ingest_environ() -> dict[str, str]:
+    """The KALENDS_* variables of ingest's own settings (a module may override this fixture)."""
+    return {"KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key()}
+
+
+@pytest.fixture
 async def harness(
-    database_url: str, amqp_url: str, amqp_names: Names, amqp_connection: aio_pika.abc.AbstractRobustConnection, issuer
+    database_url: str,
+    amqp_url: str,
+    amqp_names: Names,
+    amqp_connection: aio_pika.abc.AbstractRobustConnection,
+    issuer: Issuer,
+    ingest_environ: dict[str, str],
 ) -> AsyncIterator[Harness]:
     messages = Messages()
     channel = await amqp_connection.channel()
@@ -132,11 +144,12 @@ async def harness(
         log_format="console",
         log_level="warning",
     )
-    app = create_app(settings, "all", IngestSettings(platform=settings, secrets=SecretBox([SecretBox.generate_key()])))
+    ingest_settings = IngestSettings.from_platform(settings, ingest_environ)
+    app = create_app(settings, "all", ingest_settings)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        yield Harness(client, issuer, messages, database_url)
+        yield Harness(client, issuer, messages, database_url, ingest_settings.secrets)
     finally:
         await client.close()
         await channel.close()
