@@ -196,8 +196,18 @@ async def test_create_subscription_seed_examples_answer_the_seeds_google_shapes(
         "POST", f"/v2/subscribe/{acme.code}/acmecal_1", raw=with_real_tags(SEED_CREATE_GOOGLE, tag_ids)
     )
     assert status == 200, created
-    assert set(created) == {"success", "subscriptionType", "subscriptionId", "subscriberId", "redirectTo"}
-    assert created["success"] is True and created["subscriptionType"] == "google"
+    assert set(created) == {
+        "success",
+        "statusCode",
+        "errors",
+        "subscriptionType",
+        "subscriptionId",
+        "subscriberId",
+        "redirectTo",
+    }
+    # "Always Present" in the seed's response tables, success or not.
+    assert created["success"] is True and created["statusCode"] == 200 and created["errors"] == []
+    assert created["subscriptionType"] == "google"
     assert created["subscriberId"] == "jsmith" and re.fullmatch(UUID_RE, created["subscriptionId"])
     assert created["redirectTo"] == "https://yourdomain.com/confirmation"
 
@@ -222,6 +232,8 @@ async def test_create_subscription_seed_examples_answer_the_seeds_google_shapes(
     assert status == 200, again
     assert again == {
         "success": True,
+        "statusCode": 200,
+        "errors": [],
         "subscriptionType": "google",
         "subscriptionId": created["subscriptionId"],
         "subscriberId": "jsmith",
@@ -255,11 +267,22 @@ async def test_webcal_seed_example_answers_the_webcal_url_as_text(acme: Merchant
     assert sub["emailAddress"] == "jsmith@gmail.com" and sub["timezoneId"] == "Eastern Standard Time"
     assert sub["urlReferrer"] == "http://m.facebook.com/" and sub["enteredPostCode"] == "90210"
     assert sub["cableProvider"] == "Time Warner Cable" and sub["cableProviderLocation"] == "Beverly Hills"
+    # The seed's channel-finder extras are kept with the analytics (camelCase, as every GET name is).
+    assert (sub["clickId"], sub["sourceId"], sub["networkDevice"]) == (
+        "ada0c00e-835a-4638-bb38-0873478f0d38",
+        "1",
+        "CABLE",
+    )
+    assert (sub["stationNum"], sub["stationName"]) == ("10741", "KTTV")
+    assert sub["channelFinderLineUpId"] == "USA-CA00053-DEFAULT" and sub["subscriptionPlatformType"] == "apple"
+    assert "countryCode" not in sub  # this stack has no KALENDS_GEOIP_DB
 
 
 async def test_update_seed_examples_set_include_and_exclude_lists(acme: Merchant) -> None:
     tag_ids = await calendar_with_tags(acme, "acmecal_3")
-    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_3", {"subscriberId": "ann"})
+    status, created = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_3", {"subscriberId": "ann", "userAgent": "Mozilla/5.0 (X11)"}
+    )
     assert status == 200 and created["subscriptionType"] == "webcal" and created["isNewSubscription"] is True
     path = f"/v1/subscription/{acme.code}/acmecal_3/{created['subscriptionId']}"
 
@@ -269,6 +292,7 @@ async def test_update_seed_examples_set_include_and_exclude_lists(acme: Merchant
         status, body = await acme.call("PUT", path, raw=with_real_tags(seed, tag_ids))
         assert status == 200, body
         assert body["success"] is True and body["message"] == "Subscription updated"
+        assert body["statusCode"] == 200 and body["errors"] == []
         assert body["subscriptionId"] == created["subscriptionId"] and body["subscriptionType"] == "webcal"
     status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
     flags = {(e["externalId"], e["isExcluded"]) for e in details["events"]}
@@ -299,7 +323,9 @@ async def test_deactivate_seed_examples_by_id_and_by_username(acme: Merchant) ->
     assert status == 200 and len(listed) == 2
     assert all(s["isActive"] is False and s["deactivatedDate"] for s in listed)
 
-    status, single = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "solo"})
+    status, single = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "solo", "subscriptionMethod": "WebCal"}
+    )
     status, body = await acme.call(
         "DELETE", f"/v1/subscription/{acme.code}/acmecal_4", {"id": single["subscriptionId"]}
     )
@@ -338,5 +364,30 @@ async def test_protected_calendars_give_webcal_urls_with_the_username_and_a_rand
     first, second = (re.fullmatch(pattern, u) for u in urls)
     assert first and second
     assert first.group(2) == second.group(2)  # the same subscription...
-    assert first.group(1) != second.group(1)  # ...with a fresh password each time (only its hash is kept)
+    assert first.group(1) == second.group(1)  # ...with the same password: re-subscribing gives the same URL
     assert uuid.UUID(first.group(2))
+
+
+async def test_the_seeds_deactivation_curl_is_a_post_with_a_body(acme: Merchant) -> None:
+    await calendar_with_tags(acme, "acmecal_5")
+    status, body = await acme.call("POST", f"/v1/subscription/{acme.code}/acmecal_5/", raw=SEED_DEACTIVATE_ID)
+    assert status == 404 and body["errors"][0]["reason"].startswith("id:")
+    subscribe = {"subscriberId": "john.doe@mymail.com", "userAgent": "Mozilla/5.0 (Windows NT 10.0)"}
+    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_5", subscribe)
+    assert status == 200, created
+    status, body = await acme.call("POST", f"/v1/subscription/{acme.code}/acmecal_5/", raw=SEED_DEACTIVATE_USERNAME)
+    assert status == 200, body
+    assert body["success"] is True and body["statusCode"] == 200 and body["errors"] == []
+    assert [s["subscriptionId"] for s in body["subscriptions"]] == [created["subscriptionId"]]
+    status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
+    assert details["isActive"] is False and details["actionType"] == "DeactivatedByUsername"
+
+
+async def test_without_user_agent_or_subscription_method_the_seeds_subscribe_is_a_400(acme: Merchant) -> None:
+    await calendar_with_tags(acme, "acmecal_6")
+    seed = json.loads(SEED_CREATE_WITH_EVENTS)
+    del seed["userAgent"]
+    status, body = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_6", seed)
+    assert status == 400, body
+    reason = body["errors"][0]["reason"]
+    assert reason.startswith("userAgent:") and "subscriptionMethod" in reason
