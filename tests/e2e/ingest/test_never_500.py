@@ -111,6 +111,8 @@ ROUTES = [
     ("POST", "/v2/subscribe/{a}/fuzz"),
     ("PUT", "/v1/subscription/{a}/fuzz/{s}"),
     ("DELETE", "/v1/subscription/{a}/fuzz"),
+    ("POST", "/v1/subscription/{a}/fuzz"),
+    ("POST", "/v1/subscription/{a}/fuzz/{s}/rotate-credentials"),
     ("POST", "/v1/webcal/{a}/fuzz"),
     ("POST", "/v1/subscriptionevent/{a}"),
     ("GET", "/v1/subscription/{s}"),
