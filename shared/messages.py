@@ -197,8 +197,10 @@ class SubscriptionData(MessageData):
     country_code: str | None = None
     geo_country: str | None = None
     # Protected calendars: the feed checks HTTP Basic credentials against this hash. The username
-    # is the subscriber id; the hash is "sha256:" + hex SHA-256 of the UTF-8 password (a random
-    # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).
+    # is the subscriber id ("subscriber" when there is none); the password itself never travels
+    # (ingest keeps it encrypted, so a re-subscribe answers the same URL). The hash is "sha256:" +
+    # hex SHA-256 of the UTF-8 password (a random 192-bit secret, so one fast hash suffices; compare
+    # with hmac.compare_digest).
     feed_username: str | None = None
     feed_password_hash: str | None = None
     events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events
