@@ -110,13 +110,15 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
     log.info("service.stopped", pid=os.getpid())
 
 
-def _serve_or_exit(build: Callable[[], web.Application], options: RunOptions, reuse_port: bool) -> int:
+def _serve_or_exit(
+    build: Callable[[], web.Application], options: RunOptions, reuse_port: bool, service: str = "service"
+) -> int:
     """Run one serving process; returns its exit status (1 when it could not start or crashed)."""
     try:
         app = build()
     except SettingsError as exc:
         # A setting the service cannot start without (KALENDS_ENCRYPTION_KEYS, say): say which, plainly.
-        print(f"kalends: {exc}", file=sys.stderr, flush=True)
+        print(f"kalends {service}: cannot start: {exc}", file=sys.stderr, flush=True)
         log.error("service.misconfigured", error=str(exc))
         return 2
     try:
@@ -148,7 +150,7 @@ def run(
     _install_uvloop()
 
     if options.workers <= 1:
-        raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False))
+        raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False, service))
 
     # Extra processes serve HTTP only; this process keeps the role's background work. The kernel
     # spreads connections over every process listening with SO_REUSEPORT.
@@ -159,11 +161,11 @@ def run(
             status = 1
             try:
                 child = RunOptions("api", options.host, options.port, 1)
-                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True)
+                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True, service)
             finally:
                 os._exit(status)
         children.append(pid)
-    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True)
+    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True, service)
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)
