@@ -75,3 +75,13 @@ def test_ingest_will_not_start_without_an_encryption_key() -> None:
         IngestSettings.from_platform(PlatformSettings(), {})
     with pytest.raises(SettingsError, match="Fernet"):
         IngestSettings.from_platform(PlatformSettings(), {"KALENDS_ENCRYPTION_KEYS": "not-a-key"})
+
+
+def test_a_password_stored_under_an_old_key_is_still_answered_after_a_new_key_is_put_first() -> None:
+    old_key, new_key = SecretBox.generate_key(), SecretBox.generate_key()
+    made = credentials.issue(SecretBox([old_key]), "fan")
+    rotated_box = SecretBox([new_key, old_key])
+    again = credentials.for_subscribe(
+        rotated_box, protected=True, subscription_type="webcal", subscriber="fan", existing=row_of(made)
+    )
+    assert again.password == made.password and again.password_hash == made.password_hash
