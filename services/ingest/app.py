@@ -41,7 +41,7 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
-        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
