@@ -173,7 +173,11 @@ class FeedService:
         self._schedule_relisten()
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        kind, _, rest = payload.partition(":")
+        for entry in payload.split(";"):
+            self._heard(entry)
+
+    def _heard(self, entry: str) -> None:
+        kind, _, rest = entry.partition(":")
         raw_id, _, raw_version = rest.partition(":")
         try:
             key, version = uuid.UUID(raw_id), int(raw_version)

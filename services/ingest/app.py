@@ -25,7 +25,8 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
+        settings = app[SETTINGS]
+        app[INGEST] = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits)
         yield
 
     return ctx()

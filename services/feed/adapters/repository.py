@@ -3,6 +3,7 @@
 Every function takes a connection; the caller owns the transaction. A change to what a feed shows
 bumps a version (per calendar for shared sections, per subscription for its own part) and
 announces it with NOTIFY `feed_changed` in the same transaction, so it is heard only once committed.
+A payload is `c:<calendar id>:<version>`, or `s:<subscription id>:<version>` entries joined by ';'.
 """
 
 from __future__ import annotations
@@ -34,18 +35,34 @@ async def bump_calendar(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int
     return version
 
 
-async def bump_subscriptions(conn: asyncpg.Connection, subscription_ids: Iterable[uuid.UUID]) -> None:
+# Entries per NOTIFY: `s:<uuid>:<version>` is at most 60 bytes, and a payload must stay under 8000.
+NOTIFY_CHUNK = 128
+
+_BUMP_SUBSCRIPTIONS = f"""
+WITH bumped AS (
+    UPDATE feed.subscriptions SET feed_version = feed_version + 1, feed_changed_at = now()
+    WHERE subscription_id = ANY($1::uuid[])
+    RETURNING subscription_id, feed_version
+), numbered AS (
+    SELECT subscription_id, feed_version,
+           (row_number() OVER (ORDER BY subscription_id) - 1) / {NOTIFY_CHUNK} AS chunk
+    FROM bumped
+)
+SELECT count(*) FROM (
+    SELECT pg_notify($2, string_agg('s:' || subscription_id || ':' || feed_version, ';')) AS sent
+    FROM numbered GROUP BY chunk
+) notified
+"""
+
+
+async def bump_subscriptions(conn: asyncpg.Connection, subscription_ids: Iterable[uuid.UUID]) -> int:
+    """Bump the subscriptions' feed versions and announce them, in one statement whatever their number:
+    one NOTIFY per NOTIFY_CHUNK subscriptions (entries joined by ';'). Returns the NOTIFYs sent."""
     ids = sorted(set(subscription_ids))
     if not ids:
-        return
-    rows = await conn.fetch(
-        "UPDATE feed.subscriptions SET feed_version = feed_version + 1, feed_changed_at = now()"
-        " WHERE subscription_id = ANY($1::uuid[])"
-        " RETURNING subscription_id, feed_version",
-        ids,
-    )
-    for row in rows:
-        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"s:{row['subscription_id']}:{row['feed_version']}")
+        return 0
+    sent: int = await conn.fetchval(_BUMP_SUBSCRIPTIONS, ids, CHANNEL)
+    return sent
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, key: str, values: dict[str, Any]) -> None:

@@ -195,7 +195,8 @@ async def test_manual_and_subscription_events_belong_only_to_their_subscriptions
     await feed.publish("event.created", m.event(cal, "Public"))
     mine, theirs = m.subscription(cal), m.subscription(cal)
     manual = m.event(cal, "My own reminder", day=7, subscription_ids=[mine.subscription_id])
-    mine = mine.model_copy(update={"events": [manual]})
+    # A manual event travels on its own event.* message, naming its subscription.
+    await feed.publish("event.created", manual)
     await feed.publish("subscription.created", mine)
     await feed.publish("subscription.created", theirs)
     special = m.event(cal, "Meet the team", day=8, subscription_ids=[theirs.subscription_id])
