@@ -9,6 +9,10 @@ A request selects and concatenates; nothing is rendered per request. Each API pr
 A cached body is served only when its versions equal the newest heard of, so a change the
 projection has committed and announced is never hidden by the cache. Without a working LISTEN
 connection every request checks the database.
+
+Nothing is rebuilt when a change is heard: a body is built on the first request after it. A large
+body (a popular calendar's) is assembled, hashed and gzipped on a worker thread, so building
+thousands of them after one change never holds the event loop other tenants' requests run on.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import asyncio
 import contextlib
 import gzip
 import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 
@@ -31,6 +38,11 @@ from shared.logging import get_logger
 from shared.selection import ALL_EVENTS, EventFilter
 
 log = get_logger(__name__)
+
+# Bodies from this size up are finished on a worker thread (zlib and blake2b release the GIL); below
+# it the hand-off would cost more than the work.
+OFF_LOOP_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class FeedNotFound(Exception):
@@ -56,8 +68,7 @@ class Feed:
     @property
     def gzip_body(self) -> bytes:
         if self._gzip is None:
-            # mtime=0: the same body always compresses to the same bytes.
-            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
+            self._gzip = _compress(self.body)
         return self._gzip
 
     @property
@@ -111,6 +122,17 @@ def _tzids(rows: list[asyncpg.Record]) -> set[str]:
     return {tzid for row in rows for tzid in row["tzids"]}
 
 
+def _compress(body: bytes) -> bytes:
+    # mtime=0: the same body always compresses to the same bytes.
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def _finish(header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
+    """The whole body and its strong ETag."""
+    body = assemble(header, tzids, blocks, vtimezone_block)
+    return body, strong_etag(body)
+
+
 class FeedService:
     def __init__(self, pool: asyncpg.Pool, settings: FeedSettings) -> None:
         self._pool = pool
@@ -125,6 +147,7 @@ class FeedService:
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._builder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feed-build")
 
     # --- change notifications -------------------------------------------------------------------
 
@@ -140,6 +163,23 @@ class FeedService:
                 await task
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
+        self._builder.shutdown(wait=False, cancel_futures=True)
+
+    async def _off_loop(self, size: int, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)`, on a worker thread when `size` (the bytes it handles) is large."""
+        if size < OFF_LOOP_BYTES:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
+
+    async def _finish(self, header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
+        return await self._off_loop(sum(map(len, blocks)), _finish, header, tzids, blocks)
+
+    async def gzip_body(self, feed: Feed) -> bytes:
+        """The feed's gzip, compressed once (off the loop when large) and kept with the feed."""
+        if feed._gzip is None:
+            compressed = await self._off_loop(len(feed.body), _compress, feed.body)
+            feed._gzip = feed._gzip or compressed
+        return feed._gzip
 
     async def _listen(self) -> None:
         try:
@@ -285,16 +325,13 @@ class FeedService:
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
         self._note(self.subscription_versions, subscription_id, subscription_version)
         header = self._header(calendar, subscription_id)
-        body = assemble(
-            header,
-            section.tzids | _tzids(private),
-            [section.blocks, *(row["block"] for row in private)],
-            vtimezone_block,
+        body, etag = await self._finish(
+            header, section.tzids | _tzids(private), [section.blocks, *(row["block"] for row in private)]
         )
         moments = [calendar["feed_changed_at"], subscription["feed_changed_at"], calendar["changed_at"]]
         feed = Feed(
             body=body,
-            etag=strong_etag(body),
+            etag=etag,
             last_modified=_ceil_second(max(m for m in moments if m is not None)),
             filename=f"{calendar['code']}.ics",
             feed_username=subscription["feed_username"],
@@ -312,15 +349,20 @@ class FeedService:
         cached = self._sections.get(key)
         if cached is not None and cached.version == version:
             return cached
-        rows = await repo.shared_events(conn, calendar_id, selection)
-        section = Section(
-            version=version,
-            blocks=b"".join(row["block"] for row in rows),
-            tzids=frozenset(_tzids(rows)),
-            changed_at=max((row["changed_at"] for row in rows), default=None),
-        )
-        self._sections.put(key, section)
-        return section
+        # Subscribers of one popular calendar arriving together after a change share one query.
+        async with self._lock(("section", key)):
+            cached = self._sections.get(key)
+            if cached is not None and cached.version == version:
+                return cached
+            rows = await repo.shared_events(conn, calendar_id, selection)
+            section = Section(
+                version=version,
+                blocks=b"".join(row["block"] for row in rows),
+                tzids=frozenset(_tzids(rows)),
+                changed_at=max((row["changed_at"] for row in rows), default=None),
+            )
+            self._sections.put(key, section)
+            return section
 
     def _header(self, calendar: asyncpg.Record, subscription_id: uuid.UUID | None) -> bytes:
         description = calendar["description"] or ""
@@ -376,11 +418,11 @@ class FeedService:
                 version = int(calendar["feed_version"])
                 section = await self._section(conn, calendar_id, ALL_EVENTS, version)
             self._note(self.calendar_versions, calendar_id, version)
-            body = assemble(self._header(calendar, None), section.tzids, [section.blocks], vtimezone_block)
+            body, etag = await self._finish(self._header(calendar, None), section.tzids, [section.blocks])
             moments = [calendar["feed_changed_at"], calendar["changed_at"]]
             feed = Feed(
                 body=body,
-                etag=strong_etag(body),
+                etag=etag,
                 last_modified=_ceil_second(max(m for m in moments if m is not None)),
                 filename=f"{calendar['code']}.ics",
             )
