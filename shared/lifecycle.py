@@ -66,7 +66,8 @@ def broker(settings: PlatformSettings) -> CleanupCtx:
 
 
 def outbox_relay(schema: str, settings: PlatformSettings | None = None) -> CleanupCtx:
-    limits = settings or PlatformSettings()
+    """The relay task; its limits (KALENDS_OUTBOX_*) from `settings`, else from the environment."""
+    limits = settings or PlatformSettings.from_env()
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         publisher = Publisher(app[AMQP], app[NAMES])

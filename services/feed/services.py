@@ -19,20 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
 
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
-from services.feed.domain.render import CalendarHeader, assemble, render_header, strong_etag
-from services.feed.domain.timezones import vtimezone_block
+from services.feed.domain.feeds import CachedFeed, Feed, Section, ceil_second, compress, finish
+from services.feed.domain.render import CalendarHeader, render_header
 from services.feed.settings import FeedSettings
 from shared.logging import get_logger
 from shared.selection import ALL_EVENTS, EventFilter
@@ -53,84 +50,8 @@ class CalendarProtected(Exception):
     """The whole-calendar download is only for unprotected calendars."""
 
 
-@dataclass
-class Feed:
-    """A finished response body with its validators; gzip made on first demand and kept."""
-
-    body: bytes
-    etag: str
-    last_modified: datetime
-    filename: str
-    feed_username: str | None = None
-    feed_password_hash: str | None = None
-    _gzip: bytes | None = field(default=None, repr=False)
-
-    @property
-    def gzip_body(self) -> bytes:
-        if self._gzip is None:
-            self._gzip = _compress(self.body)
-        return self._gzip
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gzip"'
-
-    @property
-    def protected(self) -> bool:
-        return bool(self.feed_password_hash)
-
-    @property
-    def size(self) -> int:
-        return len(self.body) + (len(self._gzip) if self._gzip else 0) + 512
-
-
-@dataclass(frozen=True)
-class Section:
-    """The shared event blocks one filter selects from one calendar at one version."""
-
-    version: int
-    blocks: bytes
-    tzids: frozenset[str]
-    changed_at: datetime | None
-
-    @property
-    def size(self) -> int:
-        return len(self.blocks) + 256
-
-
-@dataclass(frozen=True)
-class CachedFeed:
-    calendar_id: uuid.UUID
-    calendar_version: int
-    subscription_version: int
-    feed: Feed
-
-    @property
-    def size(self) -> int:
-        return self.feed.size
-
-
-def _ceil_second(moment: datetime) -> datetime:
-    """HTTP dates have whole seconds; round up so a change later in the same second is not hidden."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.replace(microsecond=0) + timedelta(seconds=1)
-    return moment
-
-
 def _tzids(rows: list[asyncpg.Record]) -> set[str]:
     return {tzid for row in rows for tzid in row["tzids"]}
-
-
-def _compress(body: bytes) -> bytes:
-    # mtime=0: the same body always compresses to the same bytes.
-    return gzip.compress(body, compresslevel=6, mtime=0)
-
-
-def _finish(header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
-    """The whole body and its strong ETag."""
-    body = assemble(header, tzids, blocks, vtimezone_block)
-    return body, strong_etag(body)
 
 
 class FeedService:
@@ -172,12 +93,12 @@ class FeedService:
         return await asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
 
     async def _finish(self, header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
-        return await self._off_loop(sum(map(len, blocks)), _finish, header, tzids, blocks)
+        return await self._off_loop(sum(map(len, blocks)), finish, header, tzids, blocks)
 
     async def gzip_body(self, feed: Feed) -> bytes:
         """The feed's gzip, compressed once (off the loop when large) and kept with the feed."""
         if feed._gzip is None:
-            compressed = await self._off_loop(len(feed.body), _compress, feed.body)
+            compressed = await self._off_loop(len(feed.body), compress, feed.body)
             feed._gzip = feed._gzip or compressed
         return feed._gzip
 
@@ -332,7 +253,7 @@ class FeedService:
         feed = Feed(
             body=body,
             etag=etag,
-            last_modified=_ceil_second(max(m for m in moments if m is not None)),
+            last_modified=ceil_second(max(m for m in moments if m is not None)),
             filename=f"{calendar['code']}.ics",
             feed_username=subscription["feed_username"],
             feed_password_hash=subscription["feed_password_hash"] if calendar["protected"] else None,
@@ -423,7 +344,7 @@ class FeedService:
             feed = Feed(
                 body=body,
                 etag=etag,
-                last_modified=_ceil_second(max(m for m in moments if m is not None)),
+                last_modified=ceil_second(max(m for m in moments if m is not None)),
                 filename=f"{calendar['code']}.ics",
             )
             self._feeds.put(key, CachedFeed(calendar_id, version, 0, feed))

@@ -214,6 +214,21 @@ async def test_manual_and_subscription_events_belong_only_to_their_subscriptions
     assert summaries(await download.read()) == ["Public"]
 
 
+async def test_a_subscription_message_from_before_manual_events_travelled_alone_still_brings_its_events(
+    feed: FeedHarness,
+) -> None:
+    cal = await publish_calendar(feed)
+    sub = m.subscription(cal)
+    manual = m.event(cal, "Old style reminder", day=9, subscription_ids=[sub.subscription_id])
+    # Such a message may still wait in a queue during a deploy: its `events` list is an extra field now.
+    legacy = m.SubscriptionData.model_validate(
+        {**sub.model_dump(mode="json", by_alias=True), "events": [manual.model_dump(mode="json", by_alias=True)]}
+    )
+    await feed.publish("subscription.created", legacy)
+    _, body = await feed.wait_for(f"/v1/webcal/{sub.subscription_id}", has("Old style reminder"))
+    assert summaries(body) == ["Old style reminder"]
+
+
 async def test_an_unknown_subscription_is_a_404(feed: FeedHarness) -> None:
     assert (await feed.client.get(f"/v1/webcal/{uuid.uuid4()}")).status == 404
     assert (await feed.client.get("/v1/webcal/not-a-uuid")).status == 404
