@@ -31,6 +31,8 @@ log = get_logger(__name__)
 # RabbitMQ's `max_message_size` default since 3.8 (128 MiB); 4.x lowers it to 16 MiB.
 BROKER_MAX_MESSAGE_BYTES = 128 * 1024 * 1024
 MAX_ATTEMPTS = 5
+# Rows of a failed batch tried one by one before the relay concludes the broker, not a row, is at fault.
+ISOLATION_TRIES = 3
 
 
 async def enqueue(conn: asyncpg.Connection, schema: str, envelopes: Iterable[Envelope]) -> None:
@@ -113,9 +115,13 @@ class OutboxRelay:
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result  # cancellation and the like are not a row's fault
         if failed and len(rows) > 1:
-            # One bad row may have failed its neighbours (a closed channel): try each alone, in order.
+            # One bad row may have failed its neighbours (a closed channel): try each alone, in order,
+            # but give up after a few failures in a row with none through: then the broker is away.
             retried, failed = failed, []
-            for row, _ in retried:
+            for row, error in retried:
+                if not sent and len(failed) >= ISOLATION_TRIES:
+                    failed.append((row, error))
+                    continue
                 try:
                     await self._publish(row)
                 except Exception as exc:

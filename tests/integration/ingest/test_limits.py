@@ -3,6 +3,7 @@ that writes nothing; manual events travel one message each, only when they chang
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -125,3 +126,18 @@ async def test_a_calendar_at_its_event_cap_refuses_a_new_event_with_400_but_upda
     await _call(h, m, "POST", events, {"eventId": "g0", "title": "Game 0 (moved)", "start": "2026-03-03"})
     await _call(h, m, "DELETE", f"{events}/g1", status=200)
     await _call(h, m, "POST", events, {"eventId": "one-more", "title": "X", "start": "2026-03-02"}, status=201)
+
+
+async def test_the_ingest_relay_reports_its_backlog_and_parked_rows_on_metrics(harness: Harness) -> None:
+    h, m = harness, harness.merchant()
+    await _call(h, m, "POST", f"/v1/calendars/{m.code}", {"code": "season", "name": "Season"}, status=201)
+    await h.messages.wait_for(1)
+    text = ""
+    for _ in range(100):
+        text = await (await h.client.get("/metrics")).text()
+        if 'outbox_backlog{schema="ingest"} 0.0' in text:
+            break
+        await asyncio.sleep(0.05)
+    assert 'outbox_backlog{schema="ingest"} 0.0' in text
+    assert 'outbox_parked_rows{schema="ingest"} 0.0' in text
+    assert "# TYPE outbox_parked_total counter" in text
