@@ -275,12 +275,9 @@ class FeedService:
             cached = self._sections.get(key)
             if cached is not None and cached.version == version:
                 return cached
-            rows = await repo.shared_events(conn, calendar_id, selection)
+            row = await repo.shared_section(conn, calendar_id, selection)
             section = Section(
-                version=version,
-                blocks=b"".join(row["block"] for row in rows),
-                tzids=frozenset(_tzids(rows)),
-                changed_at=max((row["changed_at"] for row in rows), default=None),
+                version=version, blocks=row["blocks"], tzids=frozenset(row["tzids"]), changed_at=row["changed_at"]
             )
             self._sections.put(key, section)
             return section

@@ -111,7 +111,7 @@ async def test_while_a_popular_calendars_feeds_are_rebuilt_another_tenants_feed_
 
     assert min(sizes) > 1_000_000  # each subscriber got the whole popular calendar, compressed
     assert len(latencies) >= 5
-    # Finishing one such body (assemble, hash, gzip 6 MB) takes about 0.2 s of CPU: on the loop, the
-    # other tenant's requests would queue behind them.
-    assert statistics.median(latencies) < 0.05, sorted(latencies)
-    assert max(latencies) < 0.5, sorted(latencies)
+    # Finishing one such body (assemble, hash, gzip 6 MB) takes about 0.2 s of CPU; done on the loop,
+    # the other tenant's requests queue behind them (2.3 s measured before the fix, on a quiet machine).
+    assert statistics.median(latencies) < 0.05, sorted(latencies)[-10:]
+    assert max(latencies) < 1.0, sorted(latencies)[-10:]
