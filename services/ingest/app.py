@@ -27,7 +27,9 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 def _use_cases(geo: CountryLookup | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        app[INGEST] = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.secrets, geo)
+        app[INGEST] = Ingest(
+            app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits, secrets=settings.secrets, geo=geo
+        )
         yield
         if geo is not None:
             geo.close()
@@ -49,7 +51,7 @@ def create_app(
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases(geo))
     if role in ("worker", "all"):
-        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:

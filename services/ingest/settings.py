@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.ingest.services._base import Limits
 from shared.crypto import SecretBox
 from shared.settings import PlatformSettings, env_int, env_str
 
@@ -18,6 +19,8 @@ class IngestSettings:
     max_body_bytes: int = 1024 * 1024
     # KALENDS_GEOIP_DB: a MaxMind database; subscriptions then get countryCode/geoCountry from ipAddress.
     geoip_db: str | None = None
+    # KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION and KALENDS_MAX_EVENTS_PER_CALENDAR (400 past them).
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:
@@ -26,4 +29,15 @@ class IngestSettings:
             secrets=SecretBox.from_env(environ),
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
             geoip_db=env_str("KALENDS_GEOIP_DB", "", environ) or None,
+            limits=Limits(
+                manual_events_per_subscription=env_int(
+                    "KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION",
+                    Limits.manual_events_per_subscription,
+                    environ,
+                    minimum=1,
+                ),
+                events_per_calendar=env_int(
+                    "KALENDS_MAX_EVENTS_PER_CALENDAR", Limits.events_per_calendar, environ, minimum=1
+                ),
+            ),
         )

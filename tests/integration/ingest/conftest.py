@@ -111,8 +111,9 @@ class Harness:
 
 @pytest.fixture
 def ingest_environ() -> dict[str, str]:
-    """The KALENDS_* variables of ingest's own settings (a module may override this fixture)."""
-    return {"KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key()}
+    """KALENDS_* variables the app is created with (a test module overrides this to set limits, a
+    GeoIP database...); the harness adds an encryption key of its own unless one is given."""
+    return {}
 
 
 @pytest.fixture
@@ -123,6 +124,7 @@ async def harness(
     amqp_connection: aio_pika.abc.AbstractRobustConnection,
     issuer: Issuer,
     ingest_environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
     messages = Messages()
     channel = await amqp_connection.channel()
@@ -144,8 +146,12 @@ async def harness(
         log_format="console",
         log_level="warning",
     )
-    ingest_settings = IngestSettings.from_platform(settings, ingest_environ)
-    app = create_app(settings, "all", ingest_settings)
+    environ = {"KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(), **ingest_environ}
+    with monkeypatch.context() as env:
+        for name, value in environ.items():
+            env.setenv(name, value)
+        ingest_settings = IngestSettings.from_platform(settings)
+        app = create_app(settings, "all", ingest_settings)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
