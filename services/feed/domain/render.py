@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur, vText, vUri
-from icalendar.parser import Contentline
+from icalendar import Alarm, Calendar, Event, vCalAddress, vText, vUri
 
 from services.feed.domain.colors import css_color_name
-from services.feed.domain.timezones import to_iana, zone
+from services.feed.domain.timezones import first_years, zone_need
+from shared.recurrence import InvalidRecurrence, parse_recurrence
+from shared.timezones import UnknownTimezone, resolve, zone
 
 PRODID = "-//Kalends//Kalends Feed 1.0//EN"
 FOOTER = b"END:VCALENDAR\r\n"
@@ -62,7 +63,7 @@ class EventInput:
 @dataclass(frozen=True)
 class RenderedEvent:
     block: bytes
-    tzids: tuple[str, ...]
+    tzids: tuple[str, ...]  # zone needs, `TZID@YEAR` (timezones.zone_need)
     start_utc: datetime
 
 
@@ -97,7 +98,10 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
         if last < first:
             raise InvalidEvent("end must not be before start")
         return first, last + timedelta(days=1), None
-    tzid = to_iana(event.timezone or "UTC")
+    try:
+        tzid = resolve(event.timezone or "UTC")
+    except UnknownTimezone as exc:
+        raise InvalidEvent(str(exc)) from None
     tz = zone(tzid)
     start = parse_wall_clock(event.start, "start").replace(tzinfo=tz)
     end = parse_wall_clock(event.end or event.start, "end").replace(tzinfo=tz)
@@ -106,61 +110,20 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
     return start, end, None if tzid == "UTC" else tzid
 
 
-def _recurrence_dates(value: str, params: Any, event: EventInput, tzinfo: Any) -> list[date | datetime]:
-    """EXDATE/RDATE values in the event's own terms: DATEs for all-day events, else zoned date-times."""
-    out: list[date | datetime] = []
-    value_tz = zone(params["TZID"]) if "TZID" in params else tzinfo
-    for raw in value.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        try:
-            if event.all_day:
-                out.append(date(int(item[0:4]), int(item[4:6]), int(item[6:8])))
-                continue
-            if len(item) == 8:
-                moment = datetime(int(item[0:4]), int(item[4:6]), int(item[6:8]))
-            else:
-                moment = datetime.strptime(item.rstrip("Z"), "%Y%m%dT%H%M%S")
-        except ValueError:
-            raise InvalidEvent(f"recurrence date {item!r} is not YYYYMMDD or YYYYMMDDTHHMMSS[Z]") from None
-        if item.endswith("Z"):
-            out.append(moment.replace(tzinfo=UTC).astimezone(tzinfo))
+def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> list[date | datetime]:
+    """The event's recurrence lines, read by the parser ingest validated them with; the dates used."""
+    try:
+        lines = parse_recurrence(event.recurrence, dtstart)
+    except InvalidRecurrence as exc:
+        raise InvalidEvent(str(exc)) from None
+    moments: list[date | datetime] = []
+    for line in lines:
+        if line.rule is not None:
+            component.add(line.name.lower(), line.rule)
         else:
-            out.append(moment.replace(tzinfo=value_tz).astimezone(tzinfo))
-    return out
-
-
-def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> None:
-    tzinfo = dtstart.tzinfo if isinstance(dtstart, datetime) else None
-    for line in event.recurrence:
-        try:
-            name, params, value = Contentline(line.strip()).parts()
-        except ValueError:
-            raise InvalidEvent(f"recurrence line {line!r} is not an RFC 5545 content line") from None
-        name = name.upper()
-        if name in {"RRULE", "EXRULE"}:
-            try:
-                rule = vRecur.from_ical(value)
-            except ValueError:
-                raise InvalidEvent(f"{name} {value!r} is not a valid recurrence rule") from None
-            until = rule.get("UNTIL")
-            if until:
-                limit = until[0]
-                if event.all_day:
-                    rule["UNTIL"] = [limit.date() if isinstance(limit, datetime) else limit]
-                elif isinstance(limit, datetime):
-                    # RFC 5545: with a zoned DTSTART, UNTIL is in UTC. A floating one is the event's wall clock.
-                    local = limit if limit.tzinfo else limit.replace(tzinfo=tzinfo)
-                    rule["UNTIL"] = [_utc(local)]
-                else:
-                    rule["UNTIL"] = [datetime.combine(limit, datetime.max.time().replace(microsecond=0), tzinfo)]
-                    rule["UNTIL"] = [_utc(rule["UNTIL"][0])]
-            component.add(name.lower(), rule)
-        elif name in {"EXDATE", "RDATE"}:
-            component.add(name.lower(), _recurrence_dates(value, params, event, tzinfo))
-        else:
-            raise InvalidEvent(f"recurrence lines are RRULE, EXRULE, RDATE or EXDATE, not {name}")
+            component.add(line.name.lower(), list(line.dates))
+            moments.extend(line.dates)
+    return moments
 
 
 def _mailto(email: str) -> str:
@@ -216,7 +179,7 @@ def render_event(event: EventInput) -> RenderedEvent:
         component.add("conference", vUri(event.conference), parameters={"VALUE": "URI", "FEATURE": "VIDEO"})
     if event.image:
         component.add("image", vUri(event.image), parameters={"VALUE": "URI", "DISPLAY": "BADGE"})
-    _add_recurrence(component, event, dtstart)
+    moments = [dtstart, *_add_recurrence(component, event, dtstart)]
     if event.notify_before is not None and event.notify_before >= 0 and not event.cancelled:
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
@@ -224,7 +187,8 @@ def render_event(event: EventInput) -> RenderedEvent:
         alarm.add("trigger", timedelta(minutes=-event.notify_before))
         component.add_component(alarm)
     used = _param_tzids(component) | ({tzid} if tzid else set())
-    tzids = tuple(sorted(t for t in used if t and t != "UTC"))
+    first_year = min(moment.year for moment in moments)
+    tzids = tuple(sorted(zone_need(t, first_year) for t in used if t and t != "UTC"))
     start_utc = _utc(dtstart) if isinstance(dtstart, datetime) else datetime.combine(dtstart, datetime.min.time(), UTC)
     return RenderedEvent(block=bytes(component.to_ical()), tzids=tzids, start_utc=start_utc)
 
@@ -255,7 +219,8 @@ def render_header(header: CalendarHeader) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
+    # No METHOD: a feed is a publication, not an iTIP message. METHOD:PUBLISH would oblige every
+    # VEVENT to carry an ORGANIZER (RFC 5546 3.2.1), which libical's restriction check enforces.
     calendar.add("x-wr-calname", vText(header.name))
     calendar.add("name", vText(header.name))
     if header.description:
@@ -289,9 +254,11 @@ def valid_duration(value: str) -> bool:
 
 
 def assemble(header: bytes, tzids: Iterable[str], blocks: Iterable[bytes], vtimezone: Any) -> bytes:
-    """header + one VTIMEZONE per TZID (sorted) + event blocks + footer."""
+    """header + one VTIMEZONE per TZID (sorted), from the first year its events need + blocks + footer.
+
+    `tzids` are the events' zone needs; `vtimezone(tzid, first_year)` gives a VTIMEZONE's bytes."""
     parts = [header]
-    parts.extend(vtimezone(tzid) for tzid in sorted(set(tzids)))
+    parts.extend(vtimezone(tzid, year) for tzid, year in sorted(first_years(tzids).items()))
     parts.extend(blocks)
     parts.append(FOOTER)
     return b"".join(parts)
