@@ -24,6 +24,7 @@ from icalendar import Timezone, TimezoneDaylight, TimezoneStandard, vRecur
 
 SCAN_FROM = datetime(1850, 1, 1, tzinfo=UTC)
 HORIZON = datetime(2100, 1, 1, tzinfo=UTC)
+BEGINNING = datetime(1601, 1, 1)
 MIN_RULE_RUN = 3  # a pattern seen fewer times than this is history, not a rule
 _DAY = 86_400
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -168,9 +169,8 @@ def vtimezone(tzid: str, first_year: int) -> Timezone:
     earlier = [t for t in history.transitions if t.at <= since]
     keep_from = earlier[-1].at if earlier else SCAN_FROM
     observances: list[tuple[datetime, TimezoneStandard | TimezoneDaylight]] = []
-    if not earlier:
-        start = datetime(first_year, 1, 1)
-        observances.append((start, _observance(history.initial, history.initial, start)))
+    if not earlier:  # the zone's first offset, from long before any event (as Outlook writes it)
+        observances.append((BEGINNING, _observance(history.initial, history.initial, BEGINNING)))
     for rule in history.rules:
         component = _observance(rule.first.after, rule.first.before, rule.first.local)
         component.add("rrule", vRecur.from_ical(rule.rrule))
