@@ -65,7 +65,12 @@ def libical(body: bytes, until_year: int = UNTIL_YEAR) -> Occurrences:
 
 
 def with_vobject(body: bytes, until_year: int = UNTIL_YEAR) -> Occurrences:
-    """vobject builds its own tzinfo from each VTIMEZONE, so it checks our VTIMEZONE text too."""
+    """vobject builds its own tzinfo from each VTIMEZONE, so it checks our VTIMEZONE text too. It keeps
+    the first tzinfo it built per TZID for the whole process, so that registry is emptied first: each
+    feed is read with its own VTIMEZONEs (whose coverage follows the feed's first year)."""
+    registry: dict[str, Any] = vars(vobject.icalendar)["__tzidMap"]
+    registry.clear()
+    vobject.icalendar.registerTzid("UTC", vobject.icalendar.utc)
     calendar = vobject.readOne(body.decode("utf-8"))
     out: Occurrences = {}
     for vevent in getattr(calendar, "vevent_list", []):

@@ -47,7 +47,8 @@ async def test_a_subscription_feed_serves_the_calendar_events_as_rfc5545(feed: F
     assert all(len(line) <= 75 for line in body.split(b"\r\n"))
     calendar = icalendar.Calendar.from_ical(body)
     assert b"X-WR-CALNAME:Acme\\, Games\\; 2026" in body
-    assert b"METHOD:PUBLISH" in body and b"REFRESH-INTERVAL;VALUE=DURATION:PT30M" in body
+    # No METHOD: PUBLISH would oblige every event to name an ORGANIZER (RFC 5546), libical checks it.
+    assert b"METHOD" not in body and b"REFRESH-INTERVAL;VALUE=DURATION:PT30M" in body
     assert b"X-PUBLISHED-TTL:PT30M" in body
     assert f"https://api.example.test/v1/unsubscribe/{sub.subscription_id}" in str(calendar["X-WR-CALDESC"])
     assert "UID" not in calendar
