@@ -103,14 +103,17 @@ def parse_line(line: object, index: int, dtstart: Start) -> RecurrenceLine:
         raise InvalidRecurrence(field, f"not an RFC 5545 content line ({type(exc).__name__})") from None
     name = str(name).upper()
     params = {str(k).upper(): str(v) for k, v in raw_params.items()}
-    if name in RULE_NAMES:
-        if params:
-            raise InvalidRecurrence(field, f"{name} takes no parameters")
-        rule = _rule(str(value), f"{field} {text[:100]!r}", dtstart)
-        return RecurrenceLine(name, f"{name}:{str(value).upper()}", rule=rule)
-    if name in DATE_NAMES:
-        dates = _dates(str(value), params, f"{field} {text[:100]!r}", dtstart)
-        return RecurrenceLine(name, name + text[len(name) :], dates=dates)
+    try:
+        if name in RULE_NAMES:
+            if params:
+                raise InvalidRecurrence(field, f"{name} takes no parameters")
+            rule = _rule(str(value), field, dtstart)
+            return RecurrenceLine(name, f"{name}:{str(value).upper()}", rule=rule)
+        if name in DATE_NAMES:
+            dates = _dates(str(value), params, field, dtstart)
+            return RecurrenceLine(name, name + text[len(name) :], dates=dates)
+    except InvalidRecurrence as exc:  # say which line, as a merchant may send many
+        raise InvalidRecurrence(exc.field, f"{exc.reason} (in {text[:100]!r})") from None
     raise InvalidRecurrence(field, f"expected RRULE, EXRULE, RDATE or EXDATE, not {name[:20]!r}")
 
 
@@ -234,7 +237,7 @@ def _dates(value: str, params: dict[str, str], field: str, dtstart: Start) -> tu
         try:
             tzid = resolve(params["TZID"])
         except UnknownTimezone as exc:
-            raise InvalidRecurrence(f"{field} TZID", str(exc)) from None
+            raise InvalidRecurrence(field, f"TZID: {exc}") from None
     out: list[date | datetime] = []
     for raw in value.split(","):
         item = raw.strip()

@@ -39,7 +39,7 @@ async def test_a_recurrence_line_without_a_meaning_every_consumer_shares_is_a_40
         body = await response.json()
         assert response.status == 400, body
         reason = body["errors"][0]["reason"]
-        assert reason.startswith(f"recurrence[0] {line!r}") and says in reason, reason
+        assert reason.startswith("recurrence[0]: ") and says in reason and reason.endswith(f"(in {line!r})"), reason
     listed = await harness.client.get(f"{cal}/events", headers=m.headers)
     assert await listed.json() == []
 
