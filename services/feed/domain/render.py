@@ -18,7 +18,7 @@ from icalendar import Alarm, Calendar, Event, vCalAddress, vText, vUri
 
 from services.feed.domain.colors import css_color_name
 from services.feed.domain.timezones import first_years, zone_need
-from shared.recurrence import InvalidRecurrence, parse_recurrence
+from shared.recurrence import MAX_LINES, InvalidRecurrence, parse_line
 from shared.timezones import UnknownTimezone, resolve, zone
 
 PRODID = "-//Kalends//Kalends Feed 1.0//EN"
@@ -65,6 +65,7 @@ class RenderedEvent:
     block: bytes
     tzids: tuple[str, ...]  # zone needs, `TZID@YEAR` (timezones.zone_need)
     start_utc: datetime
+    skipped: tuple[str, ...] = ()  # recurrence lines left out, and why
 
 
 def _utc(moment: datetime) -> datetime:
@@ -110,20 +111,27 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
     return start, end, None if tzid == "UTC" else tzid
 
 
-def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> list[date | datetime]:
-    """The event's recurrence lines, read by the parser ingest validated them with; the dates used."""
-    try:
-        lines = parse_recurrence(event.recurrence, dtstart)
-    except InvalidRecurrence as exc:
-        raise InvalidEvent(str(exc)) from None
-    moments: list[date | datetime] = []
-    for line in lines:
+Moments = list[date | datetime]
+
+
+def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> tuple[Moments, list[str]]:
+    """The event's recurrence lines, read by the parser ingest validated them with: the dates used,
+    and why any line was left out. Ingest refuses such lines; one stored before it did is dropped
+    (and logged by the caller) rather than costing the whole event its place in every feed."""
+    moments: Moments = []
+    skipped = [f"recurrence: at most {MAX_LINES} lines"] if len(event.recurrence) > MAX_LINES else []
+    for index, text in enumerate(event.recurrence[:MAX_LINES]):
+        try:
+            line = parse_line(text, index, dtstart)
+        except InvalidRecurrence as exc:
+            skipped.append(str(exc))
+            continue
         if line.rule is not None:
             component.add(line.name.lower(), line.rule)
         else:
             component.add(line.name.lower(), list(line.dates))
             moments.extend(line.dates)
-    return moments
+    return moments, skipped
 
 
 def _mailto(email: str) -> str:
@@ -179,7 +187,8 @@ def render_event(event: EventInput) -> RenderedEvent:
         component.add("conference", vUri(event.conference), parameters={"VALUE": "URI", "FEATURE": "VIDEO"})
     if event.image:
         component.add("image", vUri(event.image), parameters={"VALUE": "URI", "DISPLAY": "BADGE"})
-    moments = [dtstart, *_add_recurrence(component, event, dtstart)]
+    moments, skipped = _add_recurrence(component, event, dtstart)
+    moments.append(dtstart)
     if event.notify_before is not None and event.notify_before >= 0 and not event.cancelled:
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
@@ -190,7 +199,7 @@ def render_event(event: EventInput) -> RenderedEvent:
     first_year = min(moment.year for moment in moments)
     tzids = tuple(sorted(zone_need(t, first_year) for t in used if t and t != "UTC"))
     start_utc = _utc(dtstart) if isinstance(dtstart, datetime) else datetime.combine(dtstart, datetime.min.time(), UTC)
-    return RenderedEvent(block=bytes(component.to_ical()), tzids=tzids, start_utc=start_utc)
+    return RenderedEvent(bytes(component.to_ical()), tzids, start_utc, tuple(skipped))
 
 
 def _param_tzids(component: Event) -> set[str | None]:

@@ -119,6 +119,8 @@ async def apply_event(
     if stored is not None and stored.sequence >= event.sequence:
         return False
     rendered = render_event(event_input(event))
+    if rendered.skipped:
+        log.warning("event.recurrence_skipped", event_id=str(event.event_id), reasons=list(rendered.skipped))
     await repo.upsert_event(
         conn,
         {

@@ -70,11 +70,16 @@ def test_recurrence_lines_become_rrule_and_zoned_exdates_with_a_utc_until() -> N
     assert b"EXDATE;TZID=Europe/Berlin:20260404T190000\r\n" in block
 
 
-def test_a_bad_recurrence_line_is_refused() -> None:
+def test_a_recurrence_line_stored_before_ingest_refused_it_is_left_out_saying_why_not_the_whole_event() -> None:
+    lines = ["RRULE:FREQ=WEEKLY;COUNT=3", "RDATE;VALUE=PERIOD:20260404T190000Z/20260404T200000Z", "RRULE:FREQ=NEVER"]
+    rendered = render_event(event(recurrence=lines))
+    assert b"RRULE:FREQ=WEEKLY;COUNT=3\r\n" in rendered.block
+    assert b"RDATE" not in rendered.block and b"NEVER" not in rendered.block
+    assert [reason.split(":")[0] for reason in rendered.skipped] == ["recurrence[1]", "recurrence[2]"]
+    many = render_event(event(recurrence=["RRULE:FREQ=DAILY;COUNT=2"] * 51))
+    assert many.skipped == ("recurrence: at most 50 lines",)
     with pytest.raises(InvalidEvent):
-        render_event(event(recurrence=["DTSTART:20260101"]))
-    with pytest.raises(InvalidEvent):
-        render_event(event(recurrence=["RRULE:FREQ=NEVER"]))
+        render_event(event(timezone="posixrules"))
 
 
 def test_a_cancelled_event_says_so_and_has_no_alarm() -> None:
