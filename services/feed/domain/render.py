@@ -114,6 +114,20 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
 Moments = list[date | datetime]
 
 
+def _add_moments(component: Event, name: str, value: date | datetime | Moments) -> None:
+    """A date-time in a zone as its wall clock with the zone's TZID (a VTIMEZONE says the rest).
+
+    icalendar would write a zone it deems equivalent to UTC today (Africa/Abidjan and its links) as
+    UTC, without converting: a 1950 date-time in Africa/Conakry (UTC-1 then) would be an hour off."""
+    values = value if isinstance(value, list) else [value]
+    tzid = getattr(values[0].tzinfo, "key", None) if values and isinstance(values[0], datetime) else None
+    if tzid is None or tzid == "UTC":
+        component.add(name, value)
+        return
+    walls = [moment.replace(tzinfo=None) for moment in values if isinstance(moment, datetime)]
+    component.add(name, walls if isinstance(value, list) else walls[0], parameters={"TZID": tzid})
+
+
 def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> tuple[Moments, list[str]]:
     """The event's recurrence lines, read by the parser ingest validated them with: the dates used,
     and why any line was left out. Ingest refuses such lines; one stored before it did is dropped
@@ -129,7 +143,7 @@ def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetim
         if line.rule is not None:
             component.add(line.name.lower(), line.rule)
         else:
-            component.add(line.name.lower(), list(line.dates))
+            _add_moments(component, line.name.lower(), list(line.dates))
             moments.extend(line.dates)
     return moments, skipped
 
@@ -149,8 +163,8 @@ def render_event(event: EventInput) -> RenderedEvent:
     component.add("last-modified", stamp)
     component.add("sequence", max(0, event.sequence))
     component.add("summary", event.title)
-    component.add("dtstart", dtstart)
-    component.add("dtend", dtend)
+    _add_moments(component, "dtstart", dtstart)
+    _add_moments(component, "dtend", dtend)
     if event.description:
         component.add("description", event.description)
     if event.location:

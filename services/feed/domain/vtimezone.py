@@ -181,8 +181,9 @@ def vtimezone(tzid: str, first_year: int) -> Timezone:
             grouped[transition.kind].append(transition)
     for runs in grouped.values():
         component = _observance(runs[0].after, runs[0].before, runs[0].local)
-        for transition in runs[1:]:
-            # One RDATE property per instant: ical.js reads only the first value of a list.
+        for transition in runs if len(runs) > 1 else ():
+            # DTSTART again as an RDATE: ical.js (2.2) takes no onset from DTSTART when there are
+            # RDATEs. One RDATE property per instant: it reads only the first value of a list.
             component.add("rdate", transition.local)
         observances.append((runs[0].local, component))
     timezone = Timezone()

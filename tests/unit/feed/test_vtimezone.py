@@ -117,3 +117,14 @@ def test_a_feed_covers_each_zone_from_a_year_before_its_earliest_event_and_rende
     assert body.count(b"BEGIN:VTIMEZONE") == 1 and vtimezone_block("Europe/Berlin", 1994) in body
     assert body == assemble(header, reversed(needs), [r.block for r in rendered], vtimezone_block)
     assert b"METHOD" not in body
+
+
+def test_a_zone_icalendar_deems_equivalent_to_utc_keeps_its_tzid_so_its_history_applies() -> None:
+    when = datetime(2026, 2, 1, tzinfo=UTC)
+    lines = ("RRULE:FREQ=WEEKLY;COUNT=3", "EXDATE:19500110T183000")
+    start, end = "1950-01-03T18:30:00", "1950-01-03T19:30:00"
+    rendered = render_event(EventInput("x", 0, when, when, "x", start, end, "Africa/Conakry", recurrence=lines))
+    assert b"DTSTART;TZID=Africa/Conakry:19500103T183000\r\n" in rendered.block
+    assert b"EXDATE;TZID=Africa/Conakry:19500110T183000\r\n" in rendered.block
+    assert rendered.tzids == (zone_need("Africa/Conakry", 1950),)
+    assert rendered.start_utc == datetime(1950, 1, 3, 18, 30, tzinfo=ZoneInfo("Africa/Conakry")).astimezone(UTC)
