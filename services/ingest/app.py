@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from services.ingest.adapters.repository import SCHEMA
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.messaging.consumers import on_account_created
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, PUSH_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
+from shared.consumer import Handler
+from shared.messages import Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
@@ -25,10 +29,23 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
-        yield
+        sync = SyncClient(app[SETTINGS].sync_url)
+        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url, sync)
+        try:
+            yield
+        finally:
+            await sync.close()
 
     return ctx()
+
+
+def _push_stopped(app: web.Application) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        stopped = envelope.parsed()
+        assert isinstance(stopped, PushStopped)
+        await app[INGEST].stop_pushed(conn, stopped)
+
+    return handle
 
 
 def create_app(platform: PlatformSettings, role: str = "all") -> web.Application:
@@ -42,7 +59,9 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
+        app.cleanup_ctx.append(
+            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (PUSH_QUEUE, _push_stopped(app))])
+        )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.settings import PlatformSettings, env_int
+from shared.settings import PlatformSettings, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -13,10 +13,18 @@ class IngestSettings:
     platform: PlatformSettings
     # Requests larger than this are refused with 413 (a subscription with 100 manual events fits).
     max_body_bytes: int = 1024 * 1024
+    # Where ingest reaches the sync service (CalDAV subscribe): KALENDS_SYNC_URL, else the public one.
+    sync_url: str = "http://127.0.0.1:8085"
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:
         return cls(
             platform=platform,
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
+            sync_url=env_url(
+                "KALENDS_SYNC_URL",
+                env_str("KALENDS_PUBLIC_SYNC_URL", cls.sync_url, environ),
+                {"http", "https"},
+                environ,
+            ).rstrip("/"),
         )

@@ -155,7 +155,11 @@ async def delete_event(request: web.Request) -> web.Response:
 async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
     outcome = await _ingest(request).subscribe(
-        _account(request), _path(request, "calendarCode"), body, webcal_only=False
+        _account(request),
+        _path(request, "calendarCode"),
+        body,
+        webcal_only=False,
+        authorization=request.headers.get("Authorization"),
     )
     return json_response(schemas.subscribed_body(outcome))
 
