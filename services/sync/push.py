@@ -138,6 +138,8 @@ class PushEngine:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # Cleared before looking, so a notification that lands while we look is not lost.
+            self._wake.clear()
             free = self._settings.concurrency - len(self._running)
             claims: list[repo.Claim] = []
             if free > 0:
@@ -152,7 +154,6 @@ class PushEngine:
                 task.add_done_callback(self._done)
             if claims and len(claims) == free:
                 continue  # more may be due right now
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
 
