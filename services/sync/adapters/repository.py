@@ -274,15 +274,26 @@ async def block_connection(conn: asyncpg.Connection, connection_id: uuid.UUID, u
 
 async def ensure_target(conn: asyncpg.Connection, subscription_id: uuid.UUID, connection_id: uuid.UUID) -> bool:
     """Push this subscription through this connection; the connection's own calendar (made when
-    connecting) is the target's until the engine creates one. True when the target is new."""
-    created = await conn.fetchval(
+    connecting) is the target's until the engine creates one. A subscription that moves to another
+    connection (the subscriber subscribed again with another account) starts afresh there: what was
+    pushed to the old calendar is forgotten, not deleted. True when the target is new or moved."""
+    current = await conn.fetchval(
+        "SELECT connection_id FROM sync.targets WHERE subscription_id = $1 FOR UPDATE", subscription_id
+    )
+    if current == connection_id:
+        return False
+    await conn.execute(
         "INSERT INTO sync.targets (subscription_id, connection_id, remote_calendar_id)"
         " SELECT $1, connection_id, remote_calendar_id FROM sync.connections WHERE connection_id = $2"
-        " ON CONFLICT (subscription_id) DO NOTHING RETURNING true",
+        " ON CONFLICT (subscription_id) DO UPDATE SET connection_id = EXCLUDED.connection_id,"
+        " remote_calendar_id = EXCLUDED.remote_calendar_id, state = 'active', reason = NULL, failures = 0,"
+        " updated_at = now()",
         subscription_id,
         connection_id,
     )
-    return bool(created)
+    if current is not None:
+        await conn.execute("DELETE FROM sync.pushed WHERE subscription_id = $1", subscription_id)
+    return True
 
 
 async def target(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> asyncpg.Record | None:

@@ -242,3 +242,19 @@ def test_the_provider_registered_for_caldav_is_the_real_one(sync: SyncHarness) -
     from services.sync.app import PROVIDERS
 
     assert isinstance(sync.client.app[PROVIDERS]["caldav"], CalDavProvider)
+
+
+async def test_subscribing_again_with_another_caldav_account_pushes_everything_there(sync: SyncHarness) -> None:
+    cal = m.calendar(uuid.uuid4())
+    game = m.event(cal, "Game", 1)
+    subscription, first, first_user, first_password = await pushed_subscription(sync, cal)
+    for kind, data in (("calendar.created", cal), ("event.created", game), ("subscription.created", subscription)):
+        await sync.publish(kind, data)
+    await sync.settle()
+    second, second_user, second_password = await sync.connect(cal.account_id)
+    moved = subscription.model_copy(update={"sync_connection_id": second.connection_id, "version": 2})
+    await sync.publish("subscription.updated", moved)
+    await sync.settle()
+    assert set(await sync.remote(second, second_user, second_password)) == {str(game.event_id)}
+    # The first calendar is the subscriber's own now: left as it was.
+    assert set(await sync.remote(first, first_user, first_password)) == {str(game.event_id)}  # type: ignore[arg-type]
