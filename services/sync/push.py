@@ -161,12 +161,23 @@ class PushEngine:
         self._running.discard(task)
         self._wake.set()  # a slot is free
 
+    async def _hold(self, claim: repo.Claim) -> None:
+        """Renew the claim's lease while a long reconciliation runs, so no other worker takes it."""
+        while True:
+            await asyncio.sleep(self._settings.lease / 3)
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                async with self._pool.acquire() as conn:
+                    await repo.extend_claim(conn, claim.subscription_id, self._settings.lease)
+
     async def _reconcile_claim(self, claim: repo.Claim) -> None:
+        holding = asyncio.create_task(self._hold(claim))
         try:
             due = await self.reconcile(claim.subscription_id)
         except Exception:
             log.exception("sync.reconcile_crashed", subscription_id=str(claim.subscription_id))
             due = datetime.now(UTC) + timedelta(seconds=self._settings.backoff_max)
+        finally:
+            holding.cancel()
         async with self._pool.acquire() as conn:
             if due is None:
                 await repo.finish(conn, claim)

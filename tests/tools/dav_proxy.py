@@ -3,6 +3,7 @@ answer 429 to one user (a provider's per-user rate limit) and count requests in 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ class DavProxy:
     upstream: str
     limited_users: set[str] = field(default_factory=set)
     retry_after: int = 30
+    # Seconds added to every forwarded request (a slow server).
+    delay: float = 0.0
     in_flight: int = 0
     max_in_flight: int = 0
     refused: int = 0
@@ -39,6 +42,8 @@ class DavProxy:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             assert self._session is not None
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with self._session.request(

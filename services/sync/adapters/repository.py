@@ -86,6 +86,14 @@ async def claim_due(conn: asyncpg.Connection, limit: int, lease: float) -> list[
     return [Claim(r["subscription_id"], r["marks"]) for r in rows]
 
 
+async def extend_claim(conn: asyncpg.Connection, subscription_id: uuid.UUID, lease: float) -> None:
+    await conn.execute(
+        "UPDATE sync.push_queue SET claimed_until = now() + make_interval(secs => $2) WHERE subscription_id = $1",
+        subscription_id,
+        lease,
+    )
+
+
 async def finish(conn: asyncpg.Connection, claim: Claim) -> bool:
     """Done with a claim: the row goes unless it was marked again meanwhile (then it is due again)."""
     deleted = await conn.fetchval(

@@ -3,6 +3,7 @@ CalDAV calendar, read back with the `caldav` client library, and how often."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from services.sync.adapters.caldav import CalDavProvider
@@ -258,3 +259,40 @@ async def test_subscribing_again_with_another_caldav_account_pushes_everything_t
     assert set(await sync.remote(second, second_user, second_password)) == {str(game.event_id)}
     # The first calendar is the subscriber's own now: left as it was.
     assert set(await sync.remote(first, first_user, first_password)) == {str(game.event_id)}  # type: ignore[arg-type]
+
+
+async def test_a_reconciliation_that_outlasts_its_lease_keeps_its_claim(sync: SyncHarness) -> None:
+    from services.sync.adapters import repository as repo
+
+    proxy = await DavProxy(sync.radicale.url).start()
+    try:
+        cal = m.calendar(uuid.uuid4())
+        subscription, connected, user, password = await pushed_subscription(sync, cal, proxy.url)
+        await sync.publish("calendar.created", cal)
+        for i in range(1, 6):
+            await sync.publish("event.created", m.event(cal, f"Slow {i}", i))
+        proxy.delay = 0.5  # five PUTs: 2.5 s, over the 1.5 s lease
+        object.__setattr__(sync.engine._settings, "lease", 1.5)
+        await sync.publish("subscription.created", subscription)
+
+        async def claimed() -> bool:
+            async with sync.pool.acquire() as conn:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT claimed_until > now() FROM sync.push_queue WHERE subscription_id = $1",
+                        subscription.subscription_id,
+                    )
+                )
+
+        await sync.wait_for(claimed)
+        stolen = []
+        for _ in range(12):  # 2.4 s: past the first lease
+            async with sync.pool.acquire() as conn:
+                stolen += await repo.claim_due(conn, 10, 1.5)
+            await asyncio.sleep(0.2)
+        assert stolen == []
+        await sync.settle()
+        assert len(await sync.remote(connected, user, password)) == 5  # type: ignore[arg-type]
+        assert len(puts(sync, connected)) == 5
+    finally:
+        await proxy.stop()
