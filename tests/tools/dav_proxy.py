@@ -18,6 +18,8 @@ class DavProxy:
     retry_after: int = 30
     # Seconds added to every forwarded request (a slow server).
     delay: float = 0.0
+    # Methods answered 403 without reaching the server (one that refuses MKCALENDAR, say).
+    refused_methods: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
     refused: int = 0
@@ -39,6 +41,8 @@ class DavProxy:
         if self._user(request) in self.limited_users:
             self.refused += 1
             return web.Response(status=429, headers={"Retry-After": str(self.retry_after)})
+        if request.method in self.refused_methods:
+            return web.Response(status=403, text="not allowed here")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:

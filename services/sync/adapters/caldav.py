@@ -107,8 +107,8 @@ class CalDavProvider(Provider):
             ) from None
 
     @staticmethod
-    def _refuse_auth(response: DavResponse) -> None:
-        if response.status in (401, 403):
+    def _refuse_auth(response: DavResponse, statuses: tuple[int, ...] = (401, 403)) -> None:
+        if response.status in statuses:
             raise CalDavRefused(
                 "CalDavUnauthorized",
                 f"the CalDAV server refused the username and password (HTTP {response.status}):"
@@ -161,7 +161,9 @@ class CalDavProvider(Provider):
         url = urljoin(_collection(home), f"kalends-{uuid.uuid4()}/")
         body = mkcalendar_body(calendar.name, calendar.description, calendar.color, calendar.timezone)
         response = await self._call("MKCALENDAR", url, creds, body=body, headers=XML)
-        self._refuse_auth(response)
+        # The credentials already passed discovery: a 403 here is "not here" (iCloud, shared
+        # accounts), the cue to fall back to an existing calendar, not a wrong password.
+        self._refuse_auth(response, (401,))
         return url if response.status in (200, 201) else None
 
     async def connect(self, url: str, username: str, password: str, calendar: CalendarMeta) -> Found:
