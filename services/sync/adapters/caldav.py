@@ -21,6 +21,7 @@ from services.sync.adapters.webdav import (
     mkcalendar_body,
     parse_multistatus,
     propfind_body,
+    proppatch_body,
     tag,
 )
 from services.sync.domain.provider import (
@@ -225,6 +226,13 @@ class CalDavProvider(Provider):
         if created is None:
             raise CalendarGone(f"the CalDAV server refused to create a calendar in {home}")
         return created
+
+    async def update_calendar(self, connection: Connection, remote_calendar_id: str, calendar: CalendarMeta) -> None:
+        body = proppatch_body(calendar.name, calendar.description, calendar.color)
+        response = await self._send("PROPPATCH", remote_calendar_id, connection, body=body, headers=XML)
+        if response.status in (404, 410):
+            raise CalendarGone(f"the calendar {remote_calendar_id} is gone (HTTP {response.status} on PROPPATCH)")
+        # A server that keeps its own names (403, 207 with failed properties) is left as it is.
 
     async def put_event(
         self,

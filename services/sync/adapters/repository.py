@@ -322,6 +322,12 @@ async def set_remote_calendar(conn: asyncpg.Connection, subscription_id: uuid.UU
     )
 
 
+async def set_calendar_version(conn: asyncpg.Connection, subscription_id: uuid.UUID, version: int) -> None:
+    await conn.execute(
+        "UPDATE sync.targets SET calendar_version = $2 WHERE subscription_id = $1", subscription_id, version
+    )
+
+
 async def set_target_state(
     conn: asyncpg.Connection, subscription_id: uuid.UUID, state: str, reason: str | None
 ) -> None:

@@ -296,3 +296,17 @@ async def test_a_reconciliation_that_outlasts_its_lease_keeps_its_claim(sync: Sy
         assert len(puts(sync, connected)) == 5
     finally:
         await proxy.stop()
+
+
+async def test_a_renamed_calendar_is_renamed_in_the_subscribers_calendar_too(sync: SyncHarness) -> None:
+    from tests.tools.radicale_server import calendar_name
+
+    cal = m.calendar(uuid.uuid4(), name="Acme Games")
+    subscription, connected, user, password = await pushed_subscription(sync, cal)
+    await sync.publish("calendar.created", cal)
+    await sync.publish("subscription.created", subscription)
+    await sync.settle()
+    await sync.publish("calendar.updated", cal.model_copy(update={"name": "Acme Games 2027", "version": 2}))
+    await sync.settle()
+    url = connected.calendar_url  # type: ignore[attr-defined]
+    assert await asyncio.to_thread(calendar_name, url, user, password) == "Acme Games 2027"
