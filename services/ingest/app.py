@@ -29,8 +29,9 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
-        sync = SyncClient(app[SETTINGS].sync_url)
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url, sync)
+        settings = app[SETTINGS]
+        sync = SyncClient(settings.sync_url)
+        app[INGEST] = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits, sync)
         try:
             yield
         finally:
@@ -58,7 +59,7 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
-        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(
             lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (PUSH_QUEUE, _push_stopped(app))])
         )

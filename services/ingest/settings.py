@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.ingest.services._base import Limits
 from shared.settings import PlatformSettings, env_int, env_str, env_url
 
 
@@ -15,6 +16,8 @@ class IngestSettings:
     max_body_bytes: int = 1024 * 1024
     # Where ingest reaches the sync service (CalDAV subscribe): KALENDS_SYNC_URL, else the public one.
     sync_url: str = "http://127.0.0.1:8085"
+    # KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION and KALENDS_MAX_EVENTS_PER_CALENDAR (400 past them).
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:
@@ -27,4 +30,15 @@ class IngestSettings:
                 {"http", "https"},
                 environ,
             ).rstrip("/"),
+            limits=Limits(
+                manual_events_per_subscription=env_int(
+                    "KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION",
+                    Limits.manual_events_per_subscription,
+                    environ,
+                    minimum=1,
+                ),
+                events_per_calendar=env_int(
+                    "KALENDS_MAX_EVENTS_PER_CALENDAR", Limits.events_per_calendar, environ, minimum=1
+                ),
+            ),
         )
