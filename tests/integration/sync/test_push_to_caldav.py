@@ -351,3 +351,37 @@ async def test_a_server_error_is_retried_with_backoff_until_the_server_is_back(s
         assert target["state"] == "active" and target["failures"] == 0
     finally:
         await proxy.stop()
+
+
+async def test_a_calendar_the_subscriber_deleted_stops_the_pushes_and_asks_for_deactivation(
+    sync: SyncHarness,
+) -> None:
+    import caldav
+
+    cal = m.calendar(uuid.uuid4())
+    subscription, connected, user, password = await pushed_subscription(sync, cal)
+    for kind, data in (("calendar.created", cal), ("event.created", m.event(cal, "Game", 1))):
+        await sync.publish(kind, data)
+    await sync.publish("subscription.created", subscription)
+    await sync.settle()
+    url = connected.calendar_url  # type: ignore[attr-defined]
+
+    def delete_calendar() -> None:
+        with caldav.DAVClient(url=url, username=user, password=password) as client:
+            client.calendar(url=url).delete()
+
+    await asyncio.to_thread(delete_calendar)
+    await sync.publish("event.created", m.event(cal, "After the deletion", 2))
+    await sync.settle()
+    async with sync.pool.acquire() as conn:
+        target = await conn.fetchrow(
+            "SELECT state, reason FROM sync.targets WHERE subscription_id = $1", subscription.subscription_id
+        )
+        stopped = await conn.fetch("SELECT body FROM sync.outbox WHERE routing_key = 'push.stopped'")
+    assert target["state"] == "stopped" and target["reason"].startswith("CalendarGone: ")
+    (message,) = stopped
+    assert b'"code":"CalendarGone"' in message["body"].replace(b" ", b"")
+    puts_after = len(puts(sync, connected))
+    await sync.publish("event.created", m.event(cal, "Later still", 3))
+    await sync.settle()
+    assert len(puts(sync, connected)) == puts_after  # stopped for good: nothing more is tried
