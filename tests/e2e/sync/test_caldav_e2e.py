@@ -183,3 +183,21 @@ async def test_sync_serves_the_common_routes_and_its_connect_route_needs_the_acc
         base + "/v1/caldav/someone-else/connections", json=body, headers={"Authorization": f"Bearer {merchant.token}"}
     ) as response:
         assert response.status == 403
+
+
+async def test_with_sync_down_a_caldav_subscribe_is_a_503_and_creates_nothing(
+    merchant: Merchant, sync_stack: Stack
+) -> None:
+    cal = await merchant.new_calendar()
+    sync_stack.processes["sync"].stop()
+    try:
+        body = {
+            "subscriberId": "while-down",
+            "subscriptionMethod": "caldav",
+            "caldav": {"url": merchant.radicale.url, "username": "u", "password": "p"},
+        }
+        answer = await merchant.call("POST", f"/v1/subscribe/{merchant.code}/{cal}", body, want=503)
+        assert "sync service" in answer["errors"][0]["reason"]
+        assert await merchant.call("GET", f"/v1/subscription/{merchant.code}/{cal}/while-down") == []
+    finally:
+        await sync_stack.start("sync", env=SYNC_ENV)
