@@ -22,6 +22,21 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
+async def read_form(request: web.Request) -> Any:
+    """The request's form fields (urlencoded or multipart); a malformed form is a 400, not a 500.
+
+    aiohttp raises ValueError for a multipart Content-Type without a boundary, or a broken part.
+    """
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
+        ) from None
+    except (ValueError, AssertionError) as exc:
+        raise InvalidRequest(f"the form body cannot be read: {exc}") from None
+
+
 def parse_json_text(raw: bytes) -> Any:
     # RFC 8259: JSON between systems is UTF-8 (a BOM is tolerated); json.loads(bytes) would also
     # guess UTF-16/32 and turn a garbled body into a puzzling "Expecting value".

@@ -53,7 +53,7 @@ def routes() -> list[Route]:
             BASE + "/{webhookId}/test",
             handlers.send_test,
             "send the seed's Test Event Object through the delivery pipeline",
-            responses={"202": "accepted"},
+            responses={"202": "accepted", "409": "the webhook is disabled"},
         ),
         Route(
             "GET",
