@@ -16,7 +16,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from shared.testing import Stack
+from shared.amqp import Names
+from shared.testing import (
+    Stack,
+    create_database,
+    delete_prefixed,
+    drop_database,
+    random_name,
+    remember_prefix,
+)
 from tests.integration.webhook.receiver import Receiver
 
 # Every service with an HTTP API; a new service is one more name here (auth first).
@@ -116,15 +124,40 @@ async def populate(stack: Stack, receiver: Receiver) -> World:
     return World(stack, a, b, receiver)
 
 
-@pytest.fixture(scope="module")
-async def world(stack: Stack) -> AsyncIterator[World]:
-    receiver = await Receiver().start()
-    for service in SUITE_SERVICES:
-        env = dict(SERVICE_ENV.get(service, {}))
-        if service == "feed":
-            env["KALENDS_PUBLIC_API_URL"] = stack.url("ingest")
-        await stack.start(service, env=env)
+@pytest.fixture(scope="package")
+async def suite_stack(server_db_url: str, template_db: str, amqp_url: str) -> AsyncIterator[Stack]:
+    """Every service, once for the package (each module populates accounts of its own)."""
+    name = random_name("kalends_suites")
+    names = Names(prefix=random_name("suites") + ".")
+    remember_prefix(amqp_url, names.prefix)
+    env = {
+        "KALENDS_DATABASE_URL": await create_database(server_db_url, name, template=template_db),
+        "KALENDS_AMQP_URL": amqp_url,
+        "KALENDS_AMQP_PREFIX": names.prefix,
+        "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
+    }
+    stack = Stack(env)
     try:
-        yield await populate(stack, receiver)
+        await stack.start(SUITE_SERVICES[0])  # auth: the others fetch its keys when they start
+        await asyncio.gather(*(stack.start(s, env=service_env(stack, s)) for s in SUITE_SERVICES[1:]))
+        yield stack
     finally:
-        await receiver.stop()  # the `stack` fixture stops the services and deletes their queues
+        stack.stop_all()
+        await delete_prefixed(amqp_url, {names.prefix})
+        await drop_database(server_db_url, name)
+
+
+def service_env(stack: Stack, service: str) -> dict[str, str]:
+    env = dict(SERVICE_ENV.get(service, {}))
+    if service == "feed":
+        env["KALENDS_PUBLIC_API_URL"] = stack.url("ingest")
+    return env
+
+
+@pytest.fixture(scope="module")
+async def world(suite_stack: Stack) -> AsyncIterator[World]:
+    receiver = await Receiver().start()
+    try:
+        yield await populate(suite_stack, receiver)
+    finally:
+        await receiver.stop()
