@@ -224,6 +224,10 @@ class Stack:
         return process
 
     def stop_all(self) -> None:
+        """SIGTERM every process first, then wait for each: they shut down in parallel."""
+        for process in self.processes.values():
+            if process.process is not None and process.process.poll() is None:
+                process.process.terminate()
         for process in self.processes.values():
             process.stop()
 
