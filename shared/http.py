@@ -110,9 +110,37 @@ class CaseInsensitiveModel(BaseModel):
         if not isinstance(payload, dict):
             raise InvalidRequest(f"request body must be a JSON object, not {type(payload).__name__}")
         try:
-            return cls.model_validate(payload)
+            model = cls.model_validate(payload)
         except ValidationError as exc:
             raise InvalidRequest(validation_reason(exc)) from None
+        # What the model kept is what gets stored: text PostgreSQL cannot hold is a 400, not a 500.
+        bad = unstorable_text(model.model_dump(by_alias=True))
+        if bad is not None:
+            raise InvalidRequest(f"{bad or 'body'}: contains a NUL character or invalid Unicode")
+        return model
+
+
+def unstorable_text(value: Any, path: str = "") -> str | None:
+    """The path of the first string PostgreSQL cannot store (a NUL, a lone surrogate), if any."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable_text(key, path) or unstorable_text(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = unstorable_text(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 async def read_model(request: web.Request, model: type[M], *, required: bool = True) -> M:

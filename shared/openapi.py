@@ -61,6 +61,10 @@ def _operation(route: Route, params: list[str], components: dict[str, Any]) -> d
     responses: dict[str, Any] = {"200": ok}
     for status, description in route.responses.items():
         responses[status] = {"description": description}
+    if route.links:
+        # On the status a creation answers (201) when the route declares one, else on 200.
+        success = "201" if "201" in responses else "200"
+        responses[success]["links"] = route.links
     for status, description in _error_responses(route, bool(params)).items():
         responses.setdefault(status, {"description": description, "content": _ERROR_REF})
     operation["responses"] = responses

@@ -66,6 +66,8 @@ class Route:
     request_content_type: str = "application/json"
     response_content_type: str = "application/json"
     name: str | None = None
+    # OpenAPI links of the success response: name -> {"operationId": ..., "parameters": {...}}.
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def claims(request: web.Request) -> AccessClaims:
