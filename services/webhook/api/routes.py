@@ -26,7 +26,7 @@ def routes() -> list[Route]:
             handlers.create_webhook,
             "add a webhook endpoint (answers its signing secret)",
             request_model=EndpointCreate,
-            responses={"201": "created"},
+            responses={"201": "created", "409": "the account has as many webhooks as it may"},
             links=endpoint_links(),
         ),
         Route("GET", BASE, handlers.list_webhooks, "the account's webhook endpoints"),
