@@ -19,7 +19,10 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+
+import asyncpg
 
 from shared.testing import free_port
 
@@ -110,6 +113,15 @@ class PrivatePostgres:
         await self.stop(mode)
         await asyncio.sleep(down_for)
         await self.start()
+
+    async def started_at(self) -> datetime:
+        """When the server process started (a restart changes it)."""
+        conn = await asyncpg.connect(self.url)
+        try:
+            started: datetime = await conn.fetchval("SELECT pg_postmaster_start_time()")
+        finally:
+            await conn.close()
+        return started
 
     async def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -40,7 +40,9 @@ async def test_every_accepted_change_arrives_once_after_postgresql_restarts_mid_
     fault_stack: Stack, private_postgres: PrivatePostgres, receiver: Receiver
 ) -> None:
     tenant = await prepare(fault_stack, receiver)
+    started = await private_postgres.started_at()
     recovered = await under_fault(tenant, lambda: private_postgres.restart("immediate", down_for=2.0))
+    assert await private_postgres.started_at() > started  # it did restart
     assert_exactly_once("postgresql restart", recovered, await converge(tenant, receiver))
 
 
