@@ -61,6 +61,8 @@ def _operation(route: Route, params: list[str], components: dict[str, Any]) -> d
     responses: dict[str, Any] = {"200": ok}
     for status, description in route.responses.items():
         responses[status] = {"description": description}
+        if status.startswith("2") and "content" in ok:
+            responses[status]["content"] = ok["content"]  # a 201 answers the same body as the 200
     if route.links:
         # On the status a creation answers (201) when the route declares one, else on 200.
         success = "201" if "201" in responses else "200"
