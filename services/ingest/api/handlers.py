@@ -19,7 +19,7 @@ from services.ingest.api.schemas import (
 )
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
-from shared.http import read_json, read_model
+from shared.http import read_form, read_json, read_model
 from shared.web import claims, json_response
 
 INGEST = web.AppKey("ingest", Ingest)
@@ -255,7 +255,7 @@ def _form_text(value: Any) -> str | None:
 
 async def unsubscribe(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
-    form = await request.post()
+    form = await read_form(request)
     found = await _ingest(request).subscription_for_page(subscription_id)
     if found is None:
         return _html(unsubscribe_page.not_found_page(), status=404)
