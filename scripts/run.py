@@ -36,7 +36,7 @@ from shared.settings import PlatformSettings, SettingsError, censor_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The contract's order and ports; auth first because the others fetch its JWKS.
-CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084}
+CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085}
 COLOURS = ("36", "35", "33", "32", "34", "31")
 STOP_GRACE = 10.0
 
@@ -67,14 +67,44 @@ def service_port(name: str) -> int | None:
     return CONTRACT_PORTS.get(name)
 
 
-def port_taken(port: int) -> bool:
-    host = os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1"
+def port_taken(port: int, host: str | None = None) -> bool:
+    """Whether a service could not listen on `port`, probed the way it binds.
+
+    The services bind through asyncio's create_server, which sets SO_REUSEADDR on POSIX: connections
+    in TIME_WAIT (a `make run` stopped a moment ago) do not keep them off the port, a listener does.
+    A probe without SO_REUSEADDR would see the former as busy for a minute after every clean stop.
+    No SO_REUSEPORT: with it a probe could share the port of a running `--workers` service.
+    """
+    host = host or os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1"
     with socket.socket() as probe:
+        if os.name == "posix":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
             return True
     return False
+
+
+def encryption_keys(root: Path, environ: dict[str, str]) -> str:
+    """KALENDS_ENCRYPTION_KEYS from the environment, else from `.env.local`, else a new development
+    key written there (so secrets stored by one run are readable by the next)."""
+    if environ.get("KALENDS_ENCRYPTION_KEYS", "").strip():
+        return environ["KALENDS_ENCRYPTION_KEYS"].strip()
+    path = root / ".env.local"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "KALENDS_ENCRYPTION_KEYS" and value.strip():
+                return value.strip()
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    with path.open("a") as out:
+        out.write(f"KALENDS_ENCRYPTION_KEYS={key}\n")
+    path.chmod(0o600)
+    say(f"wrote a development KALENDS_ENCRYPTION_KEYS into {path}")
+    return key
 
 
 def say(message: str) -> None:
@@ -204,6 +234,7 @@ async def run(services_dir: Path, ready_timeout: float, env_file: Path = ROOT / 
 
     tty = sys.stdout.isatty()
     env = dict(os.environ)
+    env["KALENDS_ENCRYPTION_KEYS"] = encryption_keys(ROOT, env)
     if tty and not env.get("KALENDS_LOG_FORMAT"):
         env["KALENDS_LOG_FORMAT"] = "console"
     package_root = services_dir.parent

@@ -22,6 +22,21 @@ async def read_body(request: web.Request) -> bytes:
         ) from None
 
 
+async def read_form(request: web.Request) -> Any:
+    """The request's form fields (urlencoded or multipart); a malformed form is a 400, not a 500.
+
+    aiohttp raises ValueError for a multipart Content-Type without a boundary, or a broken part.
+    """
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
+        ) from None
+    except (ValueError, AssertionError) as exc:
+        raise InvalidRequest(f"the form body cannot be read: {exc}") from None
+
+
 def parse_json_text(raw: bytes) -> Any:
     # RFC 8259: JSON between systems is UTF-8 (a BOM is tolerated); json.loads(bytes) would also
     # guess UTF-16/32 and turn a garbled body into a puzzling "Expecting value".
@@ -111,9 +126,37 @@ class CaseInsensitiveModel(BaseModel):
         if not isinstance(payload, dict):
             raise InvalidRequest(f"request body must be a JSON object, not {type(payload).__name__}")
         try:
-            return cls.model_validate(payload)
+            model = cls.model_validate(payload)
         except ValidationError as exc:
             raise InvalidRequest(validation_reason(exc)) from None
+        # What the model kept is what gets stored: text PostgreSQL cannot hold is a 400, not a 500.
+        bad = unstorable_text(model.model_dump(by_alias=True))
+        if bad is not None:
+            raise InvalidRequest(f"{bad or 'body'}: contains a NUL character or invalid Unicode")
+        return model
+
+
+def unstorable_text(value: Any, path: str = "") -> str | None:
+    """The path of the first string PostgreSQL cannot store (a NUL, a lone surrogate), if any."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable_text(key, path) or unstorable_text(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = unstorable_text(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def ignored_fields(model: BaseModel, path: str = "") -> list[str]:

@@ -29,8 +29,8 @@ import asyncpg
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
 from services.feed.domain.feeds import CachedFeed, Feed, Section, ceil_second, compress, finish
-from services.feed.domain.render import CalendarHeader, render_header
 from services.feed.settings import FeedSettings
+from shared.ical import CalendarHeader, render_header
 from shared.logging import get_logger
 from shared.selection import ALL_EVENTS, EventFilter
 

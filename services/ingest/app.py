@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from services.ingest.adapters.geoip import CountryLookup
 from services.ingest.adapters.repository import SCHEMA
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.messaging.consumers import on_account_created
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, PUSH_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
+from shared.consumer import Handler
+from shared.messages import Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
@@ -27,14 +31,32 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 def _use_cases(geo: CountryLookup | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        sync = SyncClient(settings.sync_url)
         app[INGEST] = Ingest(
-            app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits, secrets=settings.secrets, geo=geo
+            app[lifecycle.POOL],
+            settings.platform.public_feed_url,
+            settings.limits,
+            sync,
+            secrets=settings.secrets,
+            geo=geo,
         )
-        yield
-        if geo is not None:
-            geo.close()
+        try:
+            yield
+        finally:
+            await sync.close()
+            if geo is not None:
+                geo.close()
 
     return ctx
+
+
+def _push_stopped(app: web.Application) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        stopped = envelope.parsed()
+        assert isinstance(stopped, PushStopped)
+        await app[INGEST].stop_pushed(conn, stopped)
+
+    return handle
 
 
 def create_app(
@@ -52,7 +74,9 @@ def create_app(
     app.cleanup_ctx.append(_use_cases(geo))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
+        app.cleanup_ctx.append(
+            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (PUSH_QUEUE, _push_stopped(app))])
+        )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from services.ingest.services._base import Limits
 from shared.crypto import SecretBox
-from shared.settings import PlatformSettings, env_int, env_str
+from shared.settings import PlatformSettings, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class IngestSettings:
     max_body_bytes: int = 1024 * 1024
     # KALENDS_GEOIP_DB: a MaxMind database; subscriptions then get countryCode/geoCountry from ipAddress.
     geoip_db: str | None = None
+    # Where ingest reaches the sync service (CalDAV subscribe): KALENDS_SYNC_URL, else the public one.
+    sync_url: str = "http://127.0.0.1:8085"
     # KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION and KALENDS_MAX_EVENTS_PER_CALENDAR (400 past them).
     limits: Limits = field(default_factory=Limits)
 
@@ -29,6 +31,12 @@ class IngestSettings:
             secrets=SecretBox.from_env(environ),
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
             geoip_db=env_str("KALENDS_GEOIP_DB", "", environ) or None,
+            sync_url=env_url(
+                "KALENDS_SYNC_URL",
+                env_str("KALENDS_PUBLIC_SYNC_URL", cls.sync_url, environ),
+                {"http", "https"},
+                environ,
+            ).rstrip("/"),
             limits=Limits(
                 manual_events_per_subscription=env_int(
                     "KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION",

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from services.feed.domain.render import assemble, strong_etag
-from services.feed.domain.timezones import vtimezone_block
+from shared.ical import assemble, strong_etag
+from shared.zone_needs import vtimezone_block
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.feed.domain.render import (
+from shared.ical import (
     CalendarHeader,
     EventInput,
     InvalidEvent,
@@ -17,8 +17,8 @@ from services.feed.domain.render import (
     render_event,
     render_header,
 )
-from services.feed.domain.timezones import vtimezone_block
 from shared.timezones import UnknownTimezone, resolve
+from shared.zone_needs import vtimezone_block
 
 
 @dataclass(frozen=True)

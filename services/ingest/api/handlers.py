@@ -20,7 +20,7 @@ from services.ingest.api.schemas import (
 from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
-from shared.http import read_json, read_model
+from shared.http import read_form, read_json, read_model
 from shared.web import claims, json_response
 
 INGEST = web.AppKey("ingest", Ingest)
@@ -160,7 +160,11 @@ async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
     require_routing_hint(body.subscription_method, body.user_agent)
     outcome = await _ingest(request).subscribe(
-        _account(request), _path(request, "calendarCode"), body, webcal_only=False
+        _account(request),
+        _path(request, "calendarCode"),
+        body,
+        webcal_only=False,
+        authorization=request.headers.get("Authorization"),
     )
     return json_response(schemas.subscribed_body(outcome))
 
@@ -264,7 +268,7 @@ def _form_text(value: Any) -> str | None:
 
 async def unsubscribe(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
-    form = await request.post()
+    form = await read_form(request)
     found = await _ingest(request).subscription_for_page(subscription_id)
     if found is None:
         return _html(unsubscribe_page.not_found_page(), status=404)

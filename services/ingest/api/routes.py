@@ -31,7 +31,7 @@ def routes() -> list[Route]:
             "create a calendar",
             CalendarBody,
             CalendarAnswer,
-            responses={"201": "created"},
+            responses={"201": "created", "409": "the account already has a calendar of this code"},
         ),
         Route("GET", CAL, h.list_calendars, "the account's calendars"),
         Route("GET", ONE_CAL, h.get_calendar, "one calendar"),
@@ -101,6 +101,7 @@ def routes() -> list[Route]:
             h.update_subscription,
             "Update Subscription Details",
             UpdateSubscriptionBody,
+            responses={"409": "the subscription has been deactivated"},
         ),
         Route("DELETE", SUB, h.deactivate_subscriptions, "Deactivate an Existing Subscription", DeactivateBody),
         Route(

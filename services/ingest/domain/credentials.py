@@ -38,8 +38,9 @@ NONE = FeedCredentials(None, None, None, None)
 
 
 def needs_credentials(protected: bool, subscription_type: str) -> bool:
-    """Only a webcal subscription of a protected calendar is fetched with credentials."""
-    return protected and subscription_type == "webcal"
+    """A protected calendar's subscriptions that keep a webcal feed (webcal ones, and CalDAV ones as
+    their fallback) are fetched with credentials; a Google one has no feed of its own."""
+    return protected and subscription_type != "google"
 
 
 def issue(box: SecretBox, username: str | None) -> FeedCredentials:

@@ -13,6 +13,7 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters.geoip import CountryLookup
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.schemas import (
     EventBody,
 )
@@ -48,6 +49,8 @@ class Subscribed:
     is_new: bool
     subscription_url: str | None
     redirect_to: str | None
+    # CalDAV: the collection the subscription is pushed into.
+    calendar_url: str | None = None
 
 
 @dataclass
@@ -136,6 +139,7 @@ class UseCaseBase:
         pool: asyncpg.Pool,
         public_feed_url: str,
         limits: Limits | None = None,
+        sync: SyncClient | None = None,
         *,
         secrets: SecretBox,
         geo: CountryLookup | None = None,
@@ -143,6 +147,7 @@ class UseCaseBase:
         self._pool = pool
         self._public_feed_url = public_feed_url
         self._limits = limits or Limits()
+        self._sync = sync
         self._secrets = secrets
         self._geo = geo
 

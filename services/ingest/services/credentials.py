@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from services.ingest.adapters.credentials import store_feed_credentials
-from services.ingest.domain.credentials import issue
+from services.ingest.domain.credentials import issue, needs_credentials
 from services.ingest.domain.subscriptions import webcal_url
 from services.ingest.services._base import Account, Subscribed
 from services.ingest.services.subscriptions import SubscriptionUseCases
@@ -20,7 +20,7 @@ class CredentialUseCases(SubscriptionUseCases):
             calendar, row = await self._owned_subscription(conn, account, code, subscription_id, "subscriptionId")
             if not row["active"]:
                 raise Conflict("this subscription has been deactivated", code="SubscriptionInactive")
-            if row["subscription_type"] != "webcal":
+            if not needs_credentials(True, row["subscription_type"]):
                 raise Conflict(
                     f"a {row['subscription_type']} subscription is not fetched by URL: it has no feed credentials",
                     code="NotAWebcalSubscription",
@@ -37,7 +37,7 @@ class CredentialUseCases(SubscriptionUseCases):
             return Subscribed(
                 subscription_id=saved["subscription_id"],
                 subscriber_id=saved["subscriber_id"],
-                subscription_type="webcal",
+                subscription_type=saved["subscription_type"],
                 is_new=False,
                 subscription_url=webcal_url(
                     self._public_feed_url,

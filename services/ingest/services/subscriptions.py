@@ -10,6 +10,7 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters.credentials import store_feed_credentials
+from services.ingest.adapters.sync_client import CalDavConnection
 from services.ingest.api.schemas import (
     DeactivateBody,
     SubscribeBody,
@@ -26,8 +27,9 @@ from services.ingest.domain.subscriptions import (
 from services.ingest.domain.timezones import require_windows_id
 from services.ingest.services._base import Account, Subscribed, SubscriptionView, _draft, _maybe_uuid, _Retry, _within
 from services.ingest.services.manual_events import ManualEventUseCases
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from shared.messages import (
+    PushStopped,
     SubscriptionData,
     SubscriptionTag,
 )
@@ -84,10 +86,47 @@ class SubscriptionUseCases(ManualEventUseCases):
         matched_external = list(dict.fromkeys(e for e in external_ids if e in found_external))
         return matched_ids, matched_external
 
-    async def subscribe(self, account: Account, code: str, body: SubscribeBody, *, webcal_only: bool) -> Subscribed:
+    async def _connect_caldav(
+        self, account: Account, calendar: asyncpg.Record, body: SubscribeBody, authorization: str | None
+    ) -> CalDavConnection:
+        """sync discovers the subscriber's server, makes the collection and keeps the credentials."""
+        assert body.caldav is not None
+        if self._sync is None or authorization is None:
+            raise ServiceUnavailable("CalDAV subscriptions are not available on this deployment")
+        return await self._sync.connect_caldav(
+            authorization,
+            account.account_code,
+            {
+                "url": body.caldav.url,
+                "username": body.caldav.username,
+                "password": body.caldav.password,
+                "calendarId": str(calendar["calendar_id"]),
+                "name": calendar["name"],
+                "description": calendar["description"] or "",
+                "color": calendar["color"],
+                "timezone": calendar["timezone"] or "UTC",
+            },
+        )
+
+    async def subscribe(
+        self,
+        account: Account,
+        code: str,
+        body: SubscribeBody,
+        *,
+        webcal_only: bool,
+        authorization: str | None = None,
+    ) -> Subscribed:
         kind = "webcal" if webcal_only else subscription_type(body.subscription_method, body.user_agent)
         if kind == "google" and not body.redirect_to:
             raise InvalidRequest("redirectTo: required for a Google subscription")
+        if kind == "caldav" and body.caldav is None:
+            raise InvalidRequest(
+                "caldav: the subscriber's CalDAV server is required with subscriptionMethod CalDAV:"
+                ' {"url", "username", "password"} (an app password)'
+            )
+        # Connected once, after every other check passed, even if the transaction is retried.
+        caldav: list[CalDavConnection] = []
         subscriber = body.subscriber
         time_zone_tag = require_windows_id(body.time_zone_id, "timeZoneId") if body.time_zone_id else None
         for i, event in enumerate(body.events):
@@ -138,6 +177,11 @@ class SubscriptionUseCases(ManualEventUseCases):
                 "cable_provider_location": body.cable_provider_location or body.provider_location,
             }
             details.update({**body.extras(), **self._country(body.ip_address)})
+            if kind == "caldav":
+                if not caldav:
+                    caldav.append(await self._connect_caldav(account, calendar, body, authorization))
+                details["sync_connection_id"] = str(caldav[0].connection_id)
+                details["sync_calendar_url"] = caldav[0].calendar_url
             existing = None
             if subscriber:
                 same_type = None if calendar["single_subscription_per_subscriber"] else kind
@@ -191,7 +235,7 @@ class SubscriptionUseCases(ManualEventUseCases):
             message = await self._subscription_message(conn, row, calendar, account)
             await self._publish(conn, account, [(message_type, message), *manual])
             url = None
-            if kind == "webcal":
+            if kind != "google":
                 url = webcal_url(
                     self._public_feed_url,
                     row["subscription_id"],
@@ -205,6 +249,7 @@ class SubscriptionUseCases(ManualEventUseCases):
                 is_new=existing is None,
                 subscription_url=url,
                 redirect_to=body.redirect_to,
+                calendar_url=caldav[0].calendar_url if caldav else None,
             )
 
         return await self._transaction(work)
@@ -352,6 +397,20 @@ class SubscriptionUseCases(ManualEventUseCases):
             return [await self._deactivate(conn, account, calendar, r, "DeactivatedByUsername") for r in active]
 
         return await self._transaction(work)
+
+    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
+        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
+        transaction; an inactive or unknown subscription is left as it is)."""
+        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
+        if row is None or not row["active"]:
+            return
+        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
+        owner = await repo.account_of(conn, row["account_id"])
+        assert calendar is not None and owner is not None
+        account = Account(row["account_id"], owner["account_code"])
+        await self._deactivate(
+            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
+        )
 
     # --- the subscriber's unsubscribe page (no token: the subscription id is the capability) ------
 

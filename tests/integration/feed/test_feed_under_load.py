@@ -13,9 +13,9 @@ from datetime import timedelta
 import aiohttp
 
 from services.feed.adapters import repository as repo
-from services.feed.domain.render import render_event
 from services.feed.messaging.projection import event_input
 from shared import db
+from shared.ical import render_event
 from shared.messages import CalendarData
 from tests.integration.feed import messages as m
 from tests.integration.feed.conftest import FeedHarness

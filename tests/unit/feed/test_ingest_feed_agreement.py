@@ -14,10 +14,10 @@ import icalendar
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.feed.domain.render import CalendarHeader, EventInput, assemble, render_event, render_header
-from services.feed.domain.timezones import vtimezone_block
 from services.ingest.domain.events import EventDraft, event_fields
 from shared.errors import InvalidRequest
+from shared.ical import CalendarHeader, EventInput, assemble, render_event, render_header
+from shared.zone_needs import vtimezone_block
 
 ZONES = [
     "Europe/Berlin",

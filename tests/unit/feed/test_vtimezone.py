@@ -14,9 +14,9 @@ import icalendar
 import pytest
 from dateutil.rrule import rruleset, rrulestr
 
-from services.feed.domain.render import CalendarHeader, EventInput, assemble, render_event, render_header
-from services.feed.domain.timezones import first_years, vtimezone_block, zone_need
-from services.feed.domain.vtimezone import zone_history
+from shared.ical import CalendarHeader, EventInput, assemble, render_event, render_header
+from shared.vtimezone import zone_history
+from shared.zone_needs import first_years, vtimezone_block, zone_need
 
 END = datetime(2100, 1, 1)
 

@@ -50,6 +50,11 @@ def test_a_new_password_is_made_when_none_can_be_reused(existing: dict[str, str 
     assert made.issued and made.password not in ("theirs", "lost")
 
 
+def test_caldav_subscriptions_of_protected_calendars_keep_a_protected_fallback_feed() -> None:
+    found = credentials.for_subscribe(BOX, protected=True, subscription_type="caldav", subscriber="c", existing=None)
+    assert found.issued and found.username == "c"
+
+
 def test_unprotected_calendars_and_google_subscriptions_get_no_credentials() -> None:
     for protected, kind in ((False, "webcal"), (True, "google"), (False, "google")):
         found = credentials.for_subscribe(

@@ -94,3 +94,9 @@ def test_the_country_ingest_found_is_sent_as_the_seeds_country_code_and_geo_coun
         keys = list(details)
         assert keys.index("geoCountry") == keys.index("countryCode") + 1 == keys.index("deviceName") - 1
     assert "countryCode" not in payloads.subscribe_details(minimal())
+
+
+def test_the_subscription_method_names_pushed_subscriptions_by_their_provider() -> None:
+    assert payloads.subscribe_details(minimal(subscription_type="google"))["subscriptionMethod"] == "Google"
+    assert payloads.subscribe_details(minimal(subscription_type="caldav"))["subscriptionMethod"] == "CalDAV"
+    assert payloads.unsubscribe_details(minimal(subscription_type="caldav"))["subscriptionMethod"] == "CalDAV"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from services.feed.domain.vtimezone import vtimezone
+from shared.vtimezone import vtimezone
 
 # What a need written before needs carried a year (a bare TZID) covers.
 DEFAULT_FIRST_YEAR = 1970
