@@ -16,6 +16,7 @@ from shared.settings import censor_url
 log = get_logger(__name__)
 
 PLATFORM_SQL = Path(__file__).with_name("sql") / "platform.sql"
+DENYLIST_SQL = Path(__file__).with_name("sql") / "denylist.sql"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -82,13 +83,17 @@ def _migration_files(directory: Path) -> list[tuple[str, str]]:
 async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -> list[str]:
     """Apply the service's missing migrations in order, under an advisory lock; returns what ran.
 
-    Every service owns one schema. The platform tables (outbox, processed messages) are the first
-    migration of every schema. Safe when several processes start at once: the lock serialises them
-    and the second finds nothing left to do.
+    Every service owns one schema. The platform tables (outbox, processed messages, the revocation
+    denylist) are the first migrations of every schema. Safe when several processes start at once:
+    the lock serialises them and the second finds nothing left to do.
     """
     if not schema.isidentifier():
         raise ValueError(f"bad schema name {schema!r}")
-    steps = [("000_platform", PLATFORM_SQL.read_text(encoding="utf-8")), *_migration_files(migrations_dir)]
+    steps = [
+        ("000_platform", PLATFORM_SQL.read_text(encoding="utf-8")),
+        ("000_denylist", DENYLIST_SQL.read_text(encoding="utf-8")),
+        *_migration_files(migrations_dir),
+    ]
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kalends.migrate.{schema}")
     try:

@@ -13,8 +13,9 @@ from aiohttp import web
 from services.auth.adapters import repository as repo
 from services.auth.api.routes import routes
 from services.auth.app_keys import KEYS, LIMITS, METRICS, SETTINGS, TOKENS, AuthMetrics
+from services.auth.authentication import FailureLimits
 from services.auth.keys import KeyStore
-from services.auth.services import FailureLimits, TokenService
+from services.auth.services import TokenService
 from services.auth.settings import AuthSettings
 from shared import lifecycle
 from shared.lifecycle import POOL

@@ -38,9 +38,14 @@ async def account_by_code(conn: asyncpg.Connection, code: str) -> Row | None:
     return row
 
 
-async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bool) -> bool:
-    status: str = await conn.execute("UPDATE auth.accounts SET disabled = $2 WHERE code = $1", code, disabled)
-    return status.endswith(" 1")
+async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bool) -> Row | None:
+    """The account's id and the database's clock at the change, or None for an unknown code."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.accounts SET disabled = $2 WHERE code = $1 RETURNING id, code, clock_timestamp() AS changed_at",
+        code,
+        disabled,
+    )
+    return row
 
 
 async def insert_client(
@@ -65,9 +70,15 @@ async def client_with_account(conn: asyncpg.Connection, client_id: str) -> Row |
     return row
 
 
-async def set_client_disabled(conn: asyncpg.Connection, client_id: str, disabled: bool) -> bool:
-    status: str = await conn.execute("UPDATE auth.clients SET disabled = $2 WHERE client_id = $1", client_id, disabled)
-    return status.endswith(" 1")
+async def set_client_disabled(conn: asyncpg.Connection, client_id: str, disabled: bool) -> Row | None:
+    """The client's account id and the database's clock at the change, or None for an unknown client."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.clients SET disabled = $2 WHERE client_id = $1"
+        " RETURNING client_id, account_id, clock_timestamp() AS changed_at",
+        client_id,
+        disabled,
+    )
+    return row
 
 
 async def insert_api_key(conn: asyncpg.Connection, key_id: uuid.UUID, account_id: uuid.UUID, key_hash: str) -> Row:
@@ -165,12 +176,15 @@ async def insert_family_with_refresh(
     )
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> None:
-    await conn.execute(
-        "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> Row | None:
+    """The family as revoked now, or None when it was revoked already (or is unknown)."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL"
+        " RETURNING id, client_id, account_id, revoked_at",
         family_id,
         reason,
     )
+    return row
 
 
 async def family_revoked(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
