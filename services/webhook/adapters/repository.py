@@ -262,21 +262,34 @@ async def finish_attempt(
     duration_ms: float,
     status_code: int | None,
     error: str | None,
-    response_body: str | None,
+    response_body: bytes | None,
     succeeded: bool,
 ) -> datetime:
-    """Record an attempt's outcome; returns the database's clock at that moment."""
+    """Record an attempt's outcome; returns the database's clock at that moment. The error text is
+    stored without NULs (PostgreSQL text cannot hold them); the body is stored as the bytes it was."""
     finished: datetime = await conn.fetchval(
         f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), duration_ms = $2,"
         " status_code = $3, error = $4, response_body = $5, succeeded = $6 WHERE id = $1 RETURNING finished_at",
         attempt_id,
         duration_ms,
         status_code,
-        error,
+        error.replace("\x00", "") if error is not None else None,
         response_body,
         succeeded,
     )
     return finished
+
+
+async def abandon_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, reason: str) -> None:
+    """The last resort when an attempt's outcome cannot be recorded: the delivery ends as failed,
+    with the reason, so nothing sends it again unasked (an operator can retry it)."""
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
+        " manual = false, failure_reason = $2, completed_at = now(), updated_at = now()"
+        " WHERE id = $1 AND status = 'pending'",
+        delivery_id,
+        reason.replace("\x00", "")[:1000],
+    )
 
 
 async def lock_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> asyncpg.Record | None:

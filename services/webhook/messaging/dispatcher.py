@@ -22,7 +22,7 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from services.webhook import services
+from services.webhook import attempts
 from services.webhook.adapters.repository import SCHEMA
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.messaging.timers import TimerPublisher
@@ -145,7 +145,7 @@ class Dispatcher:
                 try:
                     async with self._global:
                         with structlog.contextvars.bound_contextvars(delivery_id=str(due.delivery_id)):
-                            report = await services.attempt_delivery(
+                            report = await attempts.attempt_delivery(
                                 self._pool,
                                 self._sender,
                                 self._timers,
@@ -185,7 +185,7 @@ class Sweeper:
     async def run(self) -> None:
         while True:
             try:
-                count = await services.sweep_overdue(self._pool, grace=self._grace, requeue_after=self._requeue_after)
+                count = await attempts.sweep_overdue(self._pool, grace=self._grace, requeue_after=self._requeue_after)
                 if count:
                     self.swept += count
                     log.info("webhook.swept", count=count)

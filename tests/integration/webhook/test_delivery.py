@@ -98,7 +98,7 @@ async def test_a_subscription_created_message_reaches_the_endpoint_as_the_seeds_
     assert verify(endpoint.secret, request)["eventId"] == str(envelope.id)
     ((_delivery, attempts),) = await wait_status(worker.pool, account, endpoint.id, "succeeded")
     assert [a["status_code"] for a in attempts] == [200]
-    assert attempts[0]["response_body"] == "ok"
+    assert attempts[0]["response_body"] == b"ok"
     assert attempts[0]["duration_ms"] > 0
 
 
@@ -275,7 +275,7 @@ async def test_only_the_first_20_kb_of_a_response_body_are_kept(
     await receiver.wait_for("/big", 2)
     (_delivery, attempts) = (await deliveries(worker.pool, account, endpoint.id))[0]
     assert attempts[0]["status_code"] == 500
-    assert attempts[0]["response_body"] == "x" * 20 * 1024
+    assert attempts[0]["response_body"] == b"x" * 20 * 1024
 
 
 async def test_signatures_verify_after_a_secret_rotation_with_the_new_secret_and_during_the_grace_with_the_old(
