@@ -24,6 +24,8 @@ import aiohttp
 import asyncpg
 
 from shared import db
+from shared.crypto import DEVELOPMENT_KEYS_FILE, development_keys
+from shared.crypto import ENV_NAME as ENCRYPTION_KEYS
 from shared.logging import configure_logging
 from shared.settings import PlatformSettings, SettingsError, censor_url
 
@@ -156,6 +158,10 @@ async def run(services_dir: Path, ready_timeout: float) -> int:
 
     tty = sys.stdout.isatty()
     env = dict(os.environ)
+    if not env.get(ENCRYPTION_KEYS, "").strip():
+        # Secrets at rest need a key list; on a development machine one is made once and kept.
+        env[ENCRYPTION_KEYS] = development_keys(create=True) or ""
+        say(f"{ENCRYPTION_KEYS} is not set: using the development key in {DEVELOPMENT_KEYS_FILE}")
     if tty and not env.get("KALENDS_LOG_FORMAT"):
         env["KALENDS_LOG_FORMAT"] = "console"
     package_root = services_dir.parent

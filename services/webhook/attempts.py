@@ -21,6 +21,7 @@ from services.webhook.domain.schedule import next_attempt
 from services.webhook.domain.signing import signature_header
 from services.webhook.messaging.timers import TimerPublisher, due_envelope
 from shared import outbox
+from shared.crypto import SecretBox
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -73,13 +74,14 @@ async def attempt_delivery(
     attempts_made: int,
     *,
     lease: float,
+    box: SecretBox,
 ) -> AttemptReport | None:
     """Claim, send, record and schedule one attempt; None when there is nothing to do (not due,
     already done, claimed by a live worker)."""
 
     async def claim() -> repo.ClaimedAttempt | None:
         async with pool.acquire() as conn, conn.transaction():
-            return await repo.claim_attempt(conn, delivery_id, attempts_made, lease)
+            return await repo.claim_attempt(conn, box, delivery_id, attempts_made, lease)
 
     claimed: repo.ClaimedAttempt | None = await _with_retries(lease, "claim", claim)
     if claimed is None:

@@ -22,6 +22,7 @@ from services.webhook.domain import payloads
 from services.webhook.domain.signing import new_secret
 from services.webhook.messaging.timers import due_envelope
 from shared import outbox
+from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.logging import get_logger
 from shared.messages import Envelope, SubscriptionData
@@ -86,7 +87,9 @@ async def create_endpoint(
     enabled: bool,
     description: str,
     allow_private: bool,
+    box: SecretBox,
 ) -> repo.Endpoint:
+    """The new endpoint, its signing secret (stored encrypted) shown in the clear this once."""
     types = normalise_event_types(event_types)
     url = await validate_url(url, allow_private=allow_private)
     async with pool.acquire() as conn, conn.transaction():
@@ -99,6 +102,7 @@ async def create_endpoint(
             )
         return await repo.insert_endpoint(
             conn,
+            box,
             account_id=account_id,
             url=url,
             description=description,
@@ -141,12 +145,17 @@ async def delete_endpoint(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id
 
 
 async def rotate_secret(
-    pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID, grace: timedelta = DEFAULT_ROTATION_GRACE
+    pool: asyncpg.Pool,
+    account_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    grace: timedelta = DEFAULT_ROTATION_GRACE,
+    *,
+    box: SecretBox,
 ) -> repo.Endpoint:
     """A new secret signs from now on; the current one also signs (a second `v1` signature) until
     the grace period ends, so receivers can switch over without dropping a webhook."""
     async with pool.acquire() as conn, conn.transaction():
-        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True)
+        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True, box=box)
         if endpoint is None:
             raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
         now = datetime.now(UTC)
@@ -158,6 +167,7 @@ async def rotate_secret(
                 "previous_secret": endpoint.secret if grace.total_seconds() > 0 else None,
                 "previous_secret_expires_at": now + grace if grace.total_seconds() > 0 else None,
             },
+            box,
         )
 
 

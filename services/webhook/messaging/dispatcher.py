@@ -28,6 +28,7 @@ from services.webhook.adapters.sender import WebhookSender
 from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import declare_due_queue
 from shared.amqp import Names
+from shared.crypto import SecretBox
 from shared.logging import get_logger
 from shared.messages import WebhookDeliveryDue, parse_envelope
 
@@ -62,8 +63,10 @@ class Dispatcher:
         lease: float,
         concurrency: int,
         endpoint_concurrency: int,
+        box: SecretBox,
         hold: int | None = None,
     ) -> None:
+        self._box = box
         self._connection = connection
         self._pool = pool
         self._names = names
@@ -153,6 +156,7 @@ class Dispatcher:
                                 due.delivery_id,
                                 due.attempt,
                                 lease=self._lease,
+                                box=self._box,
                             )
                 finally:
                     lane.active -= 1
