@@ -18,7 +18,7 @@ import asyncpg
 
 from services.auth import services
 from services.auth.app import MIGRATIONS, SCHEMA
-from services.auth.keys import ensure_signing_key
+from services.auth.keys import ensure_signing_key, seal_signing_keys
 from services.auth.settings import AuthSettings
 from shared import db
 from shared.logging import configure_logging
@@ -29,6 +29,7 @@ Command = Callable[[asyncpg.Pool, AuthSettings, argparse.Namespace], Awaitable[d
 
 async def _rotate(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.Namespace) -> dict[str, Any]:
     async with pool.acquire() as conn:
+        await seal_signing_keys(conn, settings.secret_box)
         kid = await ensure_signing_key(conn, settings, force=True)
     return {"kid": kid}
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("console" if sys.stderr.isatty() else "json", "warning", "auth-admin")
     try:
         result = asyncio.run(run(settings, args))
-    except services.AdminError as exc:
+    except (services.AdminError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

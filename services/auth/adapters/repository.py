@@ -109,10 +109,36 @@ def key_record(row: Row) -> KeyRecord:
 
 
 async def signing_keys(conn: asyncpg.Connection) -> list[Row]:
+    """Every key's public half and dates (no private material)."""
     rows: list[Row] = await conn.fetch(
-        "SELECT kid, private_jwk, created_at, retired_at, expires_at FROM auth.signing_keys ORDER BY created_at"
+        "SELECT kid, public_jwk, created_at, retired_at, expires_at FROM auth.signing_keys ORDER BY created_at"
     )
     return rows
+
+
+async def private_signing_key(conn: asyncpg.Connection, kid: str) -> Row | None:
+    """The key's private half: `private_jwk_encrypted`, or `private_jwk` for a row not yet sealed."""
+    row: Row | None = await conn.fetchrow(
+        "SELECT private_jwk, private_jwk_encrypted FROM auth.signing_keys WHERE kid = $1", kid
+    )
+    return row
+
+
+async def signing_keys_to_seal(conn: asyncpg.Connection) -> list[Row]:
+    """Every key's private half and public half, locked, for sealing under the first key."""
+    rows: list[Row] = await conn.fetch(
+        "SELECT kid, public_jwk, private_jwk, private_jwk_encrypted FROM auth.signing_keys ORDER BY kid FOR UPDATE"
+    )
+    return rows
+
+
+async def store_sealed_key(conn: asyncpg.Connection, kid: str, public: dict[str, Any], encrypted: str) -> None:
+    await conn.execute(
+        "UPDATE auth.signing_keys SET public_jwk = $2, private_jwk_encrypted = $3, private_jwk = NULL WHERE kid = $1",
+        kid,
+        public,
+        encrypted,
+    )
 
 
 async def lock_signing_keys(conn: asyncpg.Connection) -> None:
@@ -120,9 +146,15 @@ async def lock_signing_keys(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kalends.auth.signing_keys'))")
 
 
-async def insert_signing_key(conn: asyncpg.Connection, kid: str, private_jwk: dict[str, Any], now: datetime) -> None:
+async def insert_signing_key(
+    conn: asyncpg.Connection, kid: str, public_jwk: dict[str, Any], private_encrypted: str, now: datetime
+) -> None:
     await conn.execute(
-        "INSERT INTO auth.signing_keys (kid, private_jwk, created_at) VALUES ($1, $2, $3)", kid, private_jwk, now
+        "INSERT INTO auth.signing_keys (kid, public_jwk, private_jwk_encrypted, created_at) VALUES ($1, $2, $3, $4)",
+        kid,
+        public_jwk,
+        private_encrypted,
+        now,
     )
 
 
