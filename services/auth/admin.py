@@ -1,8 +1,9 @@
 """`python -m services.auth.admin`: accounts, clients, API keys and signing keys, from the command line.
 
 Works whether or not the service runs: it migrates the auth schema first, then acts on the
-database directly. Messages it causes (`account.created`, `api_key.*`) wait in the outbox for
-the service's relay. Each command prints one JSON object on stdout; errors go to stderr, exit 1.
+database directly. Messages it causes (`account.created`, `api_key.*`, `client.disabled`/`enabled`,
+`account.disabled`/`enabled`) wait in the outbox for the service's relay. Each command prints one
+JSON object on stdout; errors go to stderr, exit 1.
 """
 
 from __future__ import annotations
