@@ -16,7 +16,12 @@ from shared.settings import censor_url
 log = get_logger(__name__)
 
 PLATFORM_SQL = Path(__file__).with_name("sql") / "platform.sql"
-DENYLIST_SQL = Path(__file__).with_name("sql") / "denylist.sql"
+# Later changes to the platform tables, applied to every schema after PLATFORM_SQL (their own
+# versions, so a schema migrated before they existed gets them on its next start).
+PLATFORM_STEPS = (
+    ("000_platform_002_outbox_parking", PLATFORM_SQL.with_name("platform_002_outbox_parking.sql")),
+    ("000_platform_003_denylist", PLATFORM_SQL.with_name("platform_003_denylist.sql")),
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -91,7 +96,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -
         raise ValueError(f"bad schema name {schema!r}")
     steps = [
         ("000_platform", PLATFORM_SQL.read_text(encoding="utf-8")),
-        ("000_denylist", DENYLIST_SQL.read_text(encoding="utf-8")),
+        *((version, path.read_text(encoding="utf-8")) for version, path in PLATFORM_STEPS),
         *_migration_files(migrations_dir),
     ]
     applied: list[str] = []

@@ -25,7 +25,8 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
+        settings = app[SETTINGS]
+        app[INGEST] = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits)
         yield
 
     return ctx()
@@ -41,7 +42,7 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
-        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
