@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.auth import services
+from services.auth import revocations, services
 from services.auth.app import MIGRATIONS, SCHEMA
 from services.auth.keys import ensure_signing_key, seal_signing_keys
 from services.auth.settings import AuthSettings
@@ -35,6 +35,11 @@ async def _rotate(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.Nam
     return {"kid": kid}
 
 
+async def _republish(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.Namespace) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        return {"republished": await revocations.republish(conn, settings.access_token_ttl)}
+
+
 COMMANDS: dict[str, Command] = {
     "create-account": lambda pool, _, a: services.create_account(pool, a.code, a.name),
     "create-client": lambda pool, _, a: services.create_client(pool, a.code, a.grant_types.split(",")),
@@ -45,6 +50,7 @@ COMMANDS: dict[str, Command] = {
     "disable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, True),
     "enable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, False),
     "rotate-signing-key": _rotate,
+    "republish-denylist": _republish,
 }
 
 
@@ -66,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     for name in ("disable-account", "enable-account"):
         commands.add_parser(name, help=f"{name.split('-')[0]} an account").add_argument("code")
     commands.add_parser("rotate-signing-key", help="sign with a new key from now on (old tokens stay valid)")
+    commands.add_parser(
+        "republish-denylist", help="announce every current revocation and disabled client/account again (new services)"
+    )
     return top
 
 

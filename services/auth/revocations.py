@@ -7,7 +7,8 @@ every other service keeps a denylist from these (shared/denylist.py).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -59,3 +60,35 @@ async def account_state(conn: asyncpg.Connection, account: asyncpg.Record, disab
     data = AccountStateChanged(account_id=account["id"], account_code=account["code"], changed_at=account["changed_at"])
     kind = "account.disabled" if disabled else "account.enabled"
     await enqueue(conn, repo.SCHEMA, [make_envelope(kind, data, account_id=account["id"])])
+
+
+async def republish(conn: asyncpg.Connection, access_ttl: int) -> dict[str, Any]:
+    """Announce the whole current state again, in one transaction: for a service deployed after
+    revocations were made (its queue did not exist to receive them). Receivers apply it idempotently."""
+    since = datetime.now(UTC) - timedelta(seconds=access_ttl) - MARGIN
+    async with conn.transaction():
+        state = await repo.denylist_state(conn, since)
+        for token in state["tokens"]:
+            await enqueue(
+                conn,
+                repo.SCHEMA,
+                [
+                    make_envelope(
+                        "access_token.revoked",
+                        AccessTokenRevoked(
+                            jti=str(token["jti"]),
+                            client_id=token["client_id"],
+                            account_id=token["account_id"],
+                            expires_at=token["expires_at"],
+                        ),
+                        account_id=token["account_id"],
+                    )
+                ],
+            )
+        for family in state["families"]:
+            await family_revoked(conn, family, family["revoked_reason"] or "revoked", access_ttl)
+        for client in state["clients"]:
+            await client_state(conn, client, True)
+        for account in state["accounts"]:
+            await account_state(conn, account, True)
+    return {name: len(rows) for name, rows in state.items()}

@@ -346,7 +346,9 @@ class TokenService:
             return
         expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
         async with self._pool.acquire() as conn, conn.transaction():
-            await repo.revoke_access_token(conn, jti, expires + revocations.MARGIN)
+            await repo.revoke_access_token(
+                conn, jti, expires + revocations.MARGIN, grantee.client_id, grantee.account_id
+            )
             await revocations.token_revoked(
                 conn,
                 jti=str(claims["jti"]),

@@ -260,12 +260,39 @@ async def mark_refresh_used(conn: asyncpg.Connection, token_hash: bytes, used_at
     await conn.execute("UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1", token_hash, used_at)
 
 
-async def revoke_access_token(conn: asyncpg.Connection, jti: uuid.UUID, expires_at: datetime) -> None:
+async def revoke_access_token(
+    conn: asyncpg.Connection, jti: uuid.UUID, expires_at: datetime, client_id: str, account_id: uuid.UUID
+) -> None:
     await conn.execute(
-        "INSERT INTO auth.revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO auth.revoked_access_tokens (jti, expires_at, client_id, account_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING",
         jti,
         expires_at,
+        client_id,
+        account_id,
     )
+
+
+async def denylist_state(conn: asyncpg.Connection, families_since: datetime) -> dict[str, list[Row]]:
+    """What every service's denylist should hold now: unexpired revoked access tokens, families
+    revoked since `families_since`, disabled clients and disabled accounts (with the clock now)."""
+    return {
+        "tokens": await conn.fetch(
+            "SELECT jti, client_id, account_id, expires_at FROM auth.revoked_access_tokens"
+            " WHERE expires_at > now() AND client_id IS NOT NULL"
+        ),
+        "families": await conn.fetch(
+            "SELECT id, client_id, account_id, revoked_at, revoked_reason FROM auth.token_families"
+            " WHERE revoked_at > $1",
+            families_since,
+        ),
+        "clients": await conn.fetch(
+            "SELECT client_id, account_id, clock_timestamp() AS changed_at FROM auth.clients WHERE disabled"
+        ),
+        "accounts": await conn.fetch(
+            "SELECT id, code, clock_timestamp() AS changed_at FROM auth.accounts WHERE disabled"
+        ),
+    }
 
 
 async def access_token_revoked(conn: asyncpg.Connection, jti: uuid.UUID, family_id: uuid.UUID | None) -> bool:

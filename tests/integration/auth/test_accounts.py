@@ -30,7 +30,11 @@ async def test_migrating_twice_at_once_applies_each_migration_once(database_url:
         assert results == [[], []]
         versions = await first.fetch(f"SELECT version FROM {SCHEMA}.schema_migrations ORDER BY version")
         expected = ["000_platform", "000_platform_002_outbox_parking", "000_platform_003_denylist", "001_auth"]
-        assert [r["version"] for r in versions] == [*expected, "002_encrypted_signing_keys"]
+        assert [r["version"] for r in versions] == [
+            *expected,
+            "002_encrypted_signing_keys",
+            "003_revocations_name_their_client",
+        ]
     finally:
         await first.close()
         await second.close()
@@ -41,7 +45,7 @@ async def test_a_fresh_schema_is_migrated_by_exactly_one_of_two_concurrent_runs(
     try:
         await first.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
         results = await asyncio.gather(db.migrate(first, SCHEMA, MIGRATIONS), db.migrate(second, SCHEMA, MIGRATIONS))
-        assert sorted(len(r) for r in results) == [0, 5]
+        assert sorted(len(r) for r in results) == [0, 6]
         assert await first.fetchval("SELECT count(*) FROM auth.accounts") == 0
     finally:
         await first.close()
