@@ -6,7 +6,7 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, PrivateAttr, ValidationError, model_validator
 
 from shared.errors import InvalidRequest, MalformedJson, PayloadTooLarge, UnsupportedMediaType
 
@@ -68,15 +68,14 @@ def validation_reason(exc: ValidationError) -> str:
 
 class CaseInsensitiveModel(BaseModel):
     """A request model whose JSON names match case-insensitively (the seeds mix `timeZoneId`,
-    `TimeZoneId` and `timezoneId`). Unknown names are ignored, as CalReply's API does."""
+    `TimeZoneId` and `timezoneId`). Unknown names are ignored, as CalReply's API does, and
+    remembered: `ignored_fields(model)` lists them, nested ones with their path."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", str_strip_whitespace=False)
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
 
-    @model_validator(mode="before")
     @classmethod
-    def _match_names(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
+    def _names(cls) -> dict[str, str]:
         lookup: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             lookup[name.lower()] = name
@@ -84,6 +83,23 @@ class CaseInsensitiveModel(BaseModel):
                 lookup[field.alias.lower()] = field.alias
             if isinstance(field.validation_alias, str):
                 lookup[field.validation_alias.lower()] = field.validation_alias
+        return lookup
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_ignored(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, CaseInsensitiveModel):
+            known = cls._names()
+            model._ignored = tuple(str(k) for k in data if not isinstance(k, str) or k.lower() not in known)
+        return model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        lookup = cls._names()
         out: dict[str, Any] = {}
         for key, value in data.items():
             target = lookup.get(key.lower(), key) if isinstance(key, str) else key
@@ -98,6 +114,20 @@ class CaseInsensitiveModel(BaseModel):
             return cls.model_validate(payload)
         except ValidationError as exc:
             raise InvalidRequest(validation_reason(exc)) from None
+
+
+def ignored_fields(model: BaseModel, path: str = "") -> list[str]:
+    """The names a body carried that its model (or a nested one) ignored, as `a.b[2].c` paths."""
+    found = [f"{path}{name}" for name in getattr(model, "_ignored", ())]
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        wire = info.alias or name
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if isinstance(item, CaseInsensitiveModel):
+                where = f"{path}{wire}" + (f"[{index}]" if index is not None else "")
+                found.extend(ignored_fields(item, where + "."))
+    return found
 
 
 async def read_model(request: web.Request, model: type[M], *, required: bool = True) -> M:

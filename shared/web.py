@@ -355,6 +355,8 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         responses["200"] = ok
         for status, description in route.responses.items():
             responses[status] = {"description": description}
+            if status.startswith("2") and "content" in ok:
+                responses[status]["content"] = ok["content"]
         responses.setdefault(
             "400",
             {

@@ -1,70 +1,40 @@
-"""Time-zone names: IANA ids as they are, Windows ids mapped through CLDR's windowsZones table.
+"""The VTIMEZONEs a feed carries: one per TZID, right from the first year its events need.
 
-The table is the one icalendar ships (generated from CLDR's `windowsZones.xml`, territory "001"),
-so the mapping follows the library rather than a copy of our own.
+Each rendered event says which zones it needs and from which year, as `TZID@YEAR` (stored with
+its block). A feed takes, per TZID, the earliest year its events need and one year before it (so
+that a wall-clock time near New Year, and the offset in force then, are covered), and writes the
+zone's VTIMEZONE from that year on (see vtimezone.py). The bytes depend only on the TZID and that
+year, so they are rendered once per process and the same feed state always gives the same feed.
 """
 
 from __future__ import annotations
 
 import functools
-from datetime import date
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from collections.abc import Iterable
 
-from icalendar import Timezone
-from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+from services.feed.domain.vtimezone import vtimezone
 
-# VTIMEZONEs list explicit transitions over this span. Both bounds are fixed so that the same
-# TZID always renders the same bytes; events outside it are rare for a published calendar.
-VTIMEZONE_FIRST = date(2000, 1, 1)
-VTIMEZONE_LAST = date(2040, 1, 1)
-
-_WINDOWS_LOWER = {name.lower(): iana for name, iana in WINDOWS_TO_OLSON.items()}
+# What a need written before needs carried a year (a bare TZID) covers.
+DEFAULT_FIRST_YEAR = 1970
+_SEPARATOR = "@"
 
 
-@functools.cache
-def _iana_lower() -> dict[str, str]:
-    return {name.lower(): name for name in available_timezones()}
+def zone_need(tzid: str, year: int) -> str:
+    """What an event needs of a zone: its VTIMEZONE, valid from `year`."""
+    return f"{tzid}{_SEPARATOR}{year}"
 
 
-class UnknownTimezone(ValueError):
-    """Neither an IANA zone nor a Windows zone id CLDR maps."""
+def first_years(needs: Iterable[str]) -> dict[str, int]:
+    """Per TZID, the first year the VTIMEZONE must cover (a year before the earliest needed)."""
+    years: dict[str, int] = {}
+    for need in needs:
+        tzid, _, year = need.partition(_SEPARATOR)
+        first = int(year) - 1 if year.isdigit() else DEFAULT_FIRST_YEAR
+        years[tzid] = min(first, years.get(tzid, first))
+    return years
 
 
-def to_iana(name: str) -> str:
-    """The IANA id for an IANA or Windows zone name (case-insensitive); raises UnknownTimezone."""
-    key = name.strip()
-    if not key:
-        raise UnknownTimezone("empty time zone")
-    if key.upper() in {"UTC", "Z", "GMT", "ETC/UTC"}:
-        return "UTC"
-    canonical = _iana_lower().get(key.lower())
-    if canonical is not None:
-        return canonical
-    mapped = _WINDOWS_LOWER.get(key.lower())
-    if mapped is not None:
-        return mapped
-    raise UnknownTimezone(f"unknown time zone {name!r}: use an IANA name (America/New_York) or a Windows id")
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(to_iana(name))
-    except ZoneInfoNotFoundError as exc:  # pragma: no cover - table and tzdata disagree
-        raise UnknownTimezone(str(exc)) from None
-
-
-@functools.cache
-def vtimezone_block(tzid: str) -> bytes:
-    """The VTIMEZONE of one IANA zone, rendered once per process (deterministic bytes)."""
-    component = Timezone.from_tzid(tzid, first_date=VTIMEZONE_FIRST, last_date=VTIMEZONE_LAST)
-    for observance in component.subcomponents:
-        # One RDATE property per transition: ical.js reads only the first value of a multi-valued
-        # RDATE in a VTIMEZONE (found by the cross-parser tests), which shifts every later instant.
-        rdates = observance.get("RDATE")
-        if rdates is None:
-            continue
-        moments = [d.dt for value in (rdates if isinstance(rdates, list) else [rdates]) for d in value.dts]
-        del observance["RDATE"]
-        for moment in moments:
-            observance.add("rdate", moment)
-    return bytes(component.to_ical())
+@functools.lru_cache(maxsize=2048)
+def vtimezone_block(tzid: str, first_year: int = DEFAULT_FIRST_YEAR) -> bytes:
+    """The VTIMEZONE of one IANA zone from `first_year` on, rendered once per process."""
+    return bytes(vtimezone(tzid, first_year).to_ical())
