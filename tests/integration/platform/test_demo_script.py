@@ -30,8 +30,7 @@ def demo_env(server_db_url: str, amqp_url: str) -> Iterator[dict[str, str]]:
         "KALENDS_PUBLIC_FEED_URL": f"http://127.0.0.1:{ports['feed']}",
         "KALENDS_PUBLIC_SYNC_URL": f"http://127.0.0.1:{ports['sync']}",
         "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
-        # Given, so that the stack the demo starts never writes a key into the checkout's .env.local.
-        "KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(),
+        "KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(),  # else make run writes .env.local here
         **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     asyncio.run(drop_database(server_db_url, database))

@@ -106,7 +106,7 @@ def run_env(database_url: str, ports: dict[str, int], amqp_url: str) -> dict[str
         "KALENDS_DATABASE_URL": database_url,
         "KALENDS_AMQP_URL": amqp_url,
         "KALENDS_LOG_FORMAT": "json",
-        # Given, so that these runs never write a key into the checkout's .env.local.
+        # Given, so the script does not write a development key into the checkout's .env.local.
         "KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(),
         **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
