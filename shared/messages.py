@@ -219,6 +219,21 @@ class WebhookDeliveryDue(MessageData):
     attempt: int
 
 
+# --- sync: Google ---------------------------------------------------------------------------------
+
+
+class GoogleConsentGranted(MessageData):
+    """A subscriber consented on Google's screen and sync filled their calendar: ingest activates
+    the subscription (`is_new`) or records the re-authorization, and announces it."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    connection_id: uuid.UUID
+    google_email: str
+    is_new: bool
+    granted_at: datetime
+
+
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
     "api_key.created": ApiKeyCreated,
@@ -237,6 +252,7 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "subscription.deactivated": SubscriptionData,
     "subscription_event.accepted": SubscriptionEventAccepted,
     "webhook_delivery.due": WebhookDeliveryDue,
+    "consent.granted": GoogleConsentGranted,
 }
 
 SCHEMA_VERSION = 1

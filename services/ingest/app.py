@@ -8,10 +8,11 @@ from pathlib import Path
 from aiohttp import web
 
 from services.ingest.adapters.repository import SCHEMA
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
-from services.ingest.messaging.consumers import on_account_created
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE
+from services.ingest.messaging.consumers import on_account_created, on_consent_granted
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
@@ -25,7 +26,10 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
-        app[INGEST] = Ingest(app[lifecycle.POOL], app[SETTINGS].platform.public_feed_url)
+        settings = app[SETTINGS]
+        ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url)
+        ingest.configure_google(settings.google_enabled, SyncClient(settings.sync_url))
+        app[INGEST] = ingest
         yield
 
     return ctx()
@@ -42,7 +46,9 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created)]))
+        app.cleanup_ctx.append(
+            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (GOOGLE_QUEUE, on_consent_granted(app))])
+        )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

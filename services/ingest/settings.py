@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.settings import PlatformSettings, env_int
+from shared.settings import PlatformSettings, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -13,10 +13,16 @@ class IngestSettings:
     platform: PlatformSettings
     # Requests larger than this are refused with 413 (a subscription with 100 manual events fits).
     max_body_bytes: int = 1024 * 1024
+    # Google subscriptions are on when a client id is configured (sync holds the rest of Google's settings).
+    google_enabled: bool = False
+    # Where ingest asks the sync service for Google consent URLs.
+    sync_url: str = "http://127.0.0.1:8085"
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:
         return cls(
             platform=platform,
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
+            google_enabled=bool(env_str("KALENDS_GOOGLE_CLIENT_ID", "", environ).strip()),
+            sync_url=env_url("KALENDS_PUBLIC_SYNC_URL", cls.sync_url, {"http", "https"}, environ).rstrip("/"),
         )

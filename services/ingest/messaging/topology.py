@@ -6,3 +6,6 @@ from shared.consumer import QueueSpec
 
 # Account names come from auth; merchantName in subscription messages is read from here.
 ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.created",))
+
+# sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
+GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))

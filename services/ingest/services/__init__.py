@@ -6,10 +6,11 @@ they are about (catalog, subscriptions, subscription events); `Ingest` is their 
 """
 
 from services.ingest.services._base import Account, Subscribed, SubscriptionView
+from services.ingest.services.google import GoogleUseCases
 from services.ingest.services.subscription_events import SubscriptionEventUseCases
 
 
-class Ingest(SubscriptionEventUseCases):
+class Ingest(SubscriptionEventUseCases, GoogleUseCases):
     """The composition root's one object of use-cases, over a pool and the public feed URL."""
 
 

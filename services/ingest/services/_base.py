@@ -20,6 +20,7 @@ from shared.errors import Conflict, InvalidRequest
 from shared.messages import (
     Envelope,
     MessageData,
+    SubscriptionData,
     make_envelope,
 )
 from shared.outbox import enqueue
@@ -46,6 +47,8 @@ class Subscribed:
     is_new: bool
     subscription_url: str | None
     redirect_to: str | None
+    # A new Google subscription waits for the user's consent: not announced yet, this is its message.
+    pending: SubscriptionData | None = None
 
 
 @dataclass

@@ -192,6 +192,7 @@ class SubscriptionUseCases(CatalogUseCases):
             else:
                 inserted = await repo.insert_subscription(
                     conn,
+                    active=kind != "google",  # a Google subscription is active once the user consented
                     subscription_id=uuid.uuid4(),
                     account_id=account.account_id,
                     calendar_id=calendar["calendar_id"],
@@ -209,7 +210,9 @@ class SubscriptionUseCases(CatalogUseCases):
             message = await self._subscription_message(
                 conn, row, calendar, account, may_have_events=existing is not None or bool(body.events)
             )
-            await self._publish(conn, account, [(message_type, message)])
+            pending = not row["active"]
+            if not pending:
+                await self._publish(conn, account, [(message_type, message)])
             url = None
             if kind == "webcal":
                 url = webcal_url(
@@ -222,6 +225,7 @@ class SubscriptionUseCases(CatalogUseCases):
                 is_new=existing is None,
                 subscription_url=url,
                 redirect_to=body.redirect_to,
+                pending=message if pending else None,
             )
 
         return await self._transaction(work)

@@ -12,7 +12,7 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-import webcolors
+from pydantic.color import COLORS_BY_NAME
 
 from shared.messages import CalendarData, EventData
 
@@ -40,10 +40,8 @@ def css_to_hex(color: str | None) -> str | None:
         return None
     if _HEX.match(color):
         return color.lower()
-    try:
-        return str(webcolors.name_to_hex(color.lower()))
-    except ValueError:
-        return None
+    rgb = COLORS_BY_NAME.get(color.strip().lower())
+    return "#{:02x}{:02x}{:02x}".format(*rgb[:3]) if rgb else None
 
 
 def _rgb(hex_color: str) -> tuple[int, int, int]:
