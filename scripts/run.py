@@ -29,7 +29,7 @@ from shared.settings import PlatformSettings, SettingsError, censor_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The contract's order and ports; auth first because the others fetch its JWKS.
-CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084}
+CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085}
 COLOURS = ("36", "35", "33", "32", "34", "31")
 STOP_GRACE = 10.0
 
@@ -68,6 +68,27 @@ def port_taken(port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def encryption_keys(root: Path, environ: dict[str, str]) -> str:
+    """KALENDS_ENCRYPTION_KEYS from the environment, else from `.env.local`, else a new development
+    key written there (so secrets stored by one run are readable by the next)."""
+    if environ.get("KALENDS_ENCRYPTION_KEYS", "").strip():
+        return environ["KALENDS_ENCRYPTION_KEYS"].strip()
+    path = root / ".env.local"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "KALENDS_ENCRYPTION_KEYS" and value.strip():
+                return value.strip()
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    with path.open("a") as out:
+        out.write(f"KALENDS_ENCRYPTION_KEYS={key}\n")
+    path.chmod(0o600)
+    say(f"wrote a development KALENDS_ENCRYPTION_KEYS into {path}")
+    return key
 
 
 def say(message: str) -> None:
@@ -156,6 +177,7 @@ async def run(services_dir: Path, ready_timeout: float) -> int:
 
     tty = sys.stdout.isatty()
     env = dict(os.environ)
+    env["KALENDS_ENCRYPTION_KEYS"] = encryption_keys(ROOT, env)
     if tty and not env.get("KALENDS_LOG_FORMAT"):
         env["KALENDS_LOG_FORMAT"] = "console"
     package_root = services_dir.parent

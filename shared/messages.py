@@ -163,7 +163,7 @@ class SubscriptionData(MessageData):
     calendar_id: uuid.UUID
     calendar_code: str
     calendar_title: str
-    subscription_type: Literal["webcal", "google"]
+    subscription_type: Literal["webcal", "google", "caldav"]
     subscriber_id: str | None = None
     active: bool = True
     created_at: datetime
@@ -199,6 +199,9 @@ class SubscriptionData(MessageData):
     feed_username: str | None = None
     feed_password_hash: str | None = None
     events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events
+    # Pushed subscriptions (caldav, google): the sync service's connection and the calendar pushed into.
+    sync_connection_id: uuid.UUID | None = None
+    sync_calendar_url: str | None = None
     version: int = 1
 
 
@@ -207,6 +210,20 @@ class SubscriptionEventAccepted(MessageData):
 
     event: EventData
     subscription_ids: list[uuid.UUID]
+
+
+# --- sync ---------------------------------------------------------------------------------------
+
+
+class PushStopped(MessageData):
+    """The sync service stopped pushing a subscription for good (the user deleted our calendar, the
+    provider refuses the credentials): ingest deactivates it with `reason` (Unsubscribe webhook)."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    code: str  # CalendarGone | Unauthorized
+    reason: str
+    stopped_at: datetime
 
 
 # --- webhook ------------------------------------------------------------------------------------
@@ -251,6 +268,7 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "subscription.updated": SubscriptionData,
     "subscription.deactivated": SubscriptionData,
     "subscription_event.accepted": SubscriptionEventAccepted,
+    "push.stopped": PushStopped,
     "webhook_delivery.due": WebhookDeliveryDue,
     "consent.granted": GoogleConsentGranted,
 }

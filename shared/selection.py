@@ -8,6 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.messages import SubscriptionData
+
 
 @dataclass(frozen=True)
 class EventFilter:
@@ -65,3 +67,16 @@ class EventFilter:
 
 
 ALL_EVENTS = EventFilter()
+
+
+def subscription_filter(data: SubscriptionData) -> EventFilter:
+    """The filter a subscription message describes (a deactivated one keeps what it had)."""
+    return EventFilter(
+        tag_ids=frozenset(t.tag_id for t in data.calendar_tags),
+        time_zone_tag=data.time_zone_tag or None,
+        include_ids=frozenset(data.request_event_ids),
+        include_external=frozenset(data.external_event_ids),
+        exclude_ids=frozenset(data.exclude_request_event_ids),
+        exclude_external=frozenset(data.exclude_external_event_ids),
+        cutoff=None if data.active else (data.deactivated_at or data.created_at),
+    )

@@ -24,11 +24,11 @@ import asyncpg
 
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
-from services.feed.domain.render import CalendarHeader, assemble, render_header, strong_etag
-from services.feed.domain.timezones import vtimezone_block
 from services.feed.settings import FeedSettings
+from shared.ical import CalendarHeader, assemble, render_header, strong_etag
 from shared.logging import get_logger
 from shared.selection import ALL_EVENTS, EventFilter
+from shared.timezones import vtimezone_block
 
 log = get_logger(__name__)
 

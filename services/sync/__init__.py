@@ -1,0 +1,1 @@
+"""Kalends sync: pushes subscriptions into subscribers' own calendars (Google, CalDAV)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.feed.domain.render import (
+from shared.ical import (
     CalendarHeader,
     EventInput,
     InvalidEvent,
@@ -17,7 +17,7 @@ from services.feed.domain.render import (
     render_event,
     render_header,
 )
-from services.feed.domain.timezones import UnknownTimezone, to_iana, vtimezone_block
+from shared.timezones import UnknownTimezone, to_iana, vtimezone_block
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.feed.adapters import repository as repo
-from services.feed.domain.render import EventInput, render_event
-from services.feed.domain.timezones import UnknownTimezone, to_iana
+from shared.ical import event_input, render_event
 from shared.logging import get_logger
 from shared.messages import (
     ApiKeyCreated,
@@ -28,44 +27,10 @@ from shared.messages import (
     TagData,
     TagDeleted,
 )
-from shared.selection import EventFilter
+from shared.selection import subscription_filter
+from shared.timezones import UnknownTimezone, to_iana
 
 log = get_logger(__name__)
-
-
-def event_uid(event_id: uuid.UUID) -> str:
-    """The event's id as is: a UUID is globally unique (RFC 7986 5.3), and clients that store one
-    file per UID (vdirsyncer, DAVx5) keep it unchanged only when it is free of characters like '@'."""
-    return str(event_id)
-
-
-def event_input(event: EventData) -> EventInput:
-    return EventInput(
-        uid=event_uid(event.event_id),
-        sequence=event.sequence,
-        changed_at=event.changed_at,
-        created_at=event.created_at,
-        title=event.title,
-        description=event.description,
-        location=event.location,
-        start=event.start,
-        end=event.end,
-        timezone=event.timezone,
-        all_day=event.all_day,
-        notify_before=event.notify_before,
-        url=event.url,
-        status=event.status,
-        transparency=event.transparency,
-        classification=event.class_,
-        categories=tuple(event.categories),
-        color=event.color,
-        organizer=event.organizer.model_dump() if event.organizer else None,
-        attendees=tuple(p.model_dump() for p in event.attendees),
-        conference=event.conference,
-        image=event.image,
-        recurrence=tuple(event.recurrence),
-        cancelled=event.deleted or event.status == "cancelled",
-    )
 
 
 async def apply_calendar(conn: asyncpg.Connection, data: CalendarData) -> None:
@@ -145,18 +110,6 @@ async def apply_event(
             await repo.bump_calendar(conn, stored.calendar_id)
     await repo.bump_subscriptions(conn, set(members) | set(stored.subscription_ids if stored else ()))
     return True
-
-
-def subscription_filter(data: SubscriptionData) -> EventFilter:
-    return EventFilter(
-        tag_ids=frozenset(t.tag_id for t in data.calendar_tags),
-        time_zone_tag=data.time_zone_tag or None,
-        include_ids=frozenset(data.request_event_ids),
-        include_external=frozenset(data.external_event_ids),
-        exclude_ids=frozenset(data.exclude_request_event_ids),
-        exclude_external=frozenset(data.exclude_external_event_ids),
-        cutoff=None if data.active else (data.deactivated_at or data.created_at),
-    )
 
 
 async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -> None:

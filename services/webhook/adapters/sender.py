@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiohappyeyeballs
 import aiohttp
 
-from services.webhook.domain.addresses import forbidden_reason
+from shared.addresses import forbidden_reason
 
 USER_AGENT = "Kalends-Webhooks/1.0 (+https://github.com/kalends/kalends)"
 RESPONSE_BODY_LIMIT = 20 * 1024

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.feed.domain.colors import css_color_name
 from services.feed.domain.credentials import credentials_match
 from services.feed.domain.ics_request import IcsFailure, parse_request, render_ics
+from shared.colors import css_color_name
 from shared.selection import EventFilter
 
 TAG_A, TAG_B = uuid.uuid4(), uuid.uuid4()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.feed.domain.render import (
+from shared.ical import (
     CalendarHeader,
     EventInput,
     InvalidEvent,
@@ -17,7 +17,7 @@ from services.feed.domain.render import (
     render_event,
     render_header,
 )
-from services.feed.domain.timezones import to_iana, vtimezone_block
+from shared.timezones import to_iana, vtimezone_block
 
 WHEN = datetime(2026, 2, 1, 12, 30, 15, 123456, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from services.webhook.adapters.sender import ForbiddenAddress, guarded_socket
-from services.webhook.domain.addresses import forbidden_reason
+from shared.addresses import forbidden_reason
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Rendering iCalendar (RFC 5545 + RFC 7986) text: one VEVENT block per event, the calendar header.
 
+Shared by the read sides: feed assembles feeds from the blocks, sync PUTs one event per CalDAV resource.
+
 icalendar builds every component, so escaping of TEXT values and folding at 75 octets (never inside
 a UTF-8 sequence) are the library's. Blocks are rendered when the projection changes and stored;
 a feed is then `header + VTIMEZONEs + blocks + FOOTER`, joined without re-parsing anything.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -17,8 +20,9 @@ from typing import Any
 from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur, vText, vUri
 from icalendar.parser import Contentline
 
-from services.feed.domain.colors import css_color_name
-from services.feed.domain.timezones import to_iana, zone
+from shared.colors import css_color_name
+from shared.messages import EventData
+from shared.timezones import to_iana, vtimezone_block, zone
 
 PRODID = "-//Kalends//Kalends Feed 1.0//EN"
 FOOTER = b"END:VCALENDAR\r\n"
@@ -57,6 +61,41 @@ class EventInput:
     image: str | None = None
     recurrence: Sequence[str] = ()
     cancelled: bool = False
+
+
+def event_uid(event_id: uuid.UUID) -> str:
+    """The event's id as is: a UUID is globally unique (RFC 7986 5.3), and clients that store one
+    file per UID (vdirsyncer, DAVx5) keep it unchanged only when it is free of characters like '@'."""
+    return str(event_id)
+
+
+def event_input(event: EventData) -> EventInput:
+    return EventInput(
+        uid=event_uid(event.event_id),
+        sequence=event.sequence,
+        changed_at=event.changed_at,
+        created_at=event.created_at,
+        title=event.title,
+        description=event.description,
+        location=event.location,
+        start=event.start,
+        end=event.end,
+        timezone=event.timezone,
+        all_day=event.all_day,
+        notify_before=event.notify_before,
+        url=event.url,
+        status=event.status,
+        transparency=event.transparency,
+        classification=event.class_,
+        categories=tuple(event.categories),
+        color=event.color,
+        organizer=event.organizer.model_dump() if event.organizer else None,
+        attendees=tuple(p.model_dump() for p in event.attendees),
+        conference=event.conference,
+        image=event.image,
+        recurrence=tuple(event.recurrence),
+        cancelled=event.deleted or event.status == "cancelled",
+    )
 
 
 @dataclass(frozen=True)
@@ -295,6 +334,17 @@ def assemble(header: bytes, tzids: Iterable[str], blocks: Iterable[bytes], vtime
     parts.extend(blocks)
     parts.append(FOOTER)
     return b"".join(parts)
+
+
+def render_single(event: EventData) -> bytes:
+    """One event as a whole VCALENDAR object (a CalDAV resource: RFC 4791 4.1, one UID per resource)."""
+    rendered = render_event(event_input(event))
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    header = bytes(calendar.to_ical())
+    assert header.endswith(_END)
+    return assemble(header[: -len(_END)], rendered.tzids, [rendered.block], vtimezone_block)
 
 
 def strong_etag(*parts: bytes) -> str:

@@ -1,4 +1,4 @@
-"""Which network addresses a webhook may never reach (SSRF): loopback, private, link-local, ..."""
+"""Which network addresses an outbound request (a webhook, a CalDAV server) may never reach (SSRF)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ipaddress
 
 
 def forbidden_reason(address: str) -> str | None:
-    """Why `address` is off limits for a webhook, or None when it is a public unicast address."""
+    """Why `address` is off limits for an outbound request, or None when it is a public unicast address."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
