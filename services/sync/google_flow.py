@@ -42,7 +42,8 @@ from shared.messages import GoogleConsentGranted, SubscriptionData, make_envelop
 
 log = get_logger(__name__)
 SCHEMA = "sync"
-ACTIVATION_WAIT = 5.0  # seconds the callback waits for ingest to show the subscription active
+ACTIVATION_WAIT = 5.0
+CLAIM_SECONDS = 120.0  # seconds the callback waits for ingest to show the subscription active
 
 Reconcile = Callable[[uuid.UUID], Awaitable[datetime | None]]
 
@@ -172,7 +173,13 @@ class GoogleFlow:
             return _failure(consent, "GoogleRefused", "Google gave no refresh token; consent again")
         connection_id = await self._connect(consent, email, tokens.credentials())
         before = await self._version(consent["subscription_id"])
-        await self._reconcile(consent["subscription_id"])
+        try:
+            due = await self._reconcile(consent["subscription_id"])
+        finally:
+            async with self._pool.acquire() as conn:
+                await google_repo.release_claim(conn, consent["subscription_id"])
+        if due is not None:
+            log.info("google.first_push_deferred", subscription_id=str(consent["subscription_id"]), due=str(due))
         await self._announce(consent, connection_id, email)
         await self._wait_for_activation(consent["subscription_id"], before)
         params = {"success": "true", "new": str(consent["is_new"]).lower()}
@@ -208,6 +215,9 @@ class GoogleFlow:
             else:
                 await google_repo.retarget(conn, consent["subscription_id"], connection_id)
                 await repo.mark(conn, [consent["subscription_id"]])
+            # The callback pushes this subscription itself: the engine keeps off it meanwhile (one
+            # calendar, not two made at once).
+            await google_repo.hold_claim(conn, consent["subscription_id"], CLAIM_SECONDS)
         return connection_id
 
     async def _announce(self, consent: asyncpg.Record, connection_id: uuid.UUID, email: str) -> None:

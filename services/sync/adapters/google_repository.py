@@ -8,6 +8,8 @@ from typing import Any
 
 import asyncpg
 
+from services.sync.adapters.repository import CHANNEL
+
 
 async def insert_consent(
     conn: asyncpg.Connection,
@@ -107,3 +109,22 @@ async def google_connections_of(conn: asyncpg.Connection, email: str) -> list[as
         "SELECT * FROM sync.connections WHERE provider = 'google' AND remote_user = $1 AND state <> 'released'",
         email,
     )
+
+
+async def hold_claim(conn: asyncpg.Connection, subscription_id: uuid.UUID, seconds: float) -> None:
+    """Keep the push engine off this subscription while the callback pushes it."""
+    await conn.execute(
+        "INSERT INTO sync.push_queue (subscription_id, claimed_until) VALUES ($1, now() + make_interval(secs => $2))"
+        " ON CONFLICT (subscription_id) DO UPDATE SET claimed_until = EXCLUDED.claimed_until",
+        subscription_id,
+        seconds,
+    )
+
+
+async def release_claim(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> None:
+    """The callback is done: the engine looks once more (a no-op when everything was pushed)."""
+    await conn.execute(
+        "UPDATE sync.push_queue SET claimed_until = NULL, due_at = now() WHERE subscription_id = $1",
+        subscription_id,
+    )
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
