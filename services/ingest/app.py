@@ -7,8 +7,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from services.ingest.adapters.google_consent_client import GoogleConsentClient
 from services.ingest.adapters.repository import SCHEMA
-from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.messaging.consumers import on_account_created, on_consent_granted
@@ -28,7 +28,7 @@ def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
         settings = app[SETTINGS]
         ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url)
-        ingest.configure_google(settings.google_enabled, SyncClient(settings.sync_url))
+        ingest.configure_google(settings.google_enabled, GoogleConsentClient(settings.sync_url))
         app[INGEST] = ingest
         yield
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
-from services.ingest.adapters.sync_client import SyncClient
+from services.ingest.adapters.google_consent_client import GoogleConsentClient
 from services.ingest.api.schemas import SubscribeBody
 from services.ingest.domain.subscriptions import subscription_type
 from services.ingest.services._base import Account, Subscribed
@@ -32,10 +32,10 @@ class GoogleUseCases(SubscriptionUseCases):
     """Subscribe with Google's consent, re-authorize, and activate on `consent.granted`."""
 
     google_enabled: bool = False
-    sync: SyncClient | None = None
+    consents: GoogleConsentClient | None = None
 
-    def configure_google(self, enabled: bool, sync: SyncClient) -> None:
-        self.google_enabled, self.sync = enabled, sync
+    def configure_google(self, enabled: bool, consents: GoogleConsentClient) -> None:
+        self.google_enabled, self.consents = enabled, consents
 
     async def subscribe_routed(self, account: Account, code: str, body: SubscribeBody, bearer: str) -> Subscribed:
         """seed 002's subscribe: webcal as before; Google answers the consent URL as `redirectTo`."""
@@ -48,7 +48,7 @@ class GoogleUseCases(SubscriptionUseCases):
         outcome = await self.subscribe(account, code, body, webcal_only=False)
         if outcome.subscription_type != "google":
             return outcome
-        assert self.sync is not None and body.redirect_to is not None
+        assert self.consents is not None and body.redirect_to is not None
         request: dict[str, Any] = {
             "subscriptionId": str(outcome.subscription_id),
             "redirectTo": body.redirect_to,
@@ -58,7 +58,7 @@ class GoogleUseCases(SubscriptionUseCases):
             request["subscription"] = outcome.pending.model_dump(mode="json", by_alias=True)
         else:
             request["ifNeeded"] = True  # an existing subscription needs consent only when Google revoked us
-        url = await self.sync.google_consent(bearer, account.account_code, code, request)
+        url = await self.consents.google_consent(bearer, account.account_code, code, request)
         if url is None:
             return outcome
         return Subscribed(
@@ -74,7 +74,7 @@ class GoogleUseCases(SubscriptionUseCases):
         self, account: Account, code: str, row: asyncpg.Record, redirect_to: str | None, bearer: str
     ) -> str | None:
         """seed 002's Google Reauthorization: a fresh consent URL when Google revoked our access."""
-        if row["subscription_type"] != "google" or not self.google_enabled or self.sync is None:
+        if row["subscription_type"] != "google" or not self.google_enabled or self.consents is None:
             return None
         target = redirect_to or row["details"].get("redirect_to")
         if not target:
@@ -85,7 +85,7 @@ class GoogleUseCases(SubscriptionUseCases):
             "subscriberId": row["subscriber_id"],
             "ifNeeded": True,
         }
-        return await self.sync.google_consent(bearer, account.account_code, code, request)
+        return await self.consents.google_consent(bearer, account.account_code, code, request)
 
     async def activate_google(self, conn: asyncpg.Connection, granted: GoogleConsentGranted) -> None:
         """`consent.granted` (sync): the pending subscription becomes active and is announced; a

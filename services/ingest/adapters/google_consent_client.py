@@ -1,4 +1,4 @@
-"""ingest's client of the sync service's Google API: the consent URL for a subscription.
+"""ingest asks the sync service for Google consent URLs (sync keeps the PKCE verifier and the state).
 
 The merchant's own Bearer token is forwarded, so sync holds the request to the same account."""
 
@@ -11,7 +11,7 @@ import aiohttp
 from shared.errors import ApiError, ServiceUnavailable
 
 
-class SyncClient:
+class GoogleConsentClient:
     def __init__(self, base_url: str, timeout: float = 15.0) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
