@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from services.ingest.adapters.google_consent_client import GoogleConsentClient
 from services.ingest.adapters.repository import SCHEMA
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.messaging.consumers import on_account_created, on_consent_granted
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE, PUSH_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
+from shared.consumer import Handler
+from shared.messages import Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
@@ -27,12 +31,25 @@ SETTINGS = web.AppKey("ingest_settings", IngestSettings)
 def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
         settings = app[SETTINGS]
-        ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url)
+        sync = SyncClient(settings.sync_url)
+        ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, sync)
         ingest.configure_google(settings.google_enabled, GoogleConsentClient(settings.sync_url))
         app[INGEST] = ingest
-        yield
+        try:
+            yield
+        finally:
+            await sync.close()
 
     return ctx()
+
+
+def _push_stopped(app: web.Application) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        stopped = envelope.parsed()
+        assert isinstance(stopped, PushStopped)
+        await app[INGEST].stop_pushed(conn, stopped)
+
+    return handle
 
 
 def create_app(platform: PlatformSettings, role: str = "all") -> web.Application:
@@ -47,7 +64,14 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
         app.cleanup_ctx.append(
-            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (GOOGLE_QUEUE, on_consent_granted(app))])
+            lifecycle.consumers(
+                SCHEMA,
+                [
+                    (ACCOUNTS_QUEUE, on_account_created),
+                    (PUSH_QUEUE, _push_stopped(app)),
+                    (GOOGLE_QUEUE, on_consent_granted(app)),
+                ],
+            )
         )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:

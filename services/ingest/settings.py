@@ -15,7 +15,8 @@ class IngestSettings:
     max_body_bytes: int = 1024 * 1024
     # Google subscriptions are on when a client id is configured (sync holds the rest of Google's settings).
     google_enabled: bool = False
-    # Where ingest asks the sync service for Google consent URLs.
+    # Where ingest reaches the sync service (CalDAV subscribe, Google consent URLs): KALENDS_SYNC_URL,
+    # else the public one.
     sync_url: str = "http://127.0.0.1:8085"
 
     @classmethod
@@ -24,5 +25,10 @@ class IngestSettings:
             platform=platform,
             max_body_bytes=env_int("KALENDS_INGEST_MAX_BODY", 1024 * 1024, environ, minimum=1024),
             google_enabled=bool(env_str("KALENDS_GOOGLE_CLIENT_ID", "", environ).strip()),
-            sync_url=env_url("KALENDS_PUBLIC_SYNC_URL", cls.sync_url, {"http", "https"}, environ).rstrip("/"),
+            sync_url=env_url(
+                "KALENDS_SYNC_URL",
+                env_str("KALENDS_PUBLIC_SYNC_URL", cls.sync_url, environ),
+                {"http", "https"},
+                environ,
+            ).rstrip("/"),
         )

@@ -226,6 +226,19 @@ class EventBody(IngestModel):
 # --- subscriptions ------------------------------------------------------------------------------
 
 
+class CalDavParams(IngestModel):
+    """The subscriber's CalDAV server (`subscriptionMethod: "caldav"`): its URL and an app password."""
+
+    url: str = Field(min_length=1, max_length=2048)
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value, "caldav.url") or value
+
+
 class SubscribeBody(IngestModel):
     """Seed 002's subscriptionParams and the webcal variant's calendarParams."""
 
@@ -248,6 +261,7 @@ class SubscribeBody(IngestModel):
     referer: str | None = Field(default=None, max_length=2048)
     ip_address: str | None = Field(default=None, max_length=64)
     subscription_method: str | None = Field(default=None, max_length=32)
+    caldav: CalDavParams | None = None
     events: list[EventBody] = Field(default_factory=list, max_length=100)
     channel_finder_zip_code: str | None = Field(default=None, max_length=32)
     entered_post_code: str | None = Field(default=None, max_length=32)
@@ -412,9 +426,11 @@ def subscribed_body(outcome: Any) -> dict[str, Any]:
         "subscriptionId": str(outcome.subscription_id),
         "subscriberId": outcome.subscriber_id,
     }
-    if outcome.subscription_type == "webcal":
+    if outcome.subscription_type in ("webcal", "caldav"):
         body["subscriptionUrl"] = outcome.subscription_url
         body["isNewSubscription"] = outcome.is_new
+        if outcome.calendar_url:
+            body["calendarUrl"] = outcome.calendar_url
     elif outcome.is_new:
         body["redirectTo"] = outcome.redirect_to
     else:
@@ -448,6 +464,8 @@ def subscription_body(view: Any) -> dict[str, Any]:
     }
     if row["deactivated_at"] is not None:
         body["deactivatedDate"] = utc_text(row["deactivated_at"])
+    if details.get("sync_calendar_url"):
+        body["calendarUrl"] = details["sync_calendar_url"]
         body["actionType"] = details.get("action_type")
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
     for wire, name in ANALYTICS_NAMES:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 from shared.errors import InvalidRequest
 
-SubscriptionType = Literal["webcal", "google"]
+SubscriptionType = Literal["webcal", "google", "caldav"]
 
 _ANDROID = re.compile(r"android|fb4a|\bcros\b|chrome os", re.IGNORECASE)
 _APPLE_MOBILE = re.compile(r"iphone|ipod|fban|fbios", re.IGNORECASE)
@@ -39,7 +39,9 @@ def subscription_type(method: str | None, user_agent: str | None) -> Subscriptio
             return "webcal"
         if chosen == "google":
             return "google"
-        raise InvalidRequest("subscriptionMethod: must be WebCal or Google")
+        if chosen == "caldav":
+            return "caldav"
+        raise InvalidRequest("subscriptionMethod: must be WebCal, Google or CalDAV")
     if user_agent and _ANDROID.search(user_agent) and not _APPLE_MOBILE.search(user_agent):
         return "google"
     return "webcal"

@@ -7,5 +7,9 @@ from shared.consumer import QueueSpec
 # Account names come from auth; merchantName in subscription messages is read from here.
 ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.created",))
 
+# sync stopped pushing a subscription for good (calendar deleted by its user, credentials refused):
+# ingest deactivates it, which tells feed, sync and the webhooks (Unsubscribe).
+PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
+
 # sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
 GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.schemas import (
     EventBody,
 )
@@ -47,6 +48,8 @@ class Subscribed:
     is_new: bool
     subscription_url: str | None
     redirect_to: str | None
+    # CalDAV: the collection the subscription is pushed into.
+    calendar_url: str | None = None
     # A new Google subscription waits for the user's consent: not announced yet, this is its message.
     pending: SubscriptionData | None = None
 
@@ -122,9 +125,10 @@ def _draft(body: EventBody) -> EventDraft:
 class UseCaseBase:
     """Transactions, reads and outbox publishing that every use-case module builds on."""
 
-    def __init__(self, pool: asyncpg.Pool, public_feed_url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, public_feed_url: str, sync: SyncClient | None = None) -> None:
         self._pool = pool
         self._public_feed_url = public_feed_url
+        self._sync = sync
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 3) -> T:
         for attempt in range(attempts):

@@ -45,7 +45,7 @@ class GoogleUseCases(SubscriptionUseCases):
             if explicit:
                 raise Conflict(GOOGLE_OFF, code="GoogleNotConfigured")
             body = body.model_copy(update={"subscription_method": "webcal"})  # never a dead end
-        outcome = await self.subscribe(account, code, body, webcal_only=False)
+        outcome = await self.subscribe(account, code, body, webcal_only=False, authorization=bearer)
         if outcome.subscription_type != "google":
             return outcome
         assert self.consents is not None and body.redirect_to is not None

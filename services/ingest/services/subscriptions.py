@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.sync_client import CalDavConnection
 from services.ingest.api.schemas import (
     DeactivateBody,
     EventBody,
@@ -27,9 +28,10 @@ from services.ingest.domain.subscriptions import (
 from services.ingest.domain.timezones import require_windows_id
 from services.ingest.services._base import Account, Subscribed, SubscriptionView, _draft, _maybe_uuid, _Retry, _within
 from services.ingest.services.catalog import CatalogUseCases
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from shared.messages import (
     EventData,
+    PushStopped,
     SubscriptionData,
     SubscriptionTag,
 )
@@ -115,10 +117,47 @@ class SubscriptionUseCases(CatalogUseCases):
                 subscription_ids=[subscription_id],
             )
 
-    async def subscribe(self, account: Account, code: str, body: SubscribeBody, *, webcal_only: bool) -> Subscribed:
+    async def _connect_caldav(
+        self, account: Account, calendar: asyncpg.Record, body: SubscribeBody, authorization: str | None
+    ) -> CalDavConnection:
+        """sync discovers the subscriber's server, makes the collection and keeps the credentials."""
+        assert body.caldav is not None
+        if self._sync is None or authorization is None:
+            raise ServiceUnavailable("CalDAV subscriptions are not available on this deployment")
+        return await self._sync.connect_caldav(
+            authorization,
+            account.account_code,
+            {
+                "url": body.caldav.url,
+                "username": body.caldav.username,
+                "password": body.caldav.password,
+                "calendarId": str(calendar["calendar_id"]),
+                "name": calendar["name"],
+                "description": calendar["description"] or "",
+                "color": calendar["color"],
+                "timezone": calendar["timezone"] or "UTC",
+            },
+        )
+
+    async def subscribe(
+        self,
+        account: Account,
+        code: str,
+        body: SubscribeBody,
+        *,
+        webcal_only: bool,
+        authorization: str | None = None,
+    ) -> Subscribed:
         kind = "webcal" if webcal_only else subscription_type(body.subscription_method, body.user_agent)
         if kind == "google" and not body.redirect_to:
             raise InvalidRequest("redirectTo: required for a Google subscription")
+        if kind == "caldav" and body.caldav is None:
+            raise InvalidRequest(
+                "caldav: the subscriber's CalDAV server is required with subscriptionMethod CalDAV:"
+                ' {"url", "username", "password"} (an app password)'
+            )
+        # Connected once, after every other check passed, even if the transaction is retried.
+        caldav: list[CalDavConnection] = []
         subscriber = body.subscriber
         time_zone_tag = require_windows_id(body.time_zone_id, "timeZoneId") if body.time_zone_id else None
         for i, event in enumerate(body.events):
@@ -167,7 +206,13 @@ class SubscriptionUseCases(CatalogUseCases):
                 "cable_provider": body.cable_provider or body.provider_name,
                 "cable_provider_location": body.cable_provider_location or body.provider_location,
             }
-            password = new_feed_password() if calendar["protected"] and kind == "webcal" else None
+            if kind == "caldav":
+                if not caldav:
+                    caldav.append(await self._connect_caldav(account, calendar, body, authorization))
+                details["sync_connection_id"] = str(caldav[0].connection_id)
+                details["sync_calendar_url"] = caldav[0].calendar_url
+            # Every subscription keeps its webcal feed, pushed ones too (their fallback).
+            password = new_feed_password() if calendar["protected"] and kind != "google" else None
             feed_username = subscriber if password else None
             password_hash = hash_feed_password(password) if password else None
             existing = None
@@ -214,7 +259,7 @@ class SubscriptionUseCases(CatalogUseCases):
             if not pending:
                 await self._publish(conn, account, [(message_type, message)])
             url = None
-            if kind == "webcal":
+            if kind != "google":
                 url = webcal_url(
                     self._public_feed_url, row["subscription_id"], username=feed_username, password=password
                 )
@@ -225,6 +270,7 @@ class SubscriptionUseCases(CatalogUseCases):
                 is_new=existing is None,
                 subscription_url=url,
                 redirect_to=body.redirect_to,
+                calendar_url=caldav[0].calendar_url if caldav else None,
                 pending=message if pending else None,
             )
 
@@ -373,6 +419,20 @@ class SubscriptionUseCases(CatalogUseCases):
             return [await self._deactivate(conn, account, calendar, r, "DeactivatedByUsername") for r in active]
 
         return await self._transaction(work)
+
+    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
+        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
+        transaction; an inactive or unknown subscription is left as it is)."""
+        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
+        if row is None or not row["active"]:
+            return
+        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
+        owner = await repo.account_of(conn, row["account_id"])
+        assert calendar is not None and owner is not None
+        account = Account(row["account_id"], owner["account_code"])
+        await self._deactivate(
+            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
+        )
 
     # --- the subscriber's unsubscribe page (no token: the subscription id is the capability) ------
 
