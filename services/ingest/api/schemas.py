@@ -464,10 +464,10 @@ def subscription_body(view: Any) -> dict[str, Any]:
     }
     if row["deactivated_at"] is not None:
         body["deactivatedDate"] = utc_text(row["deactivated_at"])
-    if details.get("sync_calendar_url"):
-        body["calendarUrl"] = details["sync_calendar_url"]
         body["actionType"] = details.get("action_type")
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
+    if details.get("sync_calendar_url"):
+        body["calendarUrl"] = details["sync_calendar_url"]
     for wire, name in ANALYTICS_NAMES:
         if details.get(name) is not None:
             body[wire] = details[name]

@@ -19,7 +19,7 @@ from services.ingest.api.schemas import SubscribeBody
 from services.ingest.domain.subscriptions import subscription_type
 from services.ingest.services._base import Account, Subscribed
 from services.ingest.services.subscriptions import SubscriptionUseCases
-from shared.errors import Conflict
+from shared.errors import Conflict, InvalidRequest
 from shared.messages import GoogleConsentGranted
 
 GOOGLE_OFF = (
@@ -43,6 +43,8 @@ class GoogleUseCases(SubscriptionUseCases):
         if kind == "google" and not self.google_enabled:
             explicit = body.subscription_method is not None and body.subscription_method.strip() != ""
             if explicit:
+                if not body.redirect_to:
+                    raise InvalidRequest("redirectTo: required for a Google subscription")
                 raise Conflict(GOOGLE_OFF, code="GoogleNotConfigured")
             body = body.model_copy(update={"subscription_method": "webcal"})  # never a dead end
         outcome = await self.subscribe(account, code, body, webcal_only=False, authorization=bearer)

@@ -93,11 +93,3 @@ def test_rate_limits_and_server_errors_are_retried_other_refusals_are_not() -> N
     assert is_retryable(403, "rateLimitExceeded") and is_retryable(403, "userRateLimitExceeded")
     assert is_retryable(429, None) and is_retryable(503, "backendError")
     assert not is_retryable(403, "forbidden") and not is_retryable(400, "invalid") and not is_retryable(404, None)
-
-
-def test_backoff_doubles_up_to_its_cap_with_full_jitter_and_honours_retry_after() -> None:
-    from services.sync.domain.google_retry import backoff_delay
-
-    assert [backoff_delay(n, rand=lambda: 1.0) for n in (1, 2, 3, 8, 20)] == [1.0, 2.0, 4.0, 64.0, 64.0]
-    assert backoff_delay(5, rand=lambda: 0.0) == 0.0
-    assert backoff_delay(1, rand=lambda: 0.5, retry_after=30) == 30
