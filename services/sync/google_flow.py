@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import asyncpg
+from pydantic import ValidationError
 
 from services.sync.adapters import google_repository as google_repo
 from services.sync.adapters import repository as repo
@@ -36,7 +37,7 @@ from services.sync.domain.provider import ProviderError
 from services.sync.messaging.projection import apply_subscription
 from shared import outbox
 from shared.crypto import SecretBox
-from shared.errors import ApiError, Conflict, InvalidRequest
+from shared.errors import ApiError, Conflict, Forbidden, InvalidRequest, NotFound
 from shared.logging import get_logger
 from shared.messages import GoogleConsentGranted, SubscriptionData, make_envelope
 
@@ -55,6 +56,11 @@ class GoogleNotConfigured(Conflict):
             "use subscriptionMethod WebCal",
             code="GoogleNotConfigured",
         )
+
+
+class CalendarUnavailable(ApiError):
+    def __init__(self) -> None:
+        super().__init__("the merchant's calendar is not available (deleted, or not yet known); subscribe again")
 
 
 class BadCallback(ApiError):
@@ -108,9 +114,8 @@ class GoogleFlow:
         """A fresh consent URL for the subscription; with `if_needed`, only when its Google access
         was revoked (None when pushing works)."""
         google = self._google()
-        if request.subscription is not None:
-            SubscriptionData.model_validate(request.subscription)  # refuse now, not at the callback
         async with self._pool.acquire() as conn:
+            await self._check_owner(conn, account_id, request)
             login_hint = None
             if request.if_needed:
                 waiting = await google_repo.needs_consent(conn, request.subscription_id)
@@ -138,6 +143,29 @@ class GoogleFlow:
             challenge=pkce.challenge,
             login_hint=login_hint,
         )
+
+    @staticmethod
+    async def _check_owner(conn: asyncpg.Connection, account_id: uuid.UUID, request: ConsentRequest) -> None:
+        """A merchant asks consent only for its own subscriptions, of its own calendars."""
+        stored = await conn.fetchval(
+            "SELECT account_id FROM sync.subscriptions WHERE subscription_id = $1", request.subscription_id
+        )
+        if request.subscription is None:
+            if stored != account_id:
+                raise NotFound("subscriptionId: no such Google subscription", code="SubscriptionNotFound")
+            return
+        try:
+            data = SubscriptionData.model_validate(request.subscription)
+        except ValidationError:
+            raise InvalidRequest("subscription: not a subscription message") from None
+        calendar = await repo.calendar(conn, data.calendar_id)
+        if (
+            data.account_id != account_id
+            or data.subscription_id != request.subscription_id
+            or (stored is not None and stored != account_id)
+            or (calendar is not None and calendar["account_id"] != account_id)
+        ):
+            raise Forbidden("subscription: it belongs to another account")
 
     async def callback(self, query: dict[str, str]) -> str:
         """Where the browser goes next: the merchant's page with the result parameters."""
@@ -171,7 +199,10 @@ class GoogleFlow:
             return _failure(consent, "GoogleRefused", exc.reason)
         if tokens.refresh_token is None:
             return _failure(consent, "GoogleRefused", "Google gave no refresh token; consent again")
-        connection_id = await self._connect(consent, email, tokens.credentials())
+        try:
+            connection_id = await self._connect(consent, email, tokens.credentials())
+        except CalendarUnavailable as exc:
+            return _failure(consent, "CalendarNotFound", exc.reason)
         before = await self._version(consent["subscription_id"])
         try:
             due = await self._reconcile(consent["subscription_id"])
@@ -209,12 +240,16 @@ class GoogleFlow:
                 )
             if consent["is_new"]:
                 data = SubscriptionData.model_validate(consent["subscription"])
+                calendar = await repo.calendar(conn, data.calendar_id)
+                if calendar is None or calendar["account_id"] != consent["account_id"] or calendar["deleted"]:
+                    raise CalendarUnavailable()
                 await apply_subscription(
                     conn, data.model_copy(update={"active": True, "sync_connection_id": connection_id})
                 )
             else:
                 await google_repo.retarget(conn, consent["subscription_id"], connection_id)
-                await repo.mark(conn, [consent["subscription_id"]])
+                # Every subscription waiting on this Google user's consent goes on now.
+                await repo.mark(conn, await google_repo.subscriptions_of(conn, connection_id))
             # The callback pushes this subscription itself: the engine keeps off it meanwhile (one
             # calendar, not two made at once).
             await google_repo.hold_claim(conn, consent["subscription_id"], CLAIM_SECONDS)

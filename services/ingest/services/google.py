@@ -19,7 +19,7 @@ from services.ingest.api.schemas import SubscribeBody
 from services.ingest.domain.subscriptions import subscription_type
 from services.ingest.services._base import Account, Subscribed
 from services.ingest.services.subscriptions import SubscriptionUseCases
-from shared.errors import Conflict, InvalidRequest
+from shared.errors import ApiError, Conflict, InvalidRequest
 from shared.messages import GoogleConsentGranted
 
 GOOGLE_OFF = (
@@ -50,7 +50,7 @@ class GoogleUseCases(SubscriptionUseCases):
         outcome = await self.subscribe(account, code, body, webcal_only=False, authorization=bearer)
         if outcome.subscription_type != "google":
             return outcome
-        assert self.consents is not None and body.redirect_to is not None
+        assert body.redirect_to is not None
         request: dict[str, Any] = {
             "subscriptionId": str(outcome.subscription_id),
             "redirectTo": body.redirect_to,
@@ -60,7 +60,7 @@ class GoogleUseCases(SubscriptionUseCases):
             request["subscription"] = outcome.pending.model_dump(mode="json", by_alias=True)
         else:
             request["ifNeeded"] = True  # an existing subscription needs consent only when Google revoked us
-        url = await self.consents.google_consent(bearer, account.account_code, code, request)
+        url = await self._consent_url(bearer, account, code, request)
         if url is None:
             return outcome
         return Subscribed(
@@ -87,7 +87,16 @@ class GoogleUseCases(SubscriptionUseCases):
             "subscriberId": row["subscriber_id"],
             "ifNeeded": True,
         }
-        return await self.consents.google_consent(bearer, account.account_code, code, request)
+        return await self._consent_url(bearer, account, code, request)
+
+    async def _consent_url(self, bearer: str, account: Account, code: str, request: dict[str, Any]) -> str | None:
+        assert self.consents is not None
+        try:
+            return await self.consents.google_consent(bearer, account.account_code, code, request)
+        except ApiError as exc:
+            if request.get("ifNeeded") and exc.status == 404:
+                return None  # sync has not seen this subscription yet: nothing of it can be revoked
+            raise
 
     async def activate_google(self, conn: asyncpg.Connection, granted: GoogleConsentGranted) -> None:
         """`consent.granted` (sync): the pending subscription becomes active and is announced; a

@@ -109,11 +109,14 @@ class GoogleOAuth:
 
     async def email(self, access_token: str) -> str:
         headers = {"Authorization": f"Bearer {access_token}"}
-        async with self._session.get(self.settings.userinfo_url, headers=headers) as response:
-            if response.status != 200:
-                reason, message = await _error_of(response)
-                raise GoogleApiError(response.status, reason, message)
-            body = await response.json(content_type=None)
+        try:
+            async with self._session.get(self.settings.userinfo_url, headers=headers) as response:
+                if response.status != 200:
+                    reason, message = await _error_of(response)
+                    raise GoogleApiError(response.status, reason, message)
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TransientError(f"Google's userinfo endpoint failed: {type(exc).__name__}") from None
         if not body.get("email"):
             raise GoogleApiError(200, "noEmail", "Google did not share the account's email address")
         return str(body["email"]).lower()
@@ -209,7 +212,9 @@ class GoogleProvider(Provider):
             color=calendar.color,
             changed_at=datetime.now(UTC),
         )
-        _, created = await self._call(connection, "POST", "/calendars", google_calendar(data, calendar.timezone))
+        status, created = await self._call(connection, "POST", "/calendars", google_calendar(data, calendar.timezone))
+        if status >= 300 or "id" not in created:
+            raise TransientError(f"Google answered {status} to calendars.insert")
         calendar_id = str(created["id"])
         colors = calendar_colors(data)
         if colors is not None:

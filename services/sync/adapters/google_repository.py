@@ -82,6 +82,7 @@ async def retarget(conn: asyncpg.Connection, subscription_id: uuid.UUID, connect
 
 
 async def needs_consent(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> asyncpg.Record | None:
+    # (The caller checked the subscription is the requesting account's.)
     """The Google target of this subscription when it waits for a new consent, with the user's email."""
     return await conn.fetchrow(
         "SELECT t.subscription_id, c.remote_user FROM sync.targets t JOIN sync.connections c USING (connection_id)"
@@ -128,3 +129,8 @@ async def release_claim(conn: asyncpg.Connection, subscription_id: uuid.UUID) ->
         subscription_id,
     )
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+async def subscriptions_of(conn: asyncpg.Connection, connection_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch("SELECT subscription_id FROM sync.targets WHERE connection_id = $1", connection_id)
+    return [r["subscription_id"] for r in rows]

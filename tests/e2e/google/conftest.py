@@ -51,6 +51,7 @@ async def google_stack(stack: Stack, google: GoogleDouble) -> AsyncIterator[Stac
     await stack.start("auth")
     await stack.start("ingest")
     await stack.start("webhook", env=E2E_WEBHOOK_ENV)
+    await stack.start("feed")
     await stack.start("sync", env={"KALENDS_SYNC_POLL_INTERVAL": "0.2", "KALENDS_SYNC_BACKOFF_BASE": "0.2"})
     yield stack
 

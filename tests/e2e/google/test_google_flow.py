@@ -140,6 +140,9 @@ async def test_an_android_subscriber_consents_in_the_browser_and_gets_a_filled_g
     assert kickoff["location"] == "Acme Park"
     active = await shop.call("GET", "ingest", f"/v1/subscription/{subscription_id}")
     assert active["isActive"] is True
+    async with shop.session.get(shop.stack.url("feed") + f"/v1/webcal/{subscription_id}") as feed:
+        text = await feed.text()  # the webcal feed shows what is pushed, the fallback it always is
+        assert feed.status == 200 and "SUMMARY:Acme v Rovers" in text and "Open day" not in text
     [hook] = await receiver.wait_for("/hooks", 1, timeout=15)
     assert hook.json["eventType"] == "Subscribe"
     assert hook.json["eventDetails"]["calendarSubscriptionId"] == subscription_id
@@ -292,3 +295,19 @@ async def test_a_subscription_event_reaches_fifty_google_subscribers(shop: Shop,
         return all("Meet the team" in titles(calendar_of(google, f"fan{n}@gmail.test")) for n in range(50))
 
     await eventually(everyone_has_it, timeout=60)
+
+
+async def test_a_merchant_cannot_ask_consent_for_another_merchants_subscription(
+    shop: Shop, google: GoogleDouble, google_stack: Stack
+) -> None:
+    cal = await fixtures_calendar(shop)
+    answer, _ = await shop.subscribe_google(cal["code"], "hal")
+    rival = await google_stack.new_account(name="Rival")
+    headers = {"Authorization": f"Bearer {await google_stack.token(rival)}"}
+    consent = google_stack.url("sync") + f"/v1/google/{rival['accountCode']}/{cal['code']}/consent"
+    hijack = {"subscriptionId": answer["subscriptionId"], "redirectTo": "https://rival.test/"}
+    async with shop.session.post(consent, json=hijack, headers=headers) as response:
+        assert response.status == 404, await response.text()
+    pending = {"subscriptionId": answer["subscriptionId"], "redirectTo": "https://rival.test/", "subscription": {}}
+    async with shop.session.post(consent, json=pending, headers=headers) as response:
+        assert response.status == 400, await response.text()

@@ -93,3 +93,32 @@ def test_rate_limits_and_server_errors_are_retried_other_refusals_are_not() -> N
     assert is_retryable(403, "rateLimitExceeded") and is_retryable(403, "userRateLimitExceeded")
     assert is_retryable(429, None) and is_retryable(503, "backendError")
     assert not is_retryable(403, "forbidden") and not is_retryable(400, "invalid") and not is_retryable(404, None)
+
+
+def test_the_merchants_redirect_may_be_a_page_or_an_app_link_but_never_script() -> None:
+    from services.sync.google_flow import valid_redirect
+
+    assert valid_redirect("https://acme.example/thanks?x=1") and valid_redirect("acmeapp://subscribed")
+    for bad in ("javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,x", "no scheme", ""):
+        assert not valid_redirect(bad), bad
+
+
+def test_result_parameters_are_appended_to_the_merchants_own_query() -> None:
+    from services.sync.google_flow import result_url
+
+    assert result_url("https://a.test/ok", {"success": "true"}) == "https://a.test/ok?success=true"
+    assert result_url("https://a.test/ok?ref=7", {"new": "false"}) == "https://a.test/ok?ref=7&new=false"
+
+
+def test_a_consent_request_names_what_is_missing() -> None:
+    from services.sync.google_flow import parse_consent_request
+    from shared.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="subscriptionId"):
+        parse_consent_request({"redirectTo": "https://a.test/"})
+    with pytest.raises(InvalidRequest, match="redirectTo"):
+        parse_consent_request({"subscriptionId": str(uuid.uuid4()), "redirectTo": "javascript:x"})
+    parsed = parse_consent_request(
+        {"subscriptionId": str(uuid.uuid4()), "redirectTo": "https://a.test/", "ifNeeded": True}
+    )
+    assert parsed.if_needed and parsed.subscription is None
