@@ -90,3 +90,21 @@ class RadicaleServer:
         pattern = re.compile(rf"\[INFO\] {re.escape(method)} request for '([^']*)'")
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return [m.group(1) for m in pattern.finditer(text) if path_contains in m.group(1)]
+
+
+def calendar_events(url: str, username: str, password: str) -> dict[str, dict[str, str]]:
+    """Every event in the collection at `url`, read with the `caldav` client library (blocking:
+    call it through asyncio.to_thread): UID -> {"summary", "sequence", "status"}."""
+    import caldav
+
+    with caldav.DAVClient(url=url, username=username, password=password) as client:
+        calendar = client.calendar(url=url)
+        out: dict[str, dict[str, str]] = {}
+        for resource in calendar.get_events():
+            component = resource.icalendar_component
+            out[str(component["UID"])] = {
+                "summary": str(component.get("SUMMARY", "")),
+                "sequence": str(component.get("SEQUENCE", "0")),
+                "status": str(component.get("STATUS", "")),
+            }
+        return out
