@@ -135,3 +135,10 @@ def titles(calendar: GoogleCalendar) -> set[str]:
 
 def new_code(prefix: str = "cal") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+async def hooks(shop: Shop, receiver: Receiver) -> str:
+    """The merchant's webhook, registered once for the module: the receiver's path it posts to."""
+    await shop.call("POST", "webhook", f"/v1/webhooks/{shop.code}", {"url": receiver.url("/hooks")}, 201)
+    return "/hooks"
