@@ -24,7 +24,10 @@ def google(
     settings: SyncSettings, box: SecretBox, providers: web.AppKey[dict[str, Provider]], role: str
 ) -> lifecycle.CleanupCtx:
     google_settings = GoogleSettings.from_env()  # read at build time: a bad setting stops the start
-    ingest_url = env_url("KALENDS_PUBLIC_API_URL", "http://127.0.0.1:8082", {"http", "https"}).rstrip("/")
+    # Where sync reaches ingest (POST /v1/google/... creates the subscription there): KALENDS_INGEST_URL
+    # inside a cluster, else the public API URL.
+    public_api = env_url("KALENDS_PUBLIC_API_URL", "http://127.0.0.1:8082", {"http", "https"})
+    ingest_url = env_url("KALENDS_INGEST_URL", public_api, {"http", "https"}).rstrip("/")
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         provider = GoogleProvider(google_settings, settings.timeout) if google_settings else None
