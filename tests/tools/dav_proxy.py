@@ -3,6 +3,7 @@ answer 429 to one user (a provider's per-user rate limit) and count requests in 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass, field
 
@@ -15,6 +16,10 @@ class DavProxy:
     upstream: str
     limited_users: set[str] = field(default_factory=set)
     retry_after: int = 30
+    # Seconds added to every forwarded request (a slow server).
+    delay: float = 0.0
+    # Methods answered 403 without reaching the server (one that refuses MKCALENDAR, say).
+    refused_methods: set[str] = field(default_factory=set)
     in_flight: int = 0
     max_in_flight: int = 0
     refused: int = 0
@@ -36,9 +41,13 @@ class DavProxy:
         if self._user(request) in self.limited_users:
             self.refused += 1
             return web.Response(status=429, headers={"Retry-After": str(self.retry_after)})
+        if request.method in self.refused_methods:
+            return web.Response(status=403, text="not allowed here")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
             assert self._session is not None
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             async with self._session.request(

@@ -108,3 +108,11 @@ def calendar_events(url: str, username: str, password: str) -> dict[str, dict[st
                 "status": str(component.get("STATUS", "")),
             }
         return out
+
+
+def calendar_name(url: str, username: str, password: str) -> str:
+    """The collection's display name, read with the `caldav` client library (blocking)."""
+    import caldav
+
+    with caldav.DAVClient(url=url, username=username, password=password) as client:
+        return str(client.calendar(url=url).get_display_name())

@@ -21,6 +21,7 @@ from services.sync.adapters.webdav import (
     mkcalendar_body,
     parse_multistatus,
     propfind_body,
+    proppatch_body,
     tag,
 )
 from services.sync.domain.provider import (
@@ -107,8 +108,8 @@ class CalDavProvider(Provider):
             ) from None
 
     @staticmethod
-    def _refuse_auth(response: DavResponse) -> None:
-        if response.status in (401, 403):
+    def _refuse_auth(response: DavResponse, statuses: tuple[int, ...] = (401, 403)) -> None:
+        if response.status in statuses:
             raise CalDavRefused(
                 "CalDavUnauthorized",
                 f"the CalDAV server refused the username and password (HTTP {response.status}):"
@@ -161,7 +162,9 @@ class CalDavProvider(Provider):
         url = urljoin(_collection(home), f"kalends-{uuid.uuid4()}/")
         body = mkcalendar_body(calendar.name, calendar.description, calendar.color, calendar.timezone)
         response = await self._call("MKCALENDAR", url, creds, body=body, headers=XML)
-        self._refuse_auth(response)
+        # The credentials already passed discovery: a 403 here is "not here" (iCloud, shared
+        # accounts), the cue to fall back to an existing calendar, not a wrong password.
+        self._refuse_auth(response, (401,))
         return url if response.status in (200, 201) else None
 
     async def connect(self, url: str, username: str, password: str, calendar: CalendarMeta) -> Found:
@@ -223,6 +226,13 @@ class CalDavProvider(Provider):
         if created is None:
             raise CalendarGone(f"the CalDAV server refused to create a calendar in {home}")
         return created
+
+    async def update_calendar(self, connection: Connection, remote_calendar_id: str, calendar: CalendarMeta) -> None:
+        body = proppatch_body(calendar.name, calendar.description, calendar.color)
+        response = await self._send("PROPPATCH", remote_calendar_id, connection, body=body, headers=XML)
+        if response.status in (404, 410):
+            raise CalendarGone(f"the calendar {remote_calendar_id} is gone (HTTP {response.status} on PROPPATCH)")
+        # A server that keeps its own names (403, 207 with failed properties) is left as it is.
 
     async def put_event(
         self,

@@ -86,6 +86,14 @@ async def claim_due(conn: asyncpg.Connection, limit: int, lease: float) -> list[
     return [Claim(r["subscription_id"], r["marks"]) for r in rows]
 
 
+async def extend_claim(conn: asyncpg.Connection, subscription_id: uuid.UUID, lease: float) -> None:
+    await conn.execute(
+        "UPDATE sync.push_queue SET claimed_until = now() + make_interval(secs => $2) WHERE subscription_id = $1",
+        subscription_id,
+        lease,
+    )
+
+
 async def finish(conn: asyncpg.Connection, claim: Claim) -> bool:
     """Done with a claim: the row goes unless it was marked again meanwhile (then it is due again)."""
     deleted = await conn.fetchval(
@@ -274,15 +282,26 @@ async def block_connection(conn: asyncpg.Connection, connection_id: uuid.UUID, u
 
 async def ensure_target(conn: asyncpg.Connection, subscription_id: uuid.UUID, connection_id: uuid.UUID) -> bool:
     """Push this subscription through this connection; the connection's own calendar (made when
-    connecting) is the target's until the engine creates one. True when the target is new."""
-    created = await conn.fetchval(
+    connecting) is the target's until the engine creates one. A subscription that moves to another
+    connection (the subscriber subscribed again with another account) starts afresh there: what was
+    pushed to the old calendar is forgotten, not deleted. True when the target is new or moved."""
+    current = await conn.fetchval(
+        "SELECT connection_id FROM sync.targets WHERE subscription_id = $1 FOR UPDATE", subscription_id
+    )
+    if current == connection_id:
+        return False
+    await conn.execute(
         "INSERT INTO sync.targets (subscription_id, connection_id, remote_calendar_id)"
         " SELECT $1, connection_id, remote_calendar_id FROM sync.connections WHERE connection_id = $2"
-        " ON CONFLICT (subscription_id) DO NOTHING RETURNING true",
+        " ON CONFLICT (subscription_id) DO UPDATE SET connection_id = EXCLUDED.connection_id,"
+        " remote_calendar_id = EXCLUDED.remote_calendar_id, state = 'active', reason = NULL, failures = 0,"
+        " updated_at = now()",
         subscription_id,
         connection_id,
     )
-    return bool(created)
+    if current is not None:
+        await conn.execute("DELETE FROM sync.pushed WHERE subscription_id = $1", subscription_id)
+    return True
 
 
 async def target(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> asyncpg.Record | None:
@@ -300,6 +319,12 @@ async def set_remote_calendar(conn: asyncpg.Connection, subscription_id: uuid.UU
         "UPDATE sync.targets SET remote_calendar_id = $2, updated_at = now() WHERE subscription_id = $1",
         subscription_id,
         remote_calendar_id,
+    )
+
+
+async def set_calendar_version(conn: asyncpg.Connection, subscription_id: uuid.UUID, version: int) -> None:
+    await conn.execute(
+        "UPDATE sync.targets SET calendar_version = $2 WHERE subscription_id = $1", subscription_id, version
     )
 
 

@@ -122,6 +122,16 @@ def mkcalendar_body(name: str, description: str, color: str | None, timezone: st
     return ET.tostring(root, xml_declaration=True, encoding="utf-8")
 
 
+def proppatch_body(name: str, description: str, color: str | None) -> bytes:
+    root = ET.Element(tag(DAV, "propertyupdate"))
+    prop = ET.SubElement(ET.SubElement(root, tag(DAV, "set")), tag(DAV, "prop"))
+    ET.SubElement(prop, tag(DAV, "displayname")).text = name
+    ET.SubElement(prop, tag(CALDAV, "calendar-description")).text = description
+    if color and color.startswith("#"):
+        ET.SubElement(prop, tag(APPLE, "calendar-color")).text = color
+    return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
 class DavClient:
     """One HTTP session for all CalDAV servers: bounded time, redirects followed by hand (each hop
     goes through the same address check), never through an environment proxy."""

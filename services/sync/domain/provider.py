@@ -6,11 +6,13 @@ One adapter per provider (CalDAV in `adapters/caldav.py`, Google in `adapters/go
 1. gives `ensure_calendar` the subscription's target calendar (`remote_calendar_id`, None before the
    first push) and stores the id it answers; a provider creates the calendar when there is none
    (Google: a secondary calendar; CalDAV: the collection made at connect time is kept);
-2. reconciles what the subscription should show (shared/selection.py) against what it has pushed
+2. calls `update_calendar` when the merchant's calendar (name, description, color) is newer than
+   what the pushed calendar shows (optional for a provider);
+3. reconciles what the subscription should show (shared/selection.py) against what it has pushed
    (remote id, remote etag, event sequence per event) and calls, per difference,
    `put_event(..., remote_id=None, etag=None)` to create, `put_event(..., remote_id, etag)` to update
    (only when the pushed sequence is older), `delete_event(...)` to remove;
-3. records each answer (`PushedEvent`) in the same breath, so a restart or a replayed message
+4. records each answer (`PushedEvent`) in the same breath, so a restart or a replayed message
    finds it and pushes nothing twice.
 
 Contract for implementations:
@@ -71,6 +73,7 @@ class CalendarMeta:
     description: str = ""
     color: str | None = None
     timezone: str = "UTC"  # IANA
+    version: int = 0  # ingest's version of the calendar: a newer one is shown with update_calendar
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class Provider(ABC):
         self, connection: Connection, remote_calendar_id: str, remote_id: str, etag: str | None
     ) -> None:
         """Remove one event; an event already gone is not an error."""
+
+    async def update_calendar(  # noqa: B027 - optional: providers that can rename a calendar do
+        self, connection: Connection, remote_calendar_id: str, calendar: CalendarMeta
+    ) -> None:
+        """The merchant changed the calendar's name, description or color: show it remotely."""
 
     async def refresh(self, connection: Connection) -> dict[str, Any]:
         """New credentials after AuthExpired (Google: the refresh-token grant). Providers whose

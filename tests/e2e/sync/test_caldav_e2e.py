@@ -152,3 +152,27 @@ async def test_restarting_sync_mid_fan_out_pushes_nothing_twice_and_misses_nothi
 
 async def _some_pushed(merchant: Merchant, fans: list) -> bool:  # type: ignore[type-arg]
     return any(merchant.radicale.requests("PUT", fan.path) for fan in fans)
+
+
+async def test_sync_serves_the_common_routes_and_its_connect_route_needs_the_accounts_token(
+    merchant: Merchant, sync_stack: Stack
+) -> None:
+    from openapi_spec_validator import validate
+
+    base = sync_stack.url("sync")
+    async with merchant.session.get(base + "/openapi.json") as response:
+        document = await response.json()
+    validate(document)
+    assert "post" in document["paths"]["/v1/caldav/{accountCode}/connections"]
+    async with merchant.session.get(base + "/readyz") as response:
+        assert response.status == 200
+    async with merchant.session.get(base + "/metrics") as response:
+        assert "sync_pushes_total" in await response.text()
+    connect = base + f"/v1/caldav/{merchant.code}/connections"
+    body = {"url": merchant.radicale.url, "username": "x", "password": "y"}
+    async with merchant.session.post(connect, json=body) as response:
+        assert response.status == 401
+    async with merchant.session.post(
+        base + "/v1/caldav/someone-else/connections", json=body, headers={"Authorization": f"Bearer {merchant.token}"}
+    ) as response:
+        assert response.status == 403

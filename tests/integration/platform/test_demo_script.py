@@ -20,13 +20,14 @@ def demo_env(server_db_url: str, amqp_url: str) -> Iterator[dict[str, str]]:
     database = random_name("kalends_demo")
     prefix = random_name("demo") + "."
     remember_prefix(amqp_url, prefix)
-    ports = {name: free_port() for name in ("auth", "ingest", "feed", "webhook")}
+    ports = {name: free_port() for name in ("auth", "ingest", "feed", "webhook", "sync")}
     yield {
         "KALENDS_DATABASE_URL": with_database(server_db_url, database),
         "KALENDS_AMQP_URL": amqp_url,
         "KALENDS_AMQP_PREFIX": prefix,
         "KALENDS_AUTH_URL": f"http://127.0.0.1:{ports['auth']}",
         "KALENDS_PUBLIC_FEED_URL": f"http://127.0.0.1:{ports['feed']}",
+        "KALENDS_PUBLIC_SYNC_URL": f"http://127.0.0.1:{ports['sync']}",
         "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
         **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }

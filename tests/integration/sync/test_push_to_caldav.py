@@ -3,6 +3,7 @@ CalDAV calendar, read back with the `caldav` client library, and how often."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from services.sync.adapters.caldav import CalDavProvider
@@ -242,3 +243,70 @@ def test_the_provider_registered_for_caldav_is_the_real_one(sync: SyncHarness) -
     from services.sync.app import PROVIDERS
 
     assert isinstance(sync.client.app[PROVIDERS]["caldav"], CalDavProvider)
+
+
+async def test_subscribing_again_with_another_caldav_account_pushes_everything_there(sync: SyncHarness) -> None:
+    cal = m.calendar(uuid.uuid4())
+    game = m.event(cal, "Game", 1)
+    subscription, first, first_user, first_password = await pushed_subscription(sync, cal)
+    for kind, data in (("calendar.created", cal), ("event.created", game), ("subscription.created", subscription)):
+        await sync.publish(kind, data)
+    await sync.settle()
+    second, second_user, second_password = await sync.connect(cal.account_id)
+    moved = subscription.model_copy(update={"sync_connection_id": second.connection_id, "version": 2})
+    await sync.publish("subscription.updated", moved)
+    await sync.settle()
+    assert set(await sync.remote(second, second_user, second_password)) == {str(game.event_id)}
+    # The first calendar is the subscriber's own now: left as it was.
+    assert set(await sync.remote(first, first_user, first_password)) == {str(game.event_id)}  # type: ignore[arg-type]
+
+
+async def test_a_reconciliation_that_outlasts_its_lease_keeps_its_claim(sync: SyncHarness) -> None:
+    from services.sync.adapters import repository as repo
+
+    proxy = await DavProxy(sync.radicale.url).start()
+    try:
+        cal = m.calendar(uuid.uuid4())
+        subscription, connected, user, password = await pushed_subscription(sync, cal, proxy.url)
+        await sync.publish("calendar.created", cal)
+        for i in range(1, 6):
+            await sync.publish("event.created", m.event(cal, f"Slow {i}", i))
+        proxy.delay = 0.5  # five PUTs: 2.5 s, over the 1.5 s lease
+        object.__setattr__(sync.engine._settings, "lease", 1.5)
+        await sync.publish("subscription.created", subscription)
+
+        async def claimed() -> bool:
+            async with sync.pool.acquire() as conn:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT claimed_until > now() FROM sync.push_queue WHERE subscription_id = $1",
+                        subscription.subscription_id,
+                    )
+                )
+
+        await sync.wait_for(claimed)
+        stolen = []
+        for _ in range(12):  # 2.4 s: past the first lease
+            async with sync.pool.acquire() as conn:
+                stolen += await repo.claim_due(conn, 10, 1.5)
+            await asyncio.sleep(0.2)
+        assert stolen == []
+        await sync.settle()
+        assert len(await sync.remote(connected, user, password)) == 5  # type: ignore[arg-type]
+        assert len(puts(sync, connected)) == 5
+    finally:
+        await proxy.stop()
+
+
+async def test_a_renamed_calendar_is_renamed_in_the_subscribers_calendar_too(sync: SyncHarness) -> None:
+    from tests.tools.radicale_server import calendar_name
+
+    cal = m.calendar(uuid.uuid4(), name="Acme Games")
+    subscription, connected, user, password = await pushed_subscription(sync, cal)
+    await sync.publish("calendar.created", cal)
+    await sync.publish("subscription.created", subscription)
+    await sync.settle()
+    await sync.publish("calendar.updated", cal.model_copy(update={"name": "Acme Games 2027", "version": 2}))
+    await sync.settle()
+    url = connected.calendar_url  # type: ignore[attr-defined]
+    assert await asyncio.to_thread(calendar_name, url, user, password) == "Acme Games 2027"

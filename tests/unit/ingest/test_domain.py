@@ -136,10 +136,11 @@ def test_the_subscription_path_follows_the_user_agents_platform(agent: str | Non
     assert subscription_type(None, agent) == expected
 
 
-def test_subscription_method_overrides_the_user_agent_and_must_be_webcal_or_google() -> None:
+def test_subscription_method_overrides_the_user_agent_and_must_be_webcal_google_or_caldav() -> None:
     android = "Mozilla/5.0 (Linux; Android 14) Chrome/120.0 Mobile"
     assert subscription_type("WebCal", android) == "webcal"
     assert subscription_type("Google", None) == "google"
+    assert subscription_type("CalDAV", android) == "caldav"
     with pytest.raises(InvalidRequest, match=r"^subscriptionMethod:"):
         subscription_type("fax", None)
 
