@@ -13,7 +13,7 @@ from services.sync.domain.provider import Provider
 from services.sync.google_flow import GoogleFlow
 from services.sync.google_release import GoogleReleaser
 from services.sync.google_settings import GoogleSettings
-from services.sync.push import PushEngine
+from services.sync.reconciler import Reconciler
 from services.sync.settings import SyncSettings
 from shared import lifecycle
 from shared.crypto import SecretBox
@@ -35,10 +35,10 @@ def google(
         if provider is not None:
             found["google"] = provider  # the engine pushes through it like any provider
         pool = app[lifecycle.POOL]
-        # The callback fills the calendar itself (the subscriber waits for it): the reconcile of an
-        # engine that is not started, so the api role can run it without claiming queue work.
-        engine = PushEngine(pool, box, found, settings, registry=None)
-        app[GOOGLE] = GoogleFlow(pool, box, settings.public_sync_url, provider, engine.reconcile)
+        # The callback fills the calendar itself (the subscriber waits for it): the engine's own
+        # reconciliation of one subscription, without the engine's queue loop (the api role has none).
+        reconciler = Reconciler(pool, box, found, settings)
+        app[GOOGLE] = GoogleFlow(pool, box, settings.public_sync_url, provider, reconciler.reconcile)
         app[INGEST_URL] = ingest_url
         releaser = None
         if provider is not None and role in ("worker", "all"):

@@ -123,6 +123,7 @@ class CalendarApi:
         routes: list[tuple[str, str, str, Handler]] = [
             ("POST", "/calendars", "calendar.calendars.insert", self.calendar_insert),
             ("GET", "/calendars/{calendarId}", "calendar.calendars.get", self.calendar_get),
+            ("PATCH", "/calendars/{calendarId}", "calendar.calendars.patch", self.calendar_patch),
             ("DELETE", "/calendars/{calendarId}", "calendar.calendars.delete", self.calendar_delete),
             ("PATCH", "/users/me/calendarList/{calendarId}", "calendar.calendarList.patch", self.list_patch),
             ("POST", "/calendars/{calendarId}/events/import", "calendar.events.import", self.event_import),
@@ -207,6 +208,16 @@ class CalendarApi:
     async def calendar_get(self, request: web.Request, token: AccessToken, body: Any) -> web.Response:
         calendar = self._calendar(request, token)
         return calendar if isinstance(calendar, web.Response) else web.json_response(calendar.body)
+
+    async def calendar_patch(self, request: web.Request, token: AccessToken, body: Any) -> web.Response:
+        calendar = self._calendar(request, token)
+        if isinstance(calendar, web.Response):
+            return calendar
+        if "timeZone" in body and not _zone_ok(body["timeZone"]):
+            return google_error(400, "invalid", "Invalid time zone definition.")
+        calendar.body.update({k: v for k, v in body.items() if k in ("summary", "description", "timeZone", "location")})
+        calendar.body["etag"] = f'"{time.time_ns()}"'
+        return web.json_response(calendar.body)
 
     async def calendar_delete(self, request: web.Request, token: AccessToken, body: Any) -> web.Response:
         """The user (or an app) deleting the calendar; afterwards it is gone for every caller."""

@@ -202,16 +202,7 @@ class GoogleProvider(Provider):
     ) -> str:
         if remote_calendar_id is not None:
             return remote_calendar_id
-        data = CalendarData(
-            calendar_id=calendar.calendar_id,
-            account_id=connection.account_id,
-            account_code="",
-            code="",
-            name=calendar.name,
-            description=calendar.description,
-            color=calendar.color,
-            changed_at=datetime.now(UTC),
-        )
+        data = _calendar_data(connection, calendar)
         status, created = await self._call(connection, "POST", "/calendars", google_calendar(data, calendar.timezone))
         if status >= 300 or "id" not in created:
             raise TransientError(f"Google answered {status} to calendars.insert")
@@ -221,6 +212,16 @@ class GoogleProvider(Provider):
             path = f"/users/me/calendarList/{quote(calendar_id, safe='')}"
             await self._call(connection, "PATCH", path, colors, {"colorRgbFormat": "true"}, calendar_scoped=True)
         return calendar_id
+
+    async def update_calendar(self, connection: Connection, remote_calendar_id: str, calendar: CalendarMeta) -> None:
+        """The merchant renamed or recoloured the calendar: calendars.patch and the list entry's colour."""
+        data = _calendar_data(connection, calendar)
+        path = f"/calendars/{quote(remote_calendar_id, safe='')}"
+        await self._call(connection, "PATCH", path, google_calendar(data, calendar.timezone), calendar_scoped=True)
+        colors = calendar_colors(data)
+        if colors is not None:
+            entry = f"/users/me/calendarList/{quote(remote_calendar_id, safe='')}"
+            await self._call(connection, "PATCH", entry, colors, {"colorRgbFormat": "true"}, calendar_scoped=True)
 
     async def put_event(
         self,
@@ -263,3 +264,17 @@ class GoogleProvider(Provider):
         token = connection.credentials.get("refresh_token") or connection.credentials.get("access_token")
         if token and not await self.oauth.revoke(str(token)):
             log.warning("google.revoke_failed", connection_id=str(connection.connection_id))
+
+
+def _calendar_data(connection: Connection, calendar: CalendarMeta) -> CalendarData:
+    """The pushed calendar's facts in the shape the Google mapping reads."""
+    return CalendarData(
+        calendar_id=calendar.calendar_id,
+        account_id=connection.account_id,
+        account_code="",
+        code="",
+        name=calendar.name,
+        description=calendar.description,
+        color=calendar.color,
+        changed_at=datetime.now(UTC),
+    )

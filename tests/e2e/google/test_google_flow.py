@@ -167,6 +167,10 @@ async def test_events_and_changes_reach_the_google_calendar_within_seconds(shop:
     assert len(calendar.live_events()) == 3  # updated in place, never a copy
     await shop.call("DELETE", "ingest", event_path, want=None)
     await eventually(lambda: titles(calendar) == {"Open day", "Training"}, timeout=10)
+    renamed = {"name": "Acme Cup", "description": "Cup ties", "color": "green", "timezone": "Europe/London"}
+    await shop.call("PUT", "ingest", f"/v1/calendars/{shop.code}/{cal['code']}", renamed)
+    await eventually(lambda: calendar.body["summary"] == "Acme Cup", timeout=10)
+    assert calendar.body["description"] == "Cup ties" and calendar.list_entry["backgroundColor"] == "#008000"
 
 
 async def test_a_filter_update_removes_the_events_the_subscription_no_longer_sees(

@@ -125,6 +125,10 @@ async def test_a_calendar_is_created_with_its_colour_and_an_event_imported_twice
     stored = google.calendars[calendar_id]
     assert stored.body["summary"] == "Acme Fixtures" and stored.body["timeZone"] == "Europe/Paris"
     assert stored.list_entry["backgroundColor"] == "#dc2127"
+    renamed_calendar = CalendarMeta(META.calendar_id, "Acme Cup", "Cup ties only", "navy", "Europe/Paris", 2)
+    await provider.update_calendar(who, calendar_id, renamed_calendar)
+    assert (stored.body["summary"], stored.body["description"]) == ("Acme Cup", "Cup ties only")
+    assert stored.list_entry["backgroundColor"] == "#000080"
     kickoff = event(notify_before=30, location="Stade", color="green")
     first = await provider.put_event(who, calendar_id, META, kickoff, None, None)
     again = await provider.put_event(who, calendar_id, META, kickoff, None, None)  # a crash before our record
