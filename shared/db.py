@@ -16,6 +16,9 @@ from shared.settings import censor_url
 log = get_logger(__name__)
 
 PLATFORM_SQL = Path(__file__).with_name("sql") / "platform.sql"
+# Later changes to the platform tables, applied to every schema after PLATFORM_SQL (their own
+# versions, so a schema migrated before they existed gets them on its next start).
+PLATFORM_STEPS = (("000_platform_002_outbox_parking", PLATFORM_SQL.with_name("platform_002_outbox_parking.sql")),)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -88,7 +91,11 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -
     """
     if not schema.isidentifier():
         raise ValueError(f"bad schema name {schema!r}")
-    steps = [("000_platform", PLATFORM_SQL.read_text(encoding="utf-8")), *_migration_files(migrations_dir)]
+    steps = [
+        ("000_platform", PLATFORM_SQL.read_text(encoding="utf-8")),
+        *((version, path.read_text(encoding="utf-8")) for version, path in PLATFORM_STEPS),
+        *_migration_files(migrations_dir),
+    ]
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kalends.migrate.{schema}")
     try:

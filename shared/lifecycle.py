@@ -14,9 +14,9 @@ from aiohttp import web
 from shared import amqp, db
 from shared.amqp import Names, Publisher
 from shared.consumer import Handler, IdempotentConsumer, QueueSpec
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxMetrics, OutboxRelay
 from shared.settings import PlatformSettings
-from shared.web import READINESS, VERIFIER
+from shared.web import READINESS, REGISTRY, VERIFIER
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 AMQP = web.AppKey("amqp_connection", AbstractRobustConnection)
@@ -65,10 +65,20 @@ def broker(settings: PlatformSettings) -> CleanupCtx:
     return ctx
 
 
-def outbox_relay(schema: str) -> CleanupCtx:
+def outbox_relay(schema: str, settings: PlatformSettings | None = None) -> CleanupCtx:
+    """The relay task; its limits (KALENDS_OUTBOX_*) from `settings`, else from the environment."""
+    limits = settings or PlatformSettings.from_env()
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         publisher = Publisher(app[AMQP], app[NAMES])
-        relay = OutboxRelay(app[POOL], publisher, schema)
+        relay = OutboxRelay(
+            app[POOL],
+            publisher,
+            schema,
+            max_message_bytes=limits.outbox_max_message_bytes,
+            max_attempts=limits.outbox_max_attempts,
+            metrics=OutboxMetrics.register(app[REGISTRY]),
+        )
         app[PUBLISHER] = publisher
         app[RELAY] = relay
         task = asyncio.create_task(relay.run(), name=f"outbox-relay-{schema}")

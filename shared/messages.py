@@ -107,8 +107,10 @@ class EventData(MessageData):
     """An event as it is after the change. `start`/`end` are wall-clock ISO strings in `timezone`
     (IANA) for timed events, dates (`YYYY-MM-DD`) for all-day ones with `end` the last day inclusive.
 
-    A calendar event has no `subscription_ids`; a subscriber's manual event or a subscription event
-    lists the subscriptions it belongs to.
+    A calendar event has no `subscription_ids`. A subscriber's manual event travels as
+    `event.created` / `event.updated` / `event.deleted` of its own, only when it changed, with
+    `subscription_ids` naming its one subscription; a subscription event (inside
+    `subscription_event.accepted`) lists every subscription it belongs to.
     """
 
     event_id: uuid.UUID
@@ -154,7 +156,9 @@ class SubscriptionTag(MessageData):
 
 class SubscriptionData(MessageData):
     """A subscription as it is after the change, with everything a feed filter and the webhook
-    payloads of seed 002 ("Object Data") need."""
+    payloads of seed 002 ("Object Data") need. Its manual events are not in it: each travels as
+    an `event.*` message of its own (see EventData); a message from before that change may still
+    carry an `events` list, kept as an extra field."""
 
     subscription_id: uuid.UUID
     account_id: uuid.UUID
@@ -198,7 +202,6 @@ class SubscriptionData(MessageData):
     # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).
     feed_username: str | None = None
     feed_password_hash: str | None = None
-    events: list[EventData] = Field(default_factory=list)  # the subscriber's manual events
     # Pushed subscriptions (caldav, google): the sync service's connection and the calendar pushed into.
     sync_connection_id: uuid.UUID | None = None
     sync_calendar_url: str | None = None

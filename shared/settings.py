@@ -85,6 +85,10 @@ class PlatformSettings:
     log_level: str = "info"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # The outbox relay parks a message larger than this (RabbitMQ's max_message_size, 128 MiB by
+    # default) or one that failed this many times while others got through (shared.outbox).
+    outbox_max_message_bytes: int = 128 * 1024 * 1024
+    outbox_max_attempts: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PlatformSettings:
@@ -111,6 +115,10 @@ class PlatformSettings:
             log_level=log_level,
             db_pool_min=pool_min,
             db_pool_max=pool_max,
+            outbox_max_message_bytes=env_int(
+                "KALENDS_OUTBOX_MAX_MESSAGE_BYTES", cls.outbox_max_message_bytes, environ, minimum=1024
+            ),
+            outbox_max_attempts=env_int("KALENDS_OUTBOX_MAX_ATTEMPTS", cls.outbox_max_attempts, environ, minimum=1),
         )
 
     def for_log(self) -> dict[str, object]:

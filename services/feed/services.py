@@ -9,28 +9,37 @@ A request selects and concatenates; nothing is rendered per request. Each API pr
 A cached body is served only when its versions equal the newest heard of, so a change the
 projection has committed and announced is never hidden by the cache. Without a working LISTEN
 connection every request checks the database.
+
+Nothing is rebuilt when a change is heard: a body is built on the first request after it. A large
+body (a popular calendar's) is assembled, hashed and gzipped on a worker thread, so building
+thousands of them after one change never holds the event loop other tenants' requests run on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import asyncpg
 
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
+from services.feed.domain.feeds import CachedFeed, Feed, Section, ceil_second, compress, finish
 from services.feed.settings import FeedSettings
-from shared.ical import CalendarHeader, assemble, render_header, strong_etag
+from shared.ical import CalendarHeader, render_header
 from shared.logging import get_logger
 from shared.selection import ALL_EVENTS, EventFilter
-from shared.timezones import vtimezone_block
 
 log = get_logger(__name__)
+
+# Bodies from this size up are finished on a worker thread (zlib and blake2b release the GIL); below
+# it the hand-off would cost more than the work.
+OFF_LOOP_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 class FeedNotFound(Exception):
@@ -39,72 +48,6 @@ class FeedNotFound(Exception):
 
 class CalendarProtected(Exception):
     """The whole-calendar download is only for unprotected calendars."""
-
-
-@dataclass
-class Feed:
-    """A finished response body with its validators; gzip made on first demand and kept."""
-
-    body: bytes
-    etag: str
-    last_modified: datetime
-    filename: str
-    feed_username: str | None = None
-    feed_password_hash: str | None = None
-    _gzip: bytes | None = field(default=None, repr=False)
-
-    @property
-    def gzip_body(self) -> bytes:
-        if self._gzip is None:
-            # mtime=0: the same body always compresses to the same bytes.
-            self._gzip = gzip.compress(self.body, compresslevel=6, mtime=0)
-        return self._gzip
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gzip"'
-
-    @property
-    def protected(self) -> bool:
-        return bool(self.feed_password_hash)
-
-    @property
-    def size(self) -> int:
-        return len(self.body) + (len(self._gzip) if self._gzip else 0) + 512
-
-
-@dataclass(frozen=True)
-class Section:
-    """The shared event blocks one filter selects from one calendar at one version."""
-
-    version: int
-    blocks: bytes
-    tzids: frozenset[str]
-    changed_at: datetime | None
-
-    @property
-    def size(self) -> int:
-        return len(self.blocks) + 256
-
-
-@dataclass(frozen=True)
-class CachedFeed:
-    calendar_id: uuid.UUID
-    calendar_version: int
-    subscription_version: int
-    feed: Feed
-
-    @property
-    def size(self) -> int:
-        return self.feed.size
-
-
-def _ceil_second(moment: datetime) -> datetime:
-    """HTTP dates have whole seconds; round up so a change later in the same second is not hidden."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.replace(microsecond=0) + timedelta(seconds=1)
-    return moment
 
 
 def _tzids(rows: list[asyncpg.Record]) -> set[str]:
@@ -125,6 +68,7 @@ class FeedService:
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._builder = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feed-build")
 
     # --- change notifications -------------------------------------------------------------------
 
@@ -140,6 +84,23 @@ class FeedService:
                 await task
         if self._listener is not None and not self._listener.is_closed():
             await self._listener.close()
+        self._builder.shutdown(wait=False, cancel_futures=True)
+
+    async def _off_loop(self, size: int, work: Callable[..., T], *args: object) -> T:
+        """`work(*args)`, on a worker thread when `size` (the bytes it handles) is large."""
+        if size < OFF_LOOP_BYTES:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
+
+    async def _finish(self, header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
+        return await self._off_loop(sum(map(len, blocks)), finish, header, tzids, blocks)
+
+    async def gzip_body(self, feed: Feed) -> bytes:
+        """The feed's gzip, compressed once (off the loop when large) and kept with the feed."""
+        if feed._gzip is None:
+            compressed = await self._off_loop(len(feed.body), compress, feed.body)
+            feed._gzip = feed._gzip or compressed
+        return feed._gzip
 
     async def _listen(self) -> None:
         try:
@@ -173,7 +134,11 @@ class FeedService:
         self._schedule_relisten()
 
     def _on_notify(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        kind, _, rest = payload.partition(":")
+        for entry in payload.split(";"):
+            self._heard(entry)
+
+    def _heard(self, entry: str) -> None:
+        kind, _, rest = entry.partition(":")
         raw_id, _, raw_version = rest.partition(":")
         try:
             key, version = uuid.UUID(raw_id), int(raw_version)
@@ -281,17 +246,14 @@ class FeedService:
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
         self._note(self.subscription_versions, subscription_id, subscription_version)
         header = self._header(calendar, subscription_id)
-        body = assemble(
-            header,
-            section.tzids | _tzids(private),
-            [section.blocks, *(row["block"] for row in private)],
-            vtimezone_block,
+        body, etag = await self._finish(
+            header, section.tzids | _tzids(private), [section.blocks, *(row["block"] for row in private)]
         )
         moments = [calendar["feed_changed_at"], subscription["feed_changed_at"], calendar["changed_at"]]
         feed = Feed(
             body=body,
-            etag=strong_etag(body),
-            last_modified=_ceil_second(max(m for m in moments if m is not None)),
+            etag=etag,
+            last_modified=ceil_second(max(m for m in moments if m is not None)),
             filename=f"{calendar['code']}.ics",
             feed_username=subscription["feed_username"],
             feed_password_hash=subscription["feed_password_hash"] if calendar["protected"] else None,
@@ -308,15 +270,17 @@ class FeedService:
         cached = self._sections.get(key)
         if cached is not None and cached.version == version:
             return cached
-        rows = await repo.shared_events(conn, calendar_id, selection)
-        section = Section(
-            version=version,
-            blocks=b"".join(row["block"] for row in rows),
-            tzids=frozenset(_tzids(rows)),
-            changed_at=max((row["changed_at"] for row in rows), default=None),
-        )
-        self._sections.put(key, section)
-        return section
+        # Subscribers of one popular calendar arriving together after a change share one query.
+        async with self._lock(("section", key)):
+            cached = self._sections.get(key)
+            if cached is not None and cached.version == version:
+                return cached
+            row = await repo.shared_section(conn, calendar_id, selection)
+            section = Section(
+                version=version, blocks=row["blocks"], tzids=frozenset(row["tzids"]), changed_at=row["changed_at"]
+            )
+            self._sections.put(key, section)
+            return section
 
     def _header(self, calendar: asyncpg.Record, subscription_id: uuid.UUID | None) -> bytes:
         description = calendar["description"] or ""
@@ -372,12 +336,12 @@ class FeedService:
                 version = int(calendar["feed_version"])
                 section = await self._section(conn, calendar_id, ALL_EVENTS, version)
             self._note(self.calendar_versions, calendar_id, version)
-            body = assemble(self._header(calendar, None), section.tzids, [section.blocks], vtimezone_block)
+            body, etag = await self._finish(self._header(calendar, None), section.tzids, [section.blocks])
             moments = [calendar["feed_changed_at"], calendar["changed_at"]]
             feed = Feed(
                 body=body,
-                etag=strong_etag(body),
-                last_modified=_ceil_second(max(m for m in moments if m is not None)),
+                etag=etag,
+                last_modified=ceil_second(max(m for m in moments if m is not None)),
                 filename=f"{calendar['code']}.ics",
             )
             self._feeds.put(key, CachedFeed(calendar_id, version, 0, feed))

@@ -32,7 +32,7 @@ def _use_cases(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
         settings = app[SETTINGS]
         sync = SyncClient(settings.sync_url)
-        ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, sync)
+        ingest = Ingest(app[lifecycle.POOL], settings.platform.public_feed_url, settings.limits, sync)
         ingest.configure_google(settings.google_enabled, GoogleConsentClient(settings.sync_url))
         app[INGEST] = ingest
         try:
@@ -62,7 +62,7 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases)
     if role in ("worker", "all"):
-        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(
             lifecycle.consumers(
                 SCHEMA,

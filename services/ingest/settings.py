@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from services.ingest.services._base import Limits
 from shared.settings import PlatformSettings, env_int, env_str, env_url
 
 
@@ -13,6 +14,8 @@ class IngestSettings:
     platform: PlatformSettings
     # Requests larger than this are refused with 413 (a subscription with 100 manual events fits).
     max_body_bytes: int = 1024 * 1024
+    # KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION and KALENDS_MAX_EVENTS_PER_CALENDAR (400 past them).
+    limits: Limits = field(default_factory=Limits)
     # Google subscriptions are on when a client id is configured (sync holds the rest of Google's settings).
     google_enabled: bool = False
     # Where ingest reaches the sync service (CalDAV subscribe, Google consent URLs): KALENDS_SYNC_URL,
@@ -31,4 +34,15 @@ class IngestSettings:
                 {"http", "https"},
                 environ,
             ).rstrip("/"),
+            limits=Limits(
+                manual_events_per_subscription=env_int(
+                    "KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION",
+                    Limits.manual_events_per_subscription,
+                    environ,
+                    minimum=1,
+                ),
+                events_per_calendar=env_int(
+                    "KALENDS_MAX_EVENTS_PER_CALENDAR", Limits.events_per_calendar, environ, minimum=1
+                ),
+            ),
         )

@@ -52,7 +52,7 @@ def _not_modified(request: web.Request, feed: Feed) -> bool:
     return False
 
 
-def feed_response(request: web.Request, feed: Feed, disposition: str, cache_control: str) -> web.Response:
+async def feed_response(request: web.Request, feed: Feed, disposition: str, cache_control: str) -> web.Response:
     gz = wants_gzip(request)
     headers = {
         "Content-Type": CONTENT_TYPE,
@@ -66,7 +66,7 @@ def feed_response(request: web.Request, feed: Feed, disposition: str, cache_cont
         return web.Response(status=304, headers=headers)
     if gz:
         headers["Content-Encoding"] = "gzip"
-        return web.Response(body=feed.gzip_body, headers=headers)
+        return web.Response(body=await request.app[FEEDS].gzip_body(feed), headers=headers)
     return web.Response(body=feed.body, headers=headers)
 
 
@@ -99,7 +99,7 @@ async def get_subscription_feed(request: web.Request) -> web.Response:
     except FeedNotFound as exc:
         raise NotFound(str(exc), code="SubscriptionNotFound") from None
     _check_credentials(request, feed)
-    return feed_response(request, feed, f'inline; filename="{feed.filename}"', FEED_CACHE_CONTROL)
+    return await feed_response(request, feed, f'inline; filename="{feed.filename}"', FEED_CACHE_CONTROL)
 
 
 async def get_calendar_feed(request: web.Request) -> web.Response:
@@ -112,7 +112,7 @@ async def get_calendar_feed(request: web.Request) -> web.Response:
         raise NotFound(str(exc), code="CalendarNotFound") from None
     except CalendarProtected as exc:
         raise Forbidden(f"{exc}: subscribe to it to get a feed", code="CalendarProtected") from None
-    return feed_response(request, feed, f'attachment; filename="{feed.filename}"', CALENDAR_CACHE_CONTROL)
+    return await feed_response(request, feed, f'attachment; filename="{feed.filename}"', CALENDAR_CACHE_CONTROL)
 
 
 __all__ = ["ApiError", "get_calendar_feed", "get_subscription_feed"]

@@ -139,9 +139,13 @@ async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -
             "version": data.version,
         },
     )
-    for manual in data.events:
-        await apply_event(conn, manual, subscription_ids=[data.subscription_id], origin="manual")
-    await repo.delete_stale_manual_events(conn, data.subscription_id, [e.event_id for e in data.events])
+    legacy = (data.model_extra or {}).get("events")
+    if legacy is not None:
+        # A message from before manual events travelled on their own: it carries all of them.
+        manual = [EventData.model_validate(e) for e in legacy]
+        for event in manual:
+            await apply_event(conn, event, subscription_ids=[data.subscription_id], origin="manual")
+        await repo.delete_stale_manual_events(conn, data.subscription_id, [e.event_id for e in manual])
     await repo.bump_subscriptions(conn, [data.subscription_id])
 
 
@@ -182,7 +186,8 @@ async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
     elif kind.startswith("tag."):
         await apply_tag(conn, data)
     elif kind.startswith("event."):
-        await apply_event(conn, data)
+        # An event with subscriptions of its own on an event.* message is a subscriber's manual event.
+        await apply_event(conn, data, origin="manual" if data.subscription_ids else None)
     elif kind.startswith("subscription."):
         await apply_subscription(conn, data)
     elif kind == "subscription_event.accepted":

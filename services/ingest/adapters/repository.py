@@ -299,6 +299,29 @@ async def calendar_events_matching(
     )
 
 
+async def manual_event_ids(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> set[str]:
+    """The external ids of the subscription's live manual events."""
+    rows = await conn.fetch(
+        f"SELECT external_id FROM {SCHEMA}.events"
+        " WHERE kind = 'manual' AND subscription_id = $1 AND deleted_at IS NULL",
+        subscription_id,
+    )
+    return {r["external_id"] for r in rows}
+
+
+async def lock_calendar(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> None:
+    """Serialise the calendar's event inserts (the per-calendar cap is counted under this lock)."""
+    await conn.execute(f"SELECT 1 FROM {SCHEMA}.calendars WHERE calendar_id = $1 FOR UPDATE", calendar_id)
+
+
+async def count_calendar_events(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM {SCHEMA}.events WHERE kind = 'calendar' AND calendar_id = $1 AND deleted_at IS NULL",
+        calendar_id,
+    )
+    return count
+
+
 async def manual_events(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> list[Record]:
     return await conn.fetch(
         f"SELECT * FROM {SCHEMA}.events WHERE kind = 'manual' AND subscription_id = $1 ORDER BY created_at",

@@ -5,7 +5,7 @@ Handlers call exactly one method of `Ingest`. Messages are enqueued with the cha
 they are about (catalog, subscriptions, subscription events); `Ingest` is their union.
 """
 
-from services.ingest.services._base import Account, Subscribed, SubscriptionView
+from services.ingest.services._base import Account, Limits, Subscribed, SubscriptionView
 from services.ingest.services.google import GoogleUseCases
 from services.ingest.services.subscription_events import SubscriptionEventUseCases
 
@@ -14,4 +14,4 @@ class Ingest(SubscriptionEventUseCases, GoogleUseCases):
     """The composition root's one object of use-cases, over a pool and the public feed URL."""
 
 
-__all__ = ["Account", "Ingest", "Subscribed", "SubscriptionView"]
+__all__ = ["Account", "Ingest", "Limits", "Subscribed", "SubscriptionView"]

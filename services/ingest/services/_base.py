@@ -66,6 +66,16 @@ class SubscriptionView:
     manual_events: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one tenant may hold, so no message or feed grows without bound (README, "Limits")."""
+
+    # Manual events one subscription holds: all of them travel to every feed rebuild of it.
+    manual_events_per_subscription: int = 200
+    # Live events of one calendar: each is in the shared feed of every subscriber of it.
+    events_per_calendar: int = 5000
+
+
 class _Retry(Exception):
     """A unique index said another writer got there first: run the transaction again."""
 
@@ -125,9 +135,16 @@ def _draft(body: EventBody) -> EventDraft:
 class UseCaseBase:
     """Transactions, reads and outbox publishing that every use-case module builds on."""
 
-    def __init__(self, pool: asyncpg.Pool, public_feed_url: str, sync: SyncClient | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        public_feed_url: str,
+        limits: Limits | None = None,
+        sync: SyncClient | None = None,
+    ) -> None:
         self._pool = pool
         self._public_feed_url = public_feed_url
+        self._limits = limits or Limits()
         self._sync = sync
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 3) -> T:

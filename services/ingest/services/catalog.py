@@ -271,6 +271,18 @@ class CatalogUseCases(UseCaseBase):
         tags = await self._resolve_tags(conn, calendar["calendar_id"], body.tags, "tags")
         return event_fields(_draft(body), default_timezone=calendar["timezone"], tag_ids=[t["tag_id"] for t in tags])
 
+    async def _check_calendar_room(self, conn: asyncpg.Connection, calendar: asyncpg.Record) -> None:
+        """400 when the calendar already holds its cap of live events (counted under its row lock)."""
+        await repo.lock_calendar(conn, calendar["calendar_id"])
+        limit = self._limits.events_per_calendar
+        held = await repo.count_calendar_events(conn, calendar["calendar_id"])
+        if held >= limit:
+            raise InvalidRequest(
+                f"eventId: calendar '{calendar['code']}' holds {held} events, the most one calendar may hold is"
+                f" {limit}; delete events that are over, or update an existing one by its eventId",
+                code="InvalidRequestParameter",
+            )
+
     async def save_event(self, account: Account, code: str, body: EventBody) -> tuple[EventData, bool]:
         """POST: create the event, or update the one of the same external id; True when created."""
 
@@ -281,6 +293,8 @@ class CatalogUseCases(UseCaseBase):
             existing = await repo.calendar_event(conn, calendar["calendar_id"], key, for_update=True) if key else None
             if existing is not None and existing["external_id"] != key:
                 existing = None  # the key matched an id, but a POST names events by external id only
+            if existing is None:
+                await self._check_calendar_room(conn, calendar)
             event, change = await self._write_event(
                 conn,
                 existing,

@@ -12,7 +12,6 @@ from services.ingest.adapters import repository as repo
 from services.ingest.adapters.sync_client import CalDavConnection
 from services.ingest.api.schemas import (
     DeactivateBody,
-    EventBody,
     SubscribeBody,
     UpdateSubscriptionBody,
 )
@@ -27,17 +26,16 @@ from services.ingest.domain.subscriptions import (
 )
 from services.ingest.domain.timezones import require_windows_id
 from services.ingest.services._base import Account, Subscribed, SubscriptionView, _draft, _maybe_uuid, _Retry, _within
-from services.ingest.services.catalog import CatalogUseCases
+from services.ingest.services.manual_events import ManualEventUseCases
 from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable
 from shared.messages import (
-    EventData,
     PushStopped,
     SubscriptionData,
     SubscriptionTag,
 )
 
 
-class SubscriptionUseCases(CatalogUseCases):
+class SubscriptionUseCases(ManualEventUseCases):
     """Subscription use-cases: subscribe, read, update, deactivate, and the subscriber's unsubscribe page."""
 
     # --- subscriptions ----------------------------------------------------------------------------
@@ -48,15 +46,11 @@ class SubscriptionUseCases(CatalogUseCases):
         row: asyncpg.Record,
         calendar: asyncpg.Record,
         account: Account,
-        *,
-        may_have_events: bool = True,
     ) -> SubscriptionData:
         details = dict(row["details"])
         merchant = await repo.merchant_name(conn, account.account_id, account.account_code)
         tag_ids = [uuid.UUID(t) for t in details.get("tag_ids", [])]
         tags = await repo.tags_by_ids(conn, tag_ids) if tag_ids else []
-        # A subscription made just now without manual events has none to look up.
-        manual = await repo.manual_events(conn, row["subscription_id"]) if may_have_events else []
         known = set(SubscriptionData.model_fields)
         return SubscriptionData(
             subscription_id=row["subscription_id"],
@@ -76,7 +70,6 @@ class SubscriptionUseCases(CatalogUseCases):
             ],
             feed_username=row["feed_username"],
             feed_password_hash=row["feed_password_hash"],
-            events=[EventData.model_validate(m["data"]) for m in manual if m["deleted_at"] is None],
             version=row["version"],
             **{k: v for k, v in details.items() if k in known and k != "tag_ids"},
         )
@@ -92,30 +85,6 @@ class SubscriptionUseCases(CatalogUseCases):
         matched_ids = list(dict.fromkeys(str(u) for u in wanted if u in found_ids))
         matched_external = list(dict.fromkeys(e for e in external_ids if e in found_external))
         return matched_ids, matched_external
-
-    async def _manual_events(
-        self,
-        conn: asyncpg.Connection,
-        account: Account,
-        calendar: asyncpg.Record,
-        subscription_id: uuid.UUID,
-        bodies: Sequence[EventBody],
-        fields: Sequence[dict[str, Any]],
-    ) -> None:
-        for body, event_fields_ in zip(bodies, fields, strict=True):
-            assert body.merchant_id is not None
-            existing = await repo.manual_event(conn, subscription_id, body.merchant_id)
-            await self._write_event(
-                conn,
-                existing,
-                kind="manual",
-                account=account,
-                calendar_id=calendar["calendar_id"],
-                subscription_id=subscription_id,
-                external_id=body.merchant_id,
-                fields=event_fields_,
-                subscription_ids=[subscription_id],
-            )
 
     async def _connect_caldav(
         self, account: Account, calendar: asyncpg.Record, body: SubscribeBody, authorization: str | None
@@ -163,6 +132,7 @@ class SubscriptionUseCases(CatalogUseCases):
         for i, event in enumerate(body.events):
             if not event.merchant_id:
                 raise InvalidRequest(f"events[{i}].eventId: an event id is required")
+        self._check_manual_count(body.events)
 
         async def work(conn: asyncpg.Connection) -> Subscribed:
             calendar = await self._calendar(conn, account, code)
@@ -219,6 +189,8 @@ class SubscriptionUseCases(CatalogUseCases):
             if subscriber:
                 same_type = None if calendar["single_subscription_per_subscriber"] else kind
                 existing = await repo.active_subscription_of(conn, calendar["calendar_id"], subscriber, same_type)
+            if existing is not None and body.events:
+                await self._check_manual_room(conn, existing["subscription_id"], body.events)
             if existing is not None:
                 kept = {
                     k: v
@@ -251,13 +223,12 @@ class SubscriptionUseCases(CatalogUseCases):
                     raise _Retry
                 row = inserted
                 message_type = "subscription.created"
-            await self._manual_events(conn, account, calendar, row["subscription_id"], body.events, manual_fields)
-            message = await self._subscription_message(
-                conn, row, calendar, account, may_have_events=existing is not None or bool(body.events)
+            manual = await self._manual_events(
+                conn, account, calendar, row["subscription_id"], body.events, manual_fields
             )
-            pending = not row["active"]
-            if not pending:
-                await self._publish(conn, account, [(message_type, message)])
+            message = await self._subscription_message(conn, row, calendar, account)
+            pending = not row["active"]  # a Google subscription is announced once the user consented
+            await self._publish(conn, account, [*([] if pending else [(message_type, message)]), *manual])
             url = None
             if kind != "google":
                 url = webcal_url(
@@ -420,20 +391,6 @@ class SubscriptionUseCases(CatalogUseCases):
 
         return await self._transaction(work)
 
-    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
-        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
-        transaction; an inactive or unknown subscription is left as it is)."""
-        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
-        if row is None or not row["active"]:
-            return
-        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
-        owner = await repo.account_of(conn, row["account_id"])
-        assert calendar is not None and owner is not None
-        account = Account(row["account_id"], owner["account_code"])
-        await self._deactivate(
-            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
-        )
-
     # --- the subscriber's unsubscribe page (no token: the subscription id is the capability) ------
 
     async def subscription_for_page(self, subscription_id: str) -> tuple[asyncpg.Record, asyncpg.Record, str] | None:
@@ -471,3 +428,17 @@ class SubscriptionUseCases(CatalogUseCases):
             return saved, calendar
 
         return await self._transaction(work)
+
+    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
+        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
+        transaction; an inactive or unknown subscription is left as it is)."""
+        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
+        if row is None or not row["active"]:
+            return
+        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
+        owner = await repo.account_of(conn, row["account_id"])
+        assert calendar is not None and owner is not None
+        account = Account(row["account_id"], owner["account_code"])
+        await self._deactivate(
+            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
+        )

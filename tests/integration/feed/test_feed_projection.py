@@ -195,7 +195,8 @@ async def test_manual_and_subscription_events_belong_only_to_their_subscriptions
     await feed.publish("event.created", m.event(cal, "Public"))
     mine, theirs = m.subscription(cal), m.subscription(cal)
     manual = m.event(cal, "My own reminder", day=7, subscription_ids=[mine.subscription_id])
-    mine = mine.model_copy(update={"events": [manual]})
+    # A manual event travels on its own event.* message, naming its subscription.
+    await feed.publish("event.created", manual)
     await feed.publish("subscription.created", mine)
     await feed.publish("subscription.created", theirs)
     special = m.event(cal, "Meet the team", day=8, subscription_ids=[theirs.subscription_id])
@@ -211,6 +212,21 @@ async def test_manual_and_subscription_events_belong_only_to_their_subscriptions
     assert download.status == 200
     assert download.headers["Content-Disposition"] == f'attachment; filename="{cal.code}.ics"'
     assert summaries(await download.read()) == ["Public"]
+
+
+async def test_a_subscription_message_from_before_manual_events_travelled_alone_still_brings_its_events(
+    feed: FeedHarness,
+) -> None:
+    cal = await publish_calendar(feed)
+    sub = m.subscription(cal)
+    manual = m.event(cal, "Old style reminder", day=9, subscription_ids=[sub.subscription_id])
+    # Such a message may still wait in a queue during a deploy: its `events` list is an extra field now.
+    legacy = m.SubscriptionData.model_validate(
+        {**sub.model_dump(mode="json", by_alias=True), "events": [manual.model_dump(mode="json", by_alias=True)]}
+    )
+    await feed.publish("subscription.created", legacy)
+    _, body = await feed.wait_for(f"/v1/webcal/{sub.subscription_id}", has("Old style reminder"))
+    assert summaries(body) == ["Old style reminder"]
 
 
 async def test_an_unknown_subscription_is_a_404(feed: FeedHarness) -> None:

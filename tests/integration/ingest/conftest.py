@@ -107,8 +107,20 @@ class Harness:
 
 
 @pytest.fixture
+def ingest_environ() -> dict[str, str]:
+    """KALENDS_* variables the app is created with (a test module overrides this to set limits)."""
+    return {}
+
+
+@pytest.fixture
 async def harness(
-    database_url: str, amqp_url: str, amqp_names: Names, amqp_connection: aio_pika.abc.AbstractRobustConnection, issuer
+    database_url: str,
+    amqp_url: str,
+    amqp_names: Names,
+    amqp_connection: aio_pika.abc.AbstractRobustConnection,
+    issuer,
+    ingest_environ: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
     messages = Messages()
     channel = await amqp_connection.channel()
@@ -130,7 +142,10 @@ async def harness(
         log_format="console",
         log_level="warning",
     )
-    app = create_app(settings, "all")
+    with monkeypatch.context() as env:
+        for name, value in ingest_environ.items():
+            env.setenv(name, value)
+        app = create_app(settings, "all")
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

@@ -55,7 +55,7 @@ async def test_prepare_database_creates_the_database_and_applies_migrations_in_o
     empty_database: str, migrations: Path
 ) -> None:
     ran = await db.prepare_database(empty_database, "svc", migrations)
-    assert ran == ["000_platform", "001_widgets", "002_gadgets"]
+    assert ran == ["000_platform", "000_platform_002_outbox_parking", "001_widgets", "002_gadgets"]
     assert await applied(empty_database, "svc") == ran
     conn = await asyncpg.connect(empty_database)
     try:
@@ -88,7 +88,12 @@ async def test_a_failing_migration_rolls_back_whole_and_stops_the_ones_after_it(
     (migrations / "004_after.sql").write_text("CREATE TABLE after_broken (id int);")
     with pytest.raises(asyncpg.UndefinedFunctionError):
         await db.prepare_database(empty_database, "svc", migrations)
-    assert await applied(empty_database, "svc") == ["000_platform", "001_widgets", "002_gadgets"]
+    assert await applied(empty_database, "svc") == [
+        "000_platform",
+        "000_platform_002_outbox_parking",
+        "001_widgets",
+        "002_gadgets",
+    ]
     conn = await asyncpg.connect(empty_database)
     try:
         assert await conn.fetchval("SELECT to_regclass('svc.half')") is None
@@ -129,7 +134,12 @@ async def test_several_processes_migrating_at_once_all_succeed_and_apply_each_ve
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [err.decode()[-1500:] for _, err in results]
     ran = sorted(out.decode().strip().splitlines()[-1] for out, _ in results)  # last line: the result
     # One of them did the work (the database did not exist: each also raced to create it).
-    assert ran == ["['000_platform', '001_widgets', '002_gadgets']", "[]", "[]", "[]"]
+    assert ran == [
+        "['000_platform', '000_platform_002_outbox_parking', '001_widgets', '002_gadgets']",
+        "[]",
+        "[]",
+        "[]",
+    ]
     conn = await asyncpg.connect(empty_database)
     try:
         log = [r["version"] for r in await conn.fetch("SELECT version FROM svc.applied_log ORDER BY 1")]

@@ -310,3 +310,93 @@ async def test_a_relay_killed_between_publish_and_mark_sent_publishes_again_and_
 
 async def has(value: int, expected: int) -> bool:
     return value >= expected
+
+
+async def parked_rows(pool: asyncpg.Pool) -> dict[uuid.UUID, str]:
+    rows = await pool.fetch(f"SELECT id, park_reason FROM {SCHEMA}.outbox WHERE parked_at IS NOT NULL")
+    return {r["id"]: r["park_reason"] for r in rows}
+
+
+async def test_a_row_larger_than_the_broker_allows_is_parked_and_the_rows_behind_it_are_published_at_once(
+    plt_pool: asyncpg.Pool,
+    amqp_connection: aio_pika.abc.AbstractRobustConnection,
+    amqp_names: Names,
+    broker_cleanup: list[str],
+) -> None:
+    channel = await amqp_connection.channel()
+    await capture_queue(channel, amqp_names, broker_cleanup)
+    before, after = account_created(1), [account_created(n) for n in range(2, 5)]
+    huge = make_envelope(
+        "account.created", AccountCreated(account_id=uuid.uuid4(), account_code="huge", name="x" * 20_000)
+    )
+    await enqueue_committed(plt_pool, [before, huge, *after])
+    # The broker's own limit is 128 MiB; the relay is told a small one so the test sends kilobytes.
+    relay = OutboxRelay(
+        plt_pool, Publisher(amqp_connection, amqp_names), SCHEMA, batch_size=2, max_message_bytes=16 * 1024
+    )
+
+    assert await relay.drain() == 4
+
+    received = await drain_queue(channel, amqp_names("capture"))
+    assert ids(received) == [before.id, *(e.id for e in after)]
+    parked = await parked_rows(plt_pool)
+    assert list(parked) == [huge.id]
+    assert "exceeds the broker's limit of 16384 bytes" in parked[huge.id]
+    assert await unsent(plt_pool) == 1  # the parked row: never marked sent, kept for an operator
+    assert relay.metrics.parked.labels(SCHEMA, "too_large")._value.get() == 1
+    assert await relay.measure() == (0, 1)
+    assert relay.metrics.backlog.labels(SCHEMA)._value.get() == 0
+    assert relay.metrics.parked_rows.labels(SCHEMA)._value.get() == 1
+    assert await relay.relay_once() == 0  # a parked row is not tried again
+
+
+async def test_a_row_that_keeps_failing_alone_is_parked_after_max_attempts_while_the_others_go_out(
+    plt_pool: asyncpg.Pool,
+    amqp_connection: aio_pika.abc.AbstractRobustConnection,
+    amqp_names: Names,
+    broker_cleanup: list[str],
+) -> None:
+    channel = await amqp_connection.channel()
+    await capture_queue(channel, amqp_names, broker_cleanup)
+    poison = account_created(0)
+    good = [account_created(n) for n in range(1, 7)]
+    async with plt_pool.acquire() as conn, conn.transaction():
+        # AMQP caps a routing key at 255 bytes: this row can never be published, whatever the broker.
+        await conn.execute(
+            f"INSERT INTO {SCHEMA}.outbox (id, routing_key, body) VALUES ($1, $2, $3)",
+            poison.id,
+            "account.created." + "x" * 300,
+            poison.to_bytes(),
+        )
+        await enqueue(conn, SCHEMA, good)
+    relay = OutboxRelay(plt_pool, Publisher(amqp_connection, amqp_names), SCHEMA, batch_size=2, max_attempts=3)
+
+    assert await relay.drain() == 6
+
+    assert ids(await drain_queue(channel, amqp_names("capture"))) == [e.id for e in good]
+    parked = await parked_rows(plt_pool)
+    assert list(parked) == [poison.id]
+    assert parked[poison.id].startswith("publishing failed 3 times")
+    assert relay.metrics.parked.labels(SCHEMA, "failing")._value.get() == 1
+
+
+async def test_when_nothing_gets_through_no_attempt_is_counted_against_the_rows(
+    plt_pool: asyncpg.Pool,
+    amqp_connection: aio_pika.abc.AbstractRobustConnection,
+    amqp_names: Names,
+    broker_cleanup: list[str],
+) -> None:
+    publisher = Publisher(amqp_connection, amqp_names)
+    await enqueue_committed(plt_pool, [account_created(0)])
+    assert await OutboxRelay(plt_pool, publisher, SCHEMA).drain() == 1  # the publisher declares its exchanges
+    channel = await amqp_connection.channel()
+    await channel.exchange_delete(amqp_names.unrouted)  # every publish now comes back unconfirmed
+    await enqueue_committed(plt_pool, [account_created(1), account_created(2)])
+    relay = OutboxRelay(plt_pool, publisher, SCHEMA, max_attempts=1)
+
+    for _ in range(3):
+        with pytest.raises(Exception):  # noqa: B017 - aio-pika's DeliveryError or PublishError, per version
+            await relay.relay_once()
+
+    assert await parked_rows(plt_pool) == {}
+    assert await plt_pool.fetchval(f"SELECT max(attempts) FROM {SCHEMA}.outbox") == 0

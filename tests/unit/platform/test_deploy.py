@@ -16,6 +16,53 @@ SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync":
 # The contract's environment table (CONTRACT.md, "Environment"), and the platform's own optional
 # settings (shared/settings.py, shared/service.py) that deploy files may set too.
 CONTRACT_ENV = {
+    "KALENDS_ACCESS_TOKEN_TTL",
+    "KALENDS_AMQP_URL",
+    "KALENDS_AUTH_PORT",
+    "KALENDS_AUTH_URL",
+    "KALENDS_DATABASE_URL",
+    "KALENDS_DKIM_DOMAIN",
+    "KALENDS_DKIM_KEY",
+    "KALENDS_DKIM_SELECTOR",
+    "KALENDS_ENCRYPTION_KEYS",
+    "KALENDS_FEED_PORT",
+    "KALENDS_GEOIP_DB",
+    "KALENDS_GOOGLE_API_URL",
+    "KALENDS_GOOGLE_AUTH_URL",
+    "KALENDS_GOOGLE_BATCH_URL",
+    "KALENDS_GOOGLE_CLIENT_ID",
+    "KALENDS_GOOGLE_CLIENT_SECRET",
+    "KALENDS_GOOGLE_REVOKE_URL",
+    "KALENDS_GOOGLE_TOKEN_URL",
+    "KALENDS_GOOGLE_USERINFO_URL",
+    "KALENDS_HOST",
+    "KALENDS_INGEST_PORT",
+    "KALENDS_LOG_FORMAT",
+    "KALENDS_MAIL_FROM",
+    "KALENDS_MAIL_INBOUND_PORT",
+    "KALENDS_MAIL_PORT",
+    "KALENDS_MAIL_RETRY_SCHEDULE",
+    "KALENDS_PUBLIC_API_URL",
+    "KALENDS_PUBLIC_FEED_URL",
+    "KALENDS_PUBLIC_SYNC_URL",
+    "KALENDS_PUBLIC_WEB_URL",
+    "KALENDS_REFRESH_TOKEN_TTL",
+    "KALENDS_SMTP_URL",
+    "KALENDS_SYNC_ALLOW_PRIVATE",
+    "KALENDS_SYNC_PORT",
+    "KALENDS_TOKEN_ALG",
+    "KALENDS_TRUSTED_PROXIES",
+    "KALENDS_WEBHOOK_ALLOW_PRIVATE",
+    "KALENDS_WEBHOOK_PORT",
+    "KALENDS_WEBHOOK_RETRY_SCHEDULE",
+    "KALENDS_WEBHOOK_TIMEOUT",
+    "KALENDS_WEB_PORT",
+}
+# What every deployed service is given explicitly: where the servers and the other services are, and
+# the settings whose local defaults would be wrong in a deployment. The rest keep their defaults
+# unless an operator opts in (Google client, SMTP, DKIM, GeoIP...), so a deploy file may set them
+# but need not.
+DEPLOY_ENV = {
     "KALENDS_DATABASE_URL",
     "KALENDS_AMQP_URL",
     "KALENDS_HOST",
@@ -165,7 +212,7 @@ def test_environment_names_are_the_contracts_or_the_platforms(compose: dict[str,
     for name, spec in kalends_services(compose).items():
         env = spec["environment"]
         assert set(env) <= KNOWN_ENV, (name, set(env) - KNOWN_ENV)
-        assert set(env) >= CONTRACT_ENV, (name, CONTRACT_ENV - set(env))
+        assert set(env) >= DEPLOY_ENV, (name, DEPLOY_ENV - set(env))
         assert env["KALENDS_AUTH_URL"] == "http://auth:8081"
         assert (
             env["KALENDS_DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["KALENDS_DATABASE_URL"]
@@ -261,7 +308,7 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
 ) -> None:
     config = of_kind(manifests, "ConfigMap")["kalends-config"]["data"]
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert set(config) | set(secret) >= CONTRACT_ENV
+    assert set(config) | set(secret) >= DEPLOY_ENV
     assert set(config) | set(secret) <= KNOWN_ENV
     assert config["KALENDS_HOST"] == "0.0.0.0"
     assert config["KALENDS_AUTH_URL"].startswith("http://auth.")

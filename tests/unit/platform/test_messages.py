@@ -79,7 +79,6 @@ def subscription() -> SubscriptionData:
         subscriber_id="fan-1",
         created_at=NOW,
         calendar_tags=[SubscriptionTag(tag_id=uuid.uuid4(), tag_text="Home", external_id="home")],
-        events=[event()],
         utm_source="newsletter",
     )
 
