@@ -136,8 +136,10 @@ async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -
         await repo.ensure_target(conn, data.subscription_id, data.sync_connection_id)
     # The older shape: the subscription message lists every manual event. (The newer one sends them
     # as event.* messages naming the subscription, and has no `events` here.)
-    manual: list[EventData] | None = getattr(data, "events", None)
-    if manual is not None and "events" in data.model_fields_set:
+    # SubscriptionData no longer declares `events`: an older message keeps them as extra data.
+    raw = (data.model_extra or {}).get("events")
+    if isinstance(raw, list):
+        manual = [EventData.model_validate(e) for e in raw]
         for event in manual:
             await apply_event(conn, event, subscription_ids=[data.subscription_id], origin="manual")
         await repo.delete_stale_manual_events(conn, data.subscription_id, [e.event_id for e in manual])
