@@ -48,11 +48,13 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def google_stack(stack: Stack, google: GoogleDouble) -> AsyncIterator[Stack]:
     env = {**google.settings(), "KALENDS_PUBLIC_API_URL": stack.url("ingest")}
     stack.env.update(env)
-    await stack.start("auth")
-    await stack.start("ingest")
-    await stack.start("webhook", env=E2E_WEBHOOK_ENV)
-    await stack.start("feed")
-    await stack.start("sync", env={"KALENDS_SYNC_POLL_INTERVAL": "0.2", "KALENDS_SYNC_BACKOFF_BASE": "0.2"})
+    # Generous start timeouts: the machine running the suite may be busy with other stacks.
+    await stack.start("auth", timeout=90)
+    await stack.start("ingest", timeout=90)
+    await stack.start("webhook", env=E2E_WEBHOOK_ENV, timeout=90)
+    await stack.start("feed", timeout=90)
+    sync_env = {"KALENDS_SYNC_POLL_INTERVAL": "0.2", "KALENDS_SYNC_BACKOFF_BASE": "0.2"}
+    await stack.start("sync", env=sync_env, timeout=90)
     yield stack
 
 
