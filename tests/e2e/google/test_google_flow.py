@@ -136,8 +136,11 @@ async def test_an_android_subscriber_consents_in_the_browser_and_gets_a_filled_g
     assert kickoff["start"] == {"dateTime": "2026-12-05T15:00:00", "timeZone": "Europe/London"}
     assert kickoff["reminders"]["overrides"] == [{"method": "popup", "minutes": 60}]
     assert kickoff["location"] == "Acme Park"
-    active = await shop.call("GET", "ingest", f"/v1/subscription/{subscription_id}")
-    assert active["isActive"] is True
+
+    async def active() -> bool:  # the callback waits up to 5 s for it; a busy machine may take longer
+        return bool((await shop.call("GET", "ingest", f"/v1/subscription/{subscription_id}"))["isActive"])
+
+    assert await eventually(active)
     async with shop.session.get(shop.stack.url("feed") + f"/v1/webcal/{subscription_id}") as feed:
         text = await feed.text()  # the webcal feed shows what is pushed, the fallback it always is
         assert feed.status == 200 and "SUMMARY:Acme v Rovers" in text and "Open day" not in text
@@ -163,13 +166,13 @@ async def test_events_and_changes_reach_the_google_calendar_within_seconds(shop:
     )
     event_path = f"/v1/calendars/{shop.code}/{cal['code']}/events/m1"
     await shop.call("PATCH", "ingest", event_path, {"title": "Acme v Rovers (moved to 4pm)"})
-    await eventually(lambda: "Acme v Rovers (moved to 4pm)" in titles(calendar), timeout=10)
+    await eventually(lambda: "Acme v Rovers (moved to 4pm)" in titles(calendar), timeout=20)
     assert len(calendar.live_events()) == 3  # updated in place, never a copy
     await shop.call("DELETE", "ingest", event_path, want=None)
-    await eventually(lambda: titles(calendar) == {"Open day", "Training"}, timeout=10)
+    await eventually(lambda: titles(calendar) == {"Open day", "Training"}, timeout=20)
     renamed = {"name": "Acme Cup", "description": "Cup ties", "color": "green", "timezone": "Europe/London"}
     await shop.call("PUT", "ingest", f"/v1/calendars/{shop.code}/{cal['code']}", renamed)
-    await eventually(lambda: calendar.body["summary"] == "Acme Cup", timeout=10)
+    await eventually(lambda: calendar.body["summary"] == "Acme Cup", timeout=20)
     assert calendar.body["description"] == "Cup ties" and calendar.list_entry["backgroundColor"] == "#008000"
 
 
@@ -183,7 +186,7 @@ async def test_a_filter_update_removes_the_events_the_subscription_no_longer_see
     path = f"/v1/subscription/{shop.code}/{cal['code']}/{answer['subscriptionId']}"
     updated = await shop.call("PUT", "ingest", path, {"calendarTags": [{"internalId": cal["team"]}]})
     assert "RedirectTo" not in updated  # Google access is fine: nothing to re-authorize
-    await eventually(lambda: titles(calendar) == {"Acme v Rovers"}, timeout=10)
+    await eventually(lambda: titles(calendar) == {"Acme v Rovers"}, timeout=20)
 
 
 async def test_a_revoked_grant_asks_for_reauthorization_and_resumes_the_same_subscription(
@@ -210,7 +213,7 @@ async def test_a_revoked_grant_asks_for_reauthorization_and_resumes_the_same_sub
         "subscriptionId": answer["subscriptionId"],
     }
     assert google.calendars_of("cyd@gmail.test") == [calendar]  # the same calendar, filled in again
-    await eventually(lambda: "Open day!" in titles(calendar), timeout=10)
+    await eventually(lambda: "Open day!" in titles(calendar), timeout=20)
     again = await shop.call("PUT", "ingest", path, {"redirectTo": shop.page})
     assert "RedirectTo" not in again
 
@@ -241,7 +244,7 @@ async def test_the_user_deleting_our_calendar_ends_the_subscription_with_an_unsu
     gone = await shop.call("GET", "ingest", f"/v1/subscription/{answer['subscriptionId']}")
     assert gone["isActive"] is False
     # dot@ has no other subscription with us: the grant is revoked (the calendar is left alone).
-    await eventually(lambda: "dot@gmail.test" in google.revoked, timeout=10)
+    await eventually(lambda: "dot@gmail.test" in google.revoked, timeout=20)
 
 
 async def test_cancel_on_the_consent_screen_comes_back_unsuccessful_and_leaves_no_active_subscription(
