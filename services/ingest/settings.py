@@ -14,13 +14,13 @@ class IngestSettings:
     platform: PlatformSettings
     # Requests larger than this are refused with 413 (a subscription with 100 manual events fits).
     max_body_bytes: int = 1024 * 1024
+    # Where ingest reaches the sync service (CalDAV subscribe, Google consent URLs): KALENDS_SYNC_URL,
+    # else the public one.
+    sync_url: str = "http://127.0.0.1:8085"
     # KALENDS_MAX_MANUAL_EVENTS_PER_SUBSCRIPTION and KALENDS_MAX_EVENTS_PER_CALENDAR (400 past them).
     limits: Limits = field(default_factory=Limits)
     # Google subscriptions are on when a client id is configured (sync holds the rest of Google's settings).
     google_enabled: bool = False
-    # Where ingest reaches the sync service (CalDAV subscribe, Google consent URLs): KALENDS_SYNC_URL,
-    # else the public one.
-    sync_url: str = "http://127.0.0.1:8085"
 
     @classmethod
     def from_platform(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> IngestSettings:

@@ -115,8 +115,9 @@ class Reconciler:
             await self._push_diff(provider, connection, calendar, subscription_id, remote_calendar_id)
         except Exception as exc:
             return await self._failed(provider, connection, subscription_id, exc)
-        async with self._pool.acquire() as conn:
-            await repo.reset_failures(conn, subscription_id)
+        if target["failures"]:
+            async with self._pool.acquire() as conn:
+                await repo.reset_failures(conn, subscription_id)
         self.counts["reconciled"] += 1
         return None
 

@@ -18,6 +18,9 @@ class DavProxy:
     retry_after: int = 30
     # Seconds added to every forwarded request (a slow server).
     delay: float = 0.0
+    # Users whose requests are answered 503 (a server having a bad moment), without Retry-After.
+    failing_users: set[str] = field(default_factory=set)
+    failed: int = 0
     # Methods answered 403 without reaching the server (one that refuses MKCALENDAR, say).
     refused_methods: set[str] = field(default_factory=set)
     in_flight: int = 0
@@ -41,6 +44,9 @@ class DavProxy:
         if self._user(request) in self.limited_users:
             self.refused += 1
             return web.Response(status=429, headers={"Retry-After": str(self.retry_after)})
+        if self._user(request) in self.failing_users:
+            self.failed += 1
+            return web.Response(status=503, text="try later")
         if request.method in self.refused_methods:
             return web.Response(status=403, text="not allowed here")
         self.in_flight += 1

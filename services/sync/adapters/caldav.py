@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -58,13 +59,12 @@ class Found:
     created: bool
 
 
-def _retry_after(response: DavResponse) -> float | None:
+def retry_after(response: DavResponse) -> float | None:
+    """Seconds from a Retry-After header (delta seconds or an HTTP date), None without one."""
     raw = response.headers.get("retry-after", "").strip()
     if raw.isdigit():
         return float(raw)
     try:
-        from datetime import UTC, datetime
-
         return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None
@@ -206,7 +206,7 @@ class CalDavProvider(Provider):
                 f"the CalDAV server {urlsplit(url).hostname} refused the stored credentials (HTTP {response.status})"
             )
         if response.status == 429 or (response.status == 503 and "retry-after" in response.headers):
-            raise RateLimited(f"HTTP {response.status} from {urlsplit(url).hostname}", _retry_after(response))
+            raise RateLimited(f"HTTP {response.status} from {urlsplit(url).hostname}", retry_after(response))
         if response.status >= 500:
             raise TransientError(f"HTTP {response.status} from {urlsplit(url).hostname}")
         return response

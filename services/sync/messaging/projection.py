@@ -106,6 +106,16 @@ async def apply_event(
     return True
 
 
+def manual_events_of(data: SubscriptionData) -> list[EventData] | None:
+    """The manual events a subscription message of the older shape lists (all of them), or None
+    for the newer shape, whose manual events travel as event.* messages. Once `events` is no longer
+    a field of SubscriptionData, an older message keeps it as a raw extra: parsed here."""
+    listed: list[EventData | dict[str, Any]] | None = getattr(data, "events", None)
+    if listed is None or "events" not in data.model_fields_set:
+        return None
+    return [e if isinstance(e, EventData) else EventData.model_validate(e) for e in listed]
+
+
 async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -> None:
     stored = await repo.subscription_version_of(conn, data.subscription_id)
     # An equal version is applied too: the consumer already drops exact redeliveries by message id.
@@ -136,10 +146,8 @@ async def apply_subscription(conn: asyncpg.Connection, data: SubscriptionData) -
         await repo.ensure_target(conn, data.subscription_id, data.sync_connection_id)
     # The older shape: the subscription message lists every manual event. (The newer one sends them
     # as event.* messages naming the subscription, and has no `events` here.)
-    # SubscriptionData no longer declares `events`: an older message keeps them as extra data.
-    raw = (data.model_extra or {}).get("events")
-    if isinstance(raw, list):
-        manual = [EventData.model_validate(e) for e in raw]
+    manual = manual_events_of(data)
+    if manual is not None:
         for event in manual:
             await apply_event(conn, event, subscription_ids=[data.subscription_id], origin="manual")
         await repo.delete_stale_manual_events(conn, data.subscription_id, [e.event_id for e in manual])

@@ -92,7 +92,7 @@ def _time_zone_tag(sub: SubscriptionData) -> dict[str, str] | None:
 
 
 def _method(sub: SubscriptionData) -> str:
-    return "Google" if sub.subscription_type == "google" else "Webcal"
+    return {"google": "Google", "caldav": "CalDAV"}.get(sub.subscription_type, "Webcal")
 
 
 def _subscriber_fields(details: dict[str, Any], sub: SubscriptionData) -> None:

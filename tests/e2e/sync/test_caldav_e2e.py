@@ -125,6 +125,10 @@ async def test_a_password_changed_on_the_server_deactivates_the_subscription_wit
         return details["isActive"] is False
 
     assert await eventually(inactive)
+    details = await merchant.call("GET", f"/v1/subscription/{fan.answer['subscriptionId']}")
+    assert details["actionType"] == "DeactivatedByProvider"
+    assert details["unsubscribeReason"].startswith("Unauthorized: ")
+    assert "refused the stored credentials" in details["unsubscribeReason"]
 
 
 async def test_restarting_sync_mid_fan_out_pushes_nothing_twice_and_misses_nothing(

@@ -40,7 +40,9 @@ async def test_a_fresh_schema_is_migrated_by_exactly_one_of_two_concurrent_runs(
     try:
         await first.execute(f"DROP SCHEMA {SCHEMA} CASCADE")
         results = await asyncio.gather(db.migrate(first, SCHEMA, MIGRATIONS), db.migrate(second, SCHEMA, MIGRATIONS))
-        assert sorted(len(r) for r in results) == [0, 2]
+        applied = await first.fetchval(f"SELECT count(*) FROM {SCHEMA}.schema_migrations")
+        assert applied >= 2  # the platform's steps and auth's own
+        assert sorted(len(r) for r in results) == [0, applied]
         assert await first.fetchval("SELECT count(*) FROM auth.accounts") == 0
     finally:
         await first.close()

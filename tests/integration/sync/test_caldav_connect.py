@@ -124,3 +124,43 @@ async def test_a_server_that_does_not_speak_caldav_is_named_as_such(pool: asyncp
         assert unreachable.value.code == "CalDavUnreachable"
     finally:
         await runner.cleanup()
+
+
+async def test_a_redirect_to_another_host_does_not_carry_the_password_along() -> None:
+    from services.sync.adapters.webdav import DavClient
+
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.Response(status=207, text="<multistatus xmlns='DAV:'/>")
+
+    other = web.Application()
+    other.router.add_route("*", "/{tail:.*}", elsewhere)
+    other_runner = web.AppRunner(other)
+    await other_runner.setup()
+    other_site = web.TCPSite(other_runner, "127.0.0.1", 0)
+    await other_site.start()
+    other_port = other_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def moved(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        raise web.HTTPMovedPermanently(f"http://127.0.0.1:{other_port}/dav/")
+
+    first = web.Application()
+    first.router.add_route("*", "/{tail:.*}", moved)
+    first_runner = web.AppRunner(first)
+    await first_runner.setup()
+    first_site = web.TCPSite(first_runner, "127.0.0.1", 0)
+    await first_site.start()
+    first_port = first_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = DavClient(timeout=5, allow_private=True)
+    try:
+        answer = await client.request("PROPFIND", f"http://127.0.0.1:{first_port}/", username="u", password="secret")
+        assert answer.status == 207 and answer.url == f"http://127.0.0.1:{other_port}/dav/"
+        assert seen[0] is not None and seen[0].startswith("Basic ")
+        assert seen[1] is None
+    finally:
+        await client.close()
+        await first_runner.cleanup()
+        await other_runner.cleanup()

@@ -203,7 +203,17 @@ async def test_a_rate_limited_remote_user_waits_without_holding_back_the_others(
         async def fast_has_it() -> bool:
             return len(await sync.remote(fast_connected, fast_user, fast_password)) == 1
 
+        async def slow_is_blocked() -> bool:
+            async with sync.pool.acquire() as conn:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT blocked_until IS NOT NULL FROM sync.connections WHERE connection_id = $1",
+                        slow_connected.connection_id,  # type: ignore[attr-defined]
+                    )
+                )
+
         await sync.wait_for(fast_has_it)
+        await sync.wait_for(slow_is_blocked)
         async with sync.pool.acquire() as conn:
             blocked = await conn.fetchval(
                 "SELECT blocked_until - now() FROM sync.connections WHERE connection_id = $1",
@@ -310,3 +320,68 @@ async def test_a_renamed_calendar_is_renamed_in_the_subscribers_calendar_too(syn
     await sync.settle()
     url = connected.calendar_url  # type: ignore[attr-defined]
     assert await asyncio.to_thread(calendar_name, url, user, password) == "Acme Games 2027"
+
+
+async def test_a_server_error_is_retried_with_backoff_until_the_server_is_back(sync: SyncHarness) -> None:
+    proxy = await DavProxy(sync.radicale.url).start()
+    try:
+        cal = m.calendar(uuid.uuid4())
+        subscription, connected, user, password = await pushed_subscription(sync, cal, proxy.url)
+        proxy.failing_users.add(user)
+        for kind, data in (("calendar.created", cal), ("event.created", m.event(cal, "Game", 1))):
+            await sync.publish(kind, data)
+        await sync.publish("subscription.created", subscription)
+
+        async def failed_twice() -> bool:
+            async with sync.pool.acquire() as conn:
+                failures = await conn.fetchval(
+                    "SELECT failures FROM sync.targets WHERE subscription_id = $1", subscription.subscription_id
+                )
+            return bool(failures and failures >= 2)
+
+        await sync.wait_for(failed_twice)  # retried, not given up: the target stays active
+        assert proxy.failed >= 2
+        proxy.failing_users.clear()
+        await sync.settle(timeout=30)
+        assert len(await sync.remote(connected, user, password)) == 1  # type: ignore[arg-type]
+        async with sync.pool.acquire() as conn:
+            target = await conn.fetchrow(
+                "SELECT state, failures FROM sync.targets WHERE subscription_id = $1", subscription.subscription_id
+            )
+        assert target["state"] == "active" and target["failures"] == 0
+    finally:
+        await proxy.stop()
+
+
+async def test_a_calendar_the_subscriber_deleted_stops_the_pushes_and_asks_for_deactivation(
+    sync: SyncHarness,
+) -> None:
+    import caldav
+
+    cal = m.calendar(uuid.uuid4())
+    subscription, connected, user, password = await pushed_subscription(sync, cal)
+    for kind, data in (("calendar.created", cal), ("event.created", m.event(cal, "Game", 1))):
+        await sync.publish(kind, data)
+    await sync.publish("subscription.created", subscription)
+    await sync.settle()
+    url = connected.calendar_url  # type: ignore[attr-defined]
+
+    def delete_calendar() -> None:
+        with caldav.DAVClient(url=url, username=user, password=password) as client:
+            client.calendar(url=url).delete()
+
+    await asyncio.to_thread(delete_calendar)
+    await sync.publish("event.created", m.event(cal, "After the deletion", 2))
+    await sync.settle()
+    async with sync.pool.acquire() as conn:
+        target = await conn.fetchrow(
+            "SELECT state, reason FROM sync.targets WHERE subscription_id = $1", subscription.subscription_id
+        )
+        stopped = await conn.fetch("SELECT body FROM sync.outbox WHERE routing_key = 'push.stopped'")
+    assert target["state"] == "stopped" and target["reason"].startswith("CalendarGone: ")
+    (message,) = stopped
+    assert b'"code":"CalendarGone"' in message["body"].replace(b" ", b"")
+    puts_after = len(puts(sync, connected))
+    await sync.publish("event.created", m.event(cal, "Later still", 3))
+    await sync.settle()
+    assert len(puts(sync, connected)) == puts_after  # stopped for good: nothing more is tried

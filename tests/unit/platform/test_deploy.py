@@ -79,36 +79,6 @@ DEPLOY_ENV = {
     "KALENDS_WEBHOOK_ALLOW_PRIVATE",
     "KALENDS_LOG_FORMAT",
 }
-# The contract's second-wave names (sync, mail, web, secrets at rest): valid everywhere, required
-# only where the service that reads them runs.
-SECOND_WAVE_ENV = {
-    "KALENDS_SYNC_PORT",
-    "KALENDS_MAIL_PORT",
-    "KALENDS_WEB_PORT",
-    "KALENDS_PUBLIC_API_URL",
-    "KALENDS_PUBLIC_SYNC_URL",
-    "KALENDS_PUBLIC_WEB_URL",
-    "KALENDS_ENCRYPTION_KEYS",
-    "KALENDS_GOOGLE_CLIENT_ID",
-    "KALENDS_GOOGLE_CLIENT_SECRET",
-    "KALENDS_GOOGLE_AUTH_URL",
-    "KALENDS_GOOGLE_TOKEN_URL",
-    "KALENDS_GOOGLE_USERINFO_URL",
-    "KALENDS_GOOGLE_REVOKE_URL",
-    "KALENDS_GOOGLE_API_URL",
-    "KALENDS_GOOGLE_BATCH_URL",
-    "KALENDS_SYNC_ALLOW_PRIVATE",
-    "KALENDS_SMTP_URL",
-    "KALENDS_MAIL_FROM",
-    "KALENDS_MAIL_RETRY_SCHEDULE",
-    "KALENDS_MAIL_INBOUND_PORT",
-    "KALENDS_DKIM_KEY",
-    "KALENDS_DKIM_SELECTOR",
-    "KALENDS_DKIM_DOMAIN",
-    "KALENDS_TRUSTED_PROXIES",
-    "KALENDS_GEOIP_DB",
-    "KALENDS_TOKEN_ALG",
-}
 PLATFORM_ENV = {
     "KALENDS_LOG_LEVEL",
     "KALENDS_DB_POOL_MIN",
@@ -125,7 +95,7 @@ CODE_ENV = {
     for path in [*(ROOT / "shared").rglob("*.py"), *(ROOT / "services").rglob("*.py")]
     for name in re.findall(r"KALENDS_[A-Z0-9_]+", path.read_text(errors="replace"))
 }
-KNOWN_ENV = CONTRACT_ENV | SECOND_WAVE_ENV | PLATFORM_ENV | CODE_ENV
+KNOWN_ENV = CONTRACT_ENV | PLATFORM_ENV | CODE_ENV
 
 
 def contract_env_names() -> set[str]:
@@ -142,7 +112,7 @@ def test_the_contract_environment_list_here_matches_the_contract_document() -> N
     names = contract_env_names()
     if not names:
         pytest.skip("CONTRACT.md is not beside this checkout")
-    assert names == CONTRACT_ENV | SECOND_WAVE_ENV
+    assert names == CONTRACT_ENV
 
 
 @pytest.fixture(scope="module")

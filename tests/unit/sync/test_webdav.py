@@ -79,3 +79,20 @@ def test_sync_settings_come_from_kalends_variables_and_refuse_nonsense() -> None
         SyncSettings.from_env({"KALENDS_SYNC_ALLOW_PRIVATE": "maybe"})
     with pytest.raises(SettingsError, match="KALENDS_PUBLIC_SYNC_URL"):
         SyncSettings.from_env({"KALENDS_PUBLIC_SYNC_URL": "ftp://x"})
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    from services.sync.adapters.caldav import retry_after
+    from services.sync.adapters.webdav import DavResponse
+
+    def answer(value: str | None) -> DavResponse:
+        return DavResponse(429, {"retry-after": value} if value is not None else {}, b"", "https://dav.example/")
+
+    assert retry_after(answer("30")) == 30.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    assert 100 < (retry_after(answer(later)) or 0) <= 120
+    assert retry_after(answer(None)) is None
+    assert retry_after(answer("soon")) is None

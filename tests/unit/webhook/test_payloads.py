@@ -85,3 +85,9 @@ def test_the_event_object_wraps_the_details_and_encodes_to_compact_utf8_json() -
         "eventDetails": {"message": "This is a test payload", "date": "2026-01-01 00:00:00.000000"},
     }
     assert b" " not in body.replace(b"This is a test payload", b"").replace(b"2026-01-01 00", b"")
+
+
+def test_the_subscription_method_names_pushed_subscriptions_by_their_provider() -> None:
+    assert payloads.subscribe_details(minimal(subscription_type="google"))["subscriptionMethod"] == "Google"
+    assert payloads.subscribe_details(minimal(subscription_type="caldav"))["subscriptionMethod"] == "CalDAV"
+    assert payloads.unsubscribe_details(minimal(subscription_type="caldav"))["subscriptionMethod"] == "CalDAV"
