@@ -60,9 +60,18 @@ def service_port(name: str) -> int | None:
     return CONTRACT_PORTS.get(name)
 
 
-def port_taken(port: int) -> bool:
-    host = os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1"
+def port_taken(port: int, host: str | None = None) -> bool:
+    """Whether a service could not listen on `port`, probed the way it binds.
+
+    The services bind through asyncio's create_server, which sets SO_REUSEADDR on POSIX: connections
+    in TIME_WAIT (a `make run` stopped a moment ago) do not keep them off the port, a listener does.
+    A probe without SO_REUSEADDR would see the former as busy for a minute after every clean stop.
+    No SO_REUSEPORT: with it a probe could share the port of a running `--workers` service.
+    """
+    host = host or os.environ.get("KALENDS_HOST", "").strip() or "127.0.0.1"
     with socket.socket() as probe:
+        if os.name == "posix":
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

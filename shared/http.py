@@ -6,7 +6,7 @@ import json
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ModelWrapValidatorHandler, PrivateAttr, ValidationError, model_validator
 
 from shared.errors import InvalidRequest, MalformedJson, PayloadTooLarge, UnsupportedMediaType
 
@@ -20,6 +20,21 @@ async def read_body(request: web.Request) -> bytes:
         raise PayloadTooLarge(
             f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
         ) from None
+
+
+async def read_form(request: web.Request) -> Any:
+    """The request's form fields (urlencoded or multipart); a malformed form is a 400, not a 500.
+
+    aiohttp raises ValueError for a multipart Content-Type without a boundary, or a broken part.
+    """
+    try:
+        return await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(
+            f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
+        ) from None
+    except (ValueError, AssertionError) as exc:
+        raise InvalidRequest(f"the form body cannot be read: {exc}") from None
 
 
 def parse_json_text(raw: bytes) -> Any:
@@ -68,15 +83,14 @@ def validation_reason(exc: ValidationError) -> str:
 
 class CaseInsensitiveModel(BaseModel):
     """A request model whose JSON names match case-insensitively (the seeds mix `timeZoneId`,
-    `TimeZoneId` and `timezoneId`). Unknown names are ignored, as CalReply's API does."""
+    `TimeZoneId` and `timezoneId`). Unknown names are ignored, as CalReply's API does, and
+    remembered: `ignored_fields(model)` lists them, nested ones with their path."""
 
     model_config = ConfigDict(populate_by_name=True, extra="ignore", str_strip_whitespace=False)
+    _ignored: tuple[str, ...] = PrivateAttr(default=())
 
-    @model_validator(mode="before")
     @classmethod
-    def _match_names(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
+    def _names(cls) -> dict[str, str]:
         lookup: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             lookup[name.lower()] = name
@@ -84,6 +98,23 @@ class CaseInsensitiveModel(BaseModel):
                 lookup[field.alias.lower()] = field.alias
             if isinstance(field.validation_alias, str):
                 lookup[field.validation_alias.lower()] = field.validation_alias
+        return lookup
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_ignored(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, CaseInsensitiveModel):
+            known = cls._names()
+            model._ignored = tuple(str(k) for k in data if not isinstance(k, str) or k.lower() not in known)
+        return model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _match_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        lookup = cls._names()
         out: dict[str, Any] = {}
         for key, value in data.items():
             target = lookup.get(key.lower(), key) if isinstance(key, str) else key
@@ -95,9 +126,51 @@ class CaseInsensitiveModel(BaseModel):
         if not isinstance(payload, dict):
             raise InvalidRequest(f"request body must be a JSON object, not {type(payload).__name__}")
         try:
-            return cls.model_validate(payload)
+            model = cls.model_validate(payload)
         except ValidationError as exc:
             raise InvalidRequest(validation_reason(exc)) from None
+        # What the model kept is what gets stored: text PostgreSQL cannot hold is a 400, not a 500.
+        bad = unstorable_text(model.model_dump(by_alias=True))
+        if bad is not None:
+            raise InvalidRequest(f"{bad or 'body'}: contains a NUL character or invalid Unicode")
+        return model
+
+
+def unstorable_text(value: Any, path: str = "") -> str | None:
+    """The path of the first string PostgreSQL cannot store (a NUL, a lone surrogate), if any."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable_text(key, path) or unstorable_text(item, f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found = unstorable_text(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def ignored_fields(model: BaseModel, path: str = "") -> list[str]:
+    """The names a body carried that its model (or a nested one) ignored, as `a.b[2].c` paths."""
+    found = [f"{path}{name}" for name in getattr(model, "_ignored", ())]
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        wire = info.alias or name
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            if isinstance(item, CaseInsensitiveModel):
+                where = f"{path}{wire}" + (f"[{index}]" if index is not None else "")
+                found.extend(ignored_fields(item, where + "."))
+    return found
 
 
 async def read_model(request: web.Request, model: type[M], *, required: bool = True) -> M:

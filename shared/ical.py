@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur, vText, vUri
-from icalendar.parser import Contentline
+from icalendar import Alarm, Calendar, Event, vCalAddress, vText, vUri
 
 from shared.colors import css_color_name
 from shared.messages import EventData
-from shared.timezones import to_iana, vtimezone_block, zone
+from shared.recurrence import MAX_LINES, InvalidRecurrence, parse_line
+from shared.timezones import UnknownTimezone, resolve, zone
+from shared.zone_needs import first_years, vtimezone_block, zone_need
 
 PRODID = "-//Kalends//Kalends Feed 1.0//EN"
 FOOTER = b"END:VCALENDAR\r\n"
@@ -101,8 +102,9 @@ def event_input(event: EventData) -> EventInput:
 @dataclass(frozen=True)
 class RenderedEvent:
     block: bytes
-    tzids: tuple[str, ...]
+    tzids: tuple[str, ...]  # zone needs, `TZID@YEAR` (timezones.zone_need)
     start_utc: datetime
+    skipped: tuple[str, ...] = ()  # recurrence lines left out, and why
 
 
 def _utc(moment: datetime) -> datetime:
@@ -136,7 +138,10 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
         if last < first:
             raise InvalidEvent("end must not be before start")
         return first, last + timedelta(days=1), None
-    tzid = to_iana(event.timezone or "UTC")
+    try:
+        tzid = resolve(event.timezone or "UTC")
+    except UnknownTimezone as exc:
+        raise InvalidEvent(str(exc)) from None
     tz = zone(tzid)
     start = parse_wall_clock(event.start, "start").replace(tzinfo=tz)
     end = parse_wall_clock(event.end or event.start, "end").replace(tzinfo=tz)
@@ -145,61 +150,41 @@ def event_times(event: EventInput) -> tuple[date | datetime, date | datetime, st
     return start, end, None if tzid == "UTC" else tzid
 
 
-def _recurrence_dates(value: str, params: Any, event: EventInput, tzinfo: Any) -> list[date | datetime]:
-    """EXDATE/RDATE values in the event's own terms: DATEs for all-day events, else zoned date-times."""
-    out: list[date | datetime] = []
-    value_tz = zone(params["TZID"]) if "TZID" in params else tzinfo
-    for raw in value.split(","):
-        item = raw.strip()
-        if not item:
+Moments = list[date | datetime]
+
+
+def _add_moments(component: Event, name: str, value: date | datetime | Moments) -> None:
+    """A date-time in a zone as its wall clock with the zone's TZID (a VTIMEZONE says the rest).
+
+    icalendar would write a zone it deems equivalent to UTC today (Africa/Abidjan and its links) as
+    UTC, without converting: a 1950 date-time in Africa/Conakry (UTC-1 then) would be an hour off."""
+    values = value if isinstance(value, list) else [value]
+    tzid = getattr(values[0].tzinfo, "key", None) if values and isinstance(values[0], datetime) else None
+    if tzid is None or tzid == "UTC":
+        component.add(name, value)
+        return
+    walls = [moment.replace(tzinfo=None) for moment in values if isinstance(moment, datetime)]
+    component.add(name, walls if isinstance(value, list) else walls[0], parameters={"TZID": tzid})
+
+
+def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> tuple[Moments, list[str]]:
+    """The event's recurrence lines, read by the parser ingest validated them with: the dates used,
+    and why any line was left out. Ingest refuses such lines; one stored before it did is dropped
+    (and logged by the caller) rather than costing the whole event its place in every feed."""
+    moments: Moments = []
+    skipped = [f"recurrence: at most {MAX_LINES} lines"] if len(event.recurrence) > MAX_LINES else []
+    for index, text in enumerate(event.recurrence[:MAX_LINES]):
+        try:
+            line = parse_line(text, index, dtstart)
+        except InvalidRecurrence as exc:
+            skipped.append(str(exc))
             continue
-        try:
-            if event.all_day:
-                out.append(date(int(item[0:4]), int(item[4:6]), int(item[6:8])))
-                continue
-            if len(item) == 8:
-                moment = datetime(int(item[0:4]), int(item[4:6]), int(item[6:8]))
-            else:
-                moment = datetime.strptime(item.rstrip("Z"), "%Y%m%dT%H%M%S")
-        except ValueError:
-            raise InvalidEvent(f"recurrence date {item!r} is not YYYYMMDD or YYYYMMDDTHHMMSS[Z]") from None
-        if item.endswith("Z"):
-            out.append(moment.replace(tzinfo=UTC).astimezone(tzinfo))
+        if line.rule is not None:
+            component.add(line.name.lower(), line.rule)
         else:
-            out.append(moment.replace(tzinfo=value_tz).astimezone(tzinfo))
-    return out
-
-
-def _add_recurrence(component: Event, event: EventInput, dtstart: date | datetime) -> None:
-    tzinfo = dtstart.tzinfo if isinstance(dtstart, datetime) else None
-    for line in event.recurrence:
-        try:
-            name, params, value = Contentline(line.strip()).parts()
-        except ValueError:
-            raise InvalidEvent(f"recurrence line {line!r} is not an RFC 5545 content line") from None
-        name = name.upper()
-        if name in {"RRULE", "EXRULE"}:
-            try:
-                rule = vRecur.from_ical(value)
-            except ValueError:
-                raise InvalidEvent(f"{name} {value!r} is not a valid recurrence rule") from None
-            until = rule.get("UNTIL")
-            if until:
-                limit = until[0]
-                if event.all_day:
-                    rule["UNTIL"] = [limit.date() if isinstance(limit, datetime) else limit]
-                elif isinstance(limit, datetime):
-                    # RFC 5545: with a zoned DTSTART, UNTIL is in UTC. A floating one is the event's wall clock.
-                    local = limit if limit.tzinfo else limit.replace(tzinfo=tzinfo)
-                    rule["UNTIL"] = [_utc(local)]
-                else:
-                    rule["UNTIL"] = [datetime.combine(limit, datetime.max.time().replace(microsecond=0), tzinfo)]
-                    rule["UNTIL"] = [_utc(rule["UNTIL"][0])]
-            component.add(name.lower(), rule)
-        elif name in {"EXDATE", "RDATE"}:
-            component.add(name.lower(), _recurrence_dates(value, params, event, tzinfo))
-        else:
-            raise InvalidEvent(f"recurrence lines are RRULE, EXRULE, RDATE or EXDATE, not {name}")
+            _add_moments(component, line.name.lower(), list(line.dates))
+            moments.extend(line.dates)
+    return moments, skipped
 
 
 def _mailto(email: str) -> str:
@@ -217,8 +202,8 @@ def render_event(event: EventInput) -> RenderedEvent:
     component.add("last-modified", stamp)
     component.add("sequence", max(0, event.sequence))
     component.add("summary", event.title)
-    component.add("dtstart", dtstart)
-    component.add("dtend", dtend)
+    _add_moments(component, "dtstart", dtstart)
+    _add_moments(component, "dtend", dtend)
     if event.description:
         component.add("description", event.description)
     if event.location:
@@ -255,7 +240,8 @@ def render_event(event: EventInput) -> RenderedEvent:
         component.add("conference", vUri(event.conference), parameters={"VALUE": "URI", "FEATURE": "VIDEO"})
     if event.image:
         component.add("image", vUri(event.image), parameters={"VALUE": "URI", "DISPLAY": "BADGE"})
-    _add_recurrence(component, event, dtstart)
+    moments, skipped = _add_recurrence(component, event, dtstart)
+    moments.append(dtstart)
     if event.notify_before is not None and event.notify_before >= 0 and not event.cancelled:
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
@@ -263,9 +249,10 @@ def render_event(event: EventInput) -> RenderedEvent:
         alarm.add("trigger", timedelta(minutes=-event.notify_before))
         component.add_component(alarm)
     used = _param_tzids(component) | ({tzid} if tzid else set())
-    tzids = tuple(sorted(t for t in used if t and t != "UTC"))
+    first_year = min(moment.year for moment in moments)
+    tzids = tuple(sorted(zone_need(t, first_year) for t in used if t and t != "UTC"))
     start_utc = _utc(dtstart) if isinstance(dtstart, datetime) else datetime.combine(dtstart, datetime.min.time(), UTC)
-    return RenderedEvent(block=bytes(component.to_ical()), tzids=tzids, start_utc=start_utc)
+    return RenderedEvent(bytes(component.to_ical()), tzids, start_utc, tuple(skipped))
 
 
 def _param_tzids(component: Event) -> set[str | None]:
@@ -294,7 +281,8 @@ def render_header(header: CalendarHeader) -> bytes:
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", "PUBLISH")
+    # No METHOD: a feed is a publication, not an iTIP message. METHOD:PUBLISH would oblige every
+    # VEVENT to carry an ORGANIZER (RFC 5546 3.2.1), which libical's restriction check enforces.
     calendar.add("x-wr-calname", vText(header.name))
     calendar.add("name", vText(header.name))
     if header.description:
@@ -328,9 +316,11 @@ def valid_duration(value: str) -> bool:
 
 
 def assemble(header: bytes, tzids: Iterable[str], blocks: Iterable[bytes], vtimezone: Any) -> bytes:
-    """header + one VTIMEZONE per TZID (sorted) + event blocks + footer."""
+    """header + one VTIMEZONE per TZID (sorted), from the first year its events need + blocks + footer.
+
+    `tzids` are the events' zone needs; `vtimezone(tzid, first_year)` gives a VTIMEZONE's bytes."""
     parts = [header]
-    parts.extend(vtimezone(tzid) for tzid in sorted(set(tzids)))
+    parts.extend(vtimezone(tzid, year) for tzid, year in sorted(first_years(tzids).items()))
     parts.extend(blocks)
     parts.append(FOOTER)
     return b"".join(parts)

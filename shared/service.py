@@ -123,6 +123,23 @@ def _serve_or_exit(build: Callable[[], web.Application], options: RunOptions, re
     return 0
 
 
+def _die_with_parent() -> None:
+    """A forked HTTP worker gets SIGTERM when its parent dies, even by SIGKILL (Linux prctl).
+
+    Without it a killed parent leaves workers serving on the port with no background half behind
+    them. Not exposed by the standard library, hence ctypes; elsewhere the worker simply lacks it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(0)
+
+
 def run(
     service: str,
     default_port: int,
@@ -151,6 +168,7 @@ def run(
         if pid == 0:
             status = 1
             try:
+                _die_with_parent()
                 child = RunOptions("api", options.host, options.port, 1)
                 status = _serve_or_exit(lambda: build_app(settings, "api"), child, True)
             finally:

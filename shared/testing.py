@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -142,6 +143,8 @@ class ServiceProcess:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # A group of its own: the HTTP workers it forks (--workers) go with it, even on SIGKILL.
+            start_new_session=True,
         )
         return self
 
@@ -165,22 +168,29 @@ class ServiceProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, sig: int | None = None, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Signal the service (SIGTERM by default) and wait; SIGKILL its whole group after `timeout`.
+        Forked workers its own shutdown left behind are killed either way."""
+        if self.process is None:
             return
-        if sig is None:
-            self.process.terminate()
-        else:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM if sig is None else sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group()
+                self.process.wait()
+        self._kill_group()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        """SIGKILL the service and every worker it forked: nothing runs any cleanup."""
+        if self.process is not None:
+            self._kill_group()
             self.process.wait()
+
+    def _kill_group(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync")
@@ -224,6 +234,10 @@ class Stack:
         return process
 
     def stop_all(self) -> None:
+        """SIGTERM every process first, then wait for each: they shut down in parallel."""
+        for process in self.processes.values():
+            if process.process is not None and process.process.poll() is None:
+                process.process.terminate()
         for process in self.processes.values():
             process.stop()
 

@@ -29,6 +29,7 @@ from shared.errors import (
     Unauthorized,
 )
 from shared.logging import get_logger
+from shared.openapi import openapi_document
 from shared.tokens import AccessClaims, InvalidToken, JwksVerifier, KeySetUnavailable
 
 log = get_logger(__name__)
@@ -65,6 +66,8 @@ class Route:
     request_content_type: str = "application/json"
     response_content_type: str = "application/json"
     name: str | None = None
+    # OpenAPI links of the success response: name -> {"operationId": ..., "parameters": {...}}.
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def claims(request: web.Request) -> AccessClaims:
@@ -297,84 +300,9 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-    for name, definition in schema.pop("$defs", {}).items():
-        components[name] = definition
-    components[model.__name__] = schema
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def openapi_document(app: web.Application) -> dict[str, Any]:
-    components: dict[str, Any] = {
-        "Error": {
-            "type": "object",
-            "properties": {
-                "success": {"type": "boolean"},
-                "statusCode": {"type": "integer"},
-                "errors": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {"code": {"type": "string"}, "reason": {"type": "string"}},
-                    },
-                },
-            },
-        }
-    }
-    paths: dict[str, Any] = {}
-    operation_ids: set[str] = set()
-    for route in app[ROUTE_DOCS]:
-        # OpenAPI wants operationIds unique; one handler may serve several routes (/v1 and /v2).
-        operation_id = base_id = route.name or route.handler.__name__
-        counter = 2
-        while operation_id in operation_ids:
-            operation_id, counter = f"{base_id}_{counter}", counter + 1
-        operation_ids.add(operation_id)
-        operation: dict[str, Any] = {"summary": route.summary, "operationId": operation_id}
-        params = [p.strip("{}") for p in route.path.split("/") if p.startswith("{")]
-        if params:
-            operation["parameters"] = [
-                {"name": p.split(":")[0], "in": "path", "required": True, "schema": {"type": "string"}} for p in params
-            ]
-        if route.request_model is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {route.request_content_type: {"schema": _schema_ref(route.request_model, components)}},
-            }
-        responses: dict[str, Any] = {}
-        ok: dict[str, Any] = {"description": "success"}
-        if route.response_model is not None:
-            ok["content"] = {route.response_content_type: {"schema": _schema_ref(route.response_model, components)}}
-        responses["200"] = ok
-        for status, description in route.responses.items():
-            responses[status] = {"description": description}
-        responses.setdefault(
-            "400",
-            {
-                "description": "invalid request",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
-        )
-        operation["responses"] = responses
-        if not route.public:
-            operation["security"] = [{"bearer": []}]
-        path = "/".join(p.split(":")[0] + ("}" if ":" in p else "") for p in route.path.split("/"))
-        paths.setdefault(path, {})[route.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"Kalends {app[SERVICE_NAME]} service", "version": "1.0.0"},
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
-    }
-
-
 @public
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(request.app))
+    return web.json_response(openapi_document(request.app[SERVICE_NAME], request.app[ROUTE_DOCS]))
 
 
 def add_routes(app: web.Application, routes: list[Route]) -> None:

@@ -44,6 +44,7 @@ def routes() -> list[Route]:
             "seed 001 Create Calendar API V2: one event in, an .ics file out (x-api-key)",
             request_model=IcsRequest,
             public=True,
+            responses={"401": "x-api-key missing or not valid (seed 001's error body)"},
             response_content_type="text/calendar",
             name="create_calendar_ics",
         )

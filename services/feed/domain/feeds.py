@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from shared.ical import assemble, strong_etag
-from shared.timezones import vtimezone_block
+from shared.zone_needs import vtimezone_block
 
 
 @dataclass

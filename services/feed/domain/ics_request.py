@@ -17,7 +17,8 @@ from shared.ical import (
     render_event,
     render_header,
 )
-from shared.timezones import UnknownTimezone, to_iana, vtimezone_block
+from shared.timezones import UnknownTimezone, resolve
+from shared.zone_needs import vtimezone_block
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def parse_request(raw: bytes) -> IcsEvent:
     if not isinstance(all_day, bool):
         raise IcsFailure(E_ALL_DAY, "all-day-event must be true or false.")
     try:
-        timezone = to_iana(timezone_name)
+        timezone = resolve(timezone_name)
     except UnknownTimezone:
         raise IcsFailure(E_TIMEZONE, f"Time zone {timezone_name!r} is not a tz database time zone name.") from None
     start_value = _moment(start, E_START, "event-start-datetime")

@@ -19,7 +19,7 @@ from services.ingest.api.schemas import (
 )
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
-from shared.http import read_json, read_model
+from shared.http import read_form, read_json, read_model
 from shared.web import claims, json_response
 
 INGEST = web.AppKey("ingest", Ingest)
@@ -58,7 +58,7 @@ def _query_int(request: web.Request, name: str, default: int, maximum: int) -> i
 async def create_calendar(request: web.Request) -> web.Response:
     body = await read_model(request, CalendarBody)
     row = await _ingest(request).create_calendar(_account(request), body)
-    return json_response(schemas.calendar_body(row), status=201)
+    return json_response(schemas.with_warnings(schemas.calendar_body(row), body), status=201)
 
 
 async def list_calendars(request: web.Request) -> web.Response:
@@ -74,7 +74,7 @@ async def get_calendar(request: web.Request) -> web.Response:
 async def update_calendar(request: web.Request) -> web.Response:
     body = await read_model(request, CalendarBody)
     row = await _ingest(request).update_calendar(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.calendar_body(row))
+    return json_response(schemas.with_warnings(schemas.calendar_body(row), body))
 
 
 async def delete_calendar(request: web.Request) -> web.Response:
@@ -85,7 +85,7 @@ async def delete_calendar(request: web.Request) -> web.Response:
 async def save_tag(request: web.Request) -> web.Response:
     body = await read_model(request, TagBody)
     row, created = await _ingest(request).save_tag(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.tag_body(row), status=201 if created else 200)
+    return json_response(schemas.with_warnings(schemas.tag_body(row), body), status=201 if created else 200)
 
 
 async def list_tags(request: web.Request) -> web.Response:
@@ -96,7 +96,7 @@ async def list_tags(request: web.Request) -> web.Response:
 async def save_event(request: web.Request) -> web.Response:
     body = await read_model(request, EventBody)
     event, created = await _ingest(request).save_event(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.event_body(event), status=201 if created else 200)
+    return json_response(schemas.with_warnings(schemas.event_body(event), body), status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -120,7 +120,7 @@ async def replace_event(request: web.Request) -> web.Response:
     event = await _ingest(request).replace_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId"), lambda _: body
     )
-    return json_response(schemas.event_body(event))
+    return json_response(schemas.with_warnings(schemas.event_body(event), body))
 
 
 async def patch_event(request: web.Request) -> web.Response:
@@ -128,18 +128,21 @@ async def patch_event(request: web.Request) -> web.Response:
     if not isinstance(changes, dict):
         raise InvalidRequest(f"request body must be a JSON object, not {type(changes).__name__}")
 
+    parsed: list[EventBody] = []
+
     def merged(stored: Any) -> EventBody:
         current = {k.lower(): v for k, v in schemas.event_request_body(stored).items()}
         for key, value in changes.items():
             current[key.lower()] = value
         if "eventid" in current and "externalid" in current and "eventid" in {k.lower() for k in changes}:
             current.pop("externalid")
-        return EventBody.parse(current)
+        parsed.append(EventBody.parse(current))
+        return parsed[-1]
 
     event = await _ingest(request).replace_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId"), merged
     )
-    return json_response(schemas.event_body(event))
+    return json_response(schemas.with_warnings(schemas.event_body(event), parsed[-1]))
 
 
 async def delete_event(request: web.Request) -> web.Response:
@@ -252,7 +255,7 @@ def _form_text(value: Any) -> str | None:
 
 async def unsubscribe(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
-    form = await request.post()
+    form = await read_form(request)
     found = await _ingest(request).subscription_for_page(subscription_id)
     if found is None:
         return _html(unsubscribe_page.not_found_page(), status=404)

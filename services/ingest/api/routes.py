@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.ingest.api import handlers as h
+from services.ingest.api.responses import CalendarAnswer, EventAnswer, TagAnswer
 from services.ingest.api.schemas import (
     CalendarBody,
     DeactivateBody,
@@ -23,18 +24,50 @@ def routes() -> list[Route]:
     subscribe_docs = {"403": "token of another account", "404": "no such calendar", "413": "body too large"}
     return [
         # catalog
-        Route("POST", CAL, h.create_calendar, "create a calendar", CalendarBody, responses={"201": "created"}),
+        Route(
+            "POST",
+            CAL,
+            h.create_calendar,
+            "create a calendar",
+            CalendarBody,
+            CalendarAnswer,
+            responses={"201": "created", "409": "the account already has a calendar of this code"},
+        ),
         Route("GET", CAL, h.list_calendars, "the account's calendars"),
         Route("GET", ONE_CAL, h.get_calendar, "one calendar"),
-        Route("PUT", ONE_CAL, h.update_calendar, "change a calendar (names sent replace)", CalendarBody),
+        Route(
+            "PUT", ONE_CAL, h.update_calendar, "change a calendar (names sent replace)", CalendarBody, CalendarAnswer
+        ),
         Route("DELETE", ONE_CAL, h.delete_calendar, "delete a calendar", responses={"204": "deleted"}),
-        Route("POST", ONE_CAL + "/tags", h.save_tag, "create a tag (same externalId: rename)", TagBody),
+        Route(
+            "POST",
+            ONE_CAL + "/tags",
+            h.save_tag,
+            "create a tag (same externalId: rename)",
+            TagBody,
+            TagAnswer,
+            responses={"201": "created"},
+        ),
         Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags"),
-        Route("POST", ONE_CAL + "/events", h.save_event, "create an event (same externalId: update)", EventBody),
+        Route(
+            "POST",
+            ONE_CAL + "/events",
+            h.save_event,
+            "create an event (same externalId: update)",
+            EventBody,
+            EventAnswer,
+            responses={"201": "created"},
+        ),
         Route("GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)"),
         Route("GET", ONE_CAL + "/events/{eventId}", h.get_event, "one event, by id or externalId"),
-        Route("PUT", ONE_CAL + "/events/{eventId}", h.replace_event, "replace an event", EventBody),
-        Route("PATCH", ONE_CAL + "/events/{eventId}", h.patch_event, "change some of an event's fields"),
+        Route("PUT", ONE_CAL + "/events/{eventId}", h.replace_event, "replace an event", EventBody, EventAnswer),
+        Route(
+            "PATCH",
+            ONE_CAL + "/events/{eventId}",
+            h.patch_event,
+            "change some of an event's fields",
+            response_model=EventAnswer,
+        ),
         Route("DELETE", ONE_CAL + "/events/{eventId}", h.delete_event, "cancel an event"),
         # CalReply subscriptions (seed 002)
         Route(
@@ -68,6 +101,7 @@ def routes() -> list[Route]:
             h.update_subscription,
             "Update Subscription Details",
             UpdateSubscriptionBody,
+            responses={"409": "the subscription has been deactivated"},
         ),
         Route("DELETE", SUB, h.deactivate_subscriptions, "Deactivate an Existing Subscription", DeactivateBody),
         Route(

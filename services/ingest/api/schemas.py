@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from shared.http import CaseInsensitiveModel
+from shared.http import CaseInsensitiveModel, ignored_fields
 from shared.messages import EventData
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -63,6 +63,12 @@ class IngestModel(CaseInsensitiveModel):
         if bad is not None:
             raise ValueError(f"{bad or 'body'} contains a NUL character or invalid Unicode")
         return data
+
+
+def with_warnings(body: dict[str, Any], model: CaseInsensitiveModel) -> dict[str, Any]:
+    """A catalog write's answer: the object, and `warnings` naming each field the body sent that
+    was ignored (`["unknown field 'body' ignored"]`), so a misspelt name does not go unnoticed."""
+    return {**body, "warnings": [f"unknown field {name!r} ignored" for name in ignored_fields(model)]}
 
 
 def check_url(value: str | None, field: str, *, protocol_relative: bool = False) -> str | None:

@@ -12,9 +12,8 @@ from datetime import date, datetime, timedelta
 from dateutil.parser import isoparse
 
 from shared.errors import InvalidRequest
+from shared.recurrence import MAX_YEAR, MIN_YEAR
 
-MIN_YEAR = 1900
-MAX_YEAR = 2200
 DEFAULT_DURATION = timedelta(hours=1)
 
 

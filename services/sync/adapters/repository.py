@@ -42,6 +42,8 @@ async def mark(conn: asyncpg.Connection, subscription_ids: Iterable[uuid.UUID]) 
     result: str = await conn.execute(
         "INSERT INTO sync.push_queue (subscription_id)"
         " SELECT subscription_id FROM sync.targets WHERE subscription_id = ANY($1::uuid[]) AND state = 'active'"
+        # One lock order for every marking transaction, so two of them never wait on each other.
+        " ORDER BY subscription_id"
         " ON CONFLICT (subscription_id) DO UPDATE SET marks = sync.push_queue.marks + 1",
         ids,
     )

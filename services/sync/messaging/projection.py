@@ -28,7 +28,7 @@ from shared.messages import (
     SubscriptionEventAccepted,
 )
 from shared.selection import subscription_filter
-from shared.timezones import UnknownTimezone, to_iana
+from shared.timezones import UnknownTimezone, resolve
 
 log = get_logger(__name__)
 
@@ -38,7 +38,7 @@ async def apply_calendar(conn: asyncpg.Connection, data: CalendarData) -> None:
     if stored is not None and stored >= data.version:
         return
     try:
-        timezone = to_iana(data.timezone)
+        timezone = resolve(data.timezone)
     except UnknownTimezone:
         timezone = "UTC"
     await repo.upsert_calendar(

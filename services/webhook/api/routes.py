@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.webhook.api import handlers
 from services.webhook.api.schemas import EndpointCreate, EndpointUpdate, SecretRotation
 from shared.web import Route
 
 BASE = "/v1/webhooks/{accountCode}"
+
+
+def endpoint_links() -> dict[str, dict[str, Any]]:
+    """From a created endpoint to every operation on it (schemathesis' stateful phase follows these)."""
+    parameters = {"accountCode": "$request.path.accountCode", "webhookId": "$response.body#/id"}
+    operations = ("get_webhook", "update_webhook", "delete_webhook", "rotate_secret", "send_test", "list_deliveries")
+    return {name: {"operationId": name, "parameters": parameters} for name in operations}
 
 
 def routes() -> list[Route]:
@@ -17,7 +26,8 @@ def routes() -> list[Route]:
             handlers.create_webhook,
             "add a webhook endpoint (answers its signing secret)",
             request_model=EndpointCreate,
-            responses={"201": "created"},
+            responses={"201": "created", "409": "the account has as many webhooks as it may"},
+            links=endpoint_links(),
         ),
         Route("GET", BASE, handlers.list_webhooks, "the account's webhook endpoints"),
         Route(
@@ -53,7 +63,7 @@ def routes() -> list[Route]:
             BASE + "/{webhookId}/test",
             handlers.send_test,
             "send the seed's Test Event Object through the delivery pipeline",
-            responses={"202": "accepted"},
+            responses={"202": "accepted", "409": "the webhook is disabled"},
         ),
         Route(
             "GET",

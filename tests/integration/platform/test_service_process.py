@@ -155,6 +155,28 @@ async def test_several_workers_share_the_port_and_all_stop_together(
             os.kill(int(str(pid)), 0)
 
 
+async def test_forked_workers_stop_when_their_parent_is_killed(tmp_path: Path, services: list[FakeService]) -> None:
+    service = FakeService(tmp_path, "--workers", "2", "--role", "all")
+    services.append(service)
+    await service.wait_ready()
+    deadline = time.monotonic() + 20
+    pids: set[int] = set()
+    while len(pids) < 2 and time.monotonic() < deadline:
+        pids.add(int(str((await who(service.url))["pid"])))
+    (worker,) = pids - {service.process.pid}
+    service.process.kill()
+    service.process.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"worker {worker} outlived its SIGKILLed parent")
+
+
 async def test_a_single_process_refuses_a_port_already_taken_instead_of_sharing_it(
     tmp_path: Path, services: list[FakeService]
 ) -> None:

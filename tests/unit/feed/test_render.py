@@ -17,7 +17,8 @@ from shared.ical import (
     render_event,
     render_header,
 )
-from shared.timezones import to_iana, vtimezone_block
+from shared.timezones import resolve
+from shared.zone_needs import vtimezone_block
 
 WHEN = datetime(2026, 2, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -43,7 +44,7 @@ def feed_of(*blocks: bytes, tzids: tuple[str, ...] = ()) -> bytes:
 
 def test_a_timed_event_carries_its_tzid_sequence_and_change_time_as_dtstamp() -> None:
     rendered = render_event(event())
-    assert rendered.tzids == ("Europe/Berlin",)
+    assert rendered.tzids == ("Europe/Berlin@2026",)
     assert b"DTSTART;TZID=Europe/Berlin:20260328T190000\r\n" in rendered.block
     assert b"DTSTAMP:20260201T123015Z\r\n" in rendered.block
     assert b"LAST-MODIFIED:20260201T123015Z\r\n" in rendered.block
@@ -58,9 +59,9 @@ def test_an_all_day_event_has_date_values_and_an_exclusive_end() -> None:
 
 
 def test_a_windows_time_zone_id_is_written_as_its_iana_zone() -> None:
-    assert to_iana("W. Europe Standard Time") == "Europe/Berlin"
-    assert to_iana("eastern standard time") == "America/New_York"
-    assert render_event(event(timezone="Tokyo Standard Time")).tzids == ("Asia/Tokyo",)
+    assert resolve("W. Europe Standard Time") == "Europe/Berlin"
+    assert resolve("eastern standard time") == "America/New_York"
+    assert render_event(event(timezone="Tokyo Standard Time")).tzids == ("Asia/Tokyo@2026",)
 
 
 def test_recurrence_lines_become_rrule_and_zoned_exdates_with_a_utc_until() -> None:
@@ -69,11 +70,16 @@ def test_recurrence_lines_become_rrule_and_zoned_exdates_with_a_utc_until() -> N
     assert b"EXDATE;TZID=Europe/Berlin:20260404T190000\r\n" in block
 
 
-def test_a_bad_recurrence_line_is_refused() -> None:
+def test_a_recurrence_line_stored_before_ingest_refused_it_is_left_out_saying_why_not_the_whole_event() -> None:
+    lines = ["RRULE:FREQ=WEEKLY;COUNT=3", "RDATE;VALUE=PERIOD:20260404T190000Z/20260404T200000Z", "RRULE:FREQ=NEVER"]
+    rendered = render_event(event(recurrence=lines))
+    assert b"RRULE:FREQ=WEEKLY;COUNT=3\r\n" in rendered.block
+    assert b"RDATE" not in rendered.block and b"NEVER" not in rendered.block
+    assert [reason.split(":")[0] for reason in rendered.skipped] == ["recurrence[1]", "recurrence[2]"]
+    many = render_event(event(recurrence=["RRULE:FREQ=DAILY;COUNT=2"] * 51))
+    assert many.skipped == ("recurrence: at most 50 lines",)
     with pytest.raises(InvalidEvent):
-        render_event(event(recurrence=["DTSTART:20260101"]))
-    with pytest.raises(InvalidEvent):
-        render_event(event(recurrence=["RRULE:FREQ=NEVER"]))
+        render_event(event(timezone="posixrules"))
 
 
 def test_a_cancelled_event_says_so_and_has_no_alarm() -> None:

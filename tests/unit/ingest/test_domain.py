@@ -94,7 +94,7 @@ def test_recurrence_lines_are_checked_and_a_bad_one_is_named_by_its_index() -> N
     assert stored[1].startswith("EXDATE;TZID=Europe/Paris:")
     for index, bad in [
         (1, "RRULE:FREQ=SOMETIMES"),
-        (1, "RRULE:FREQ=DAILY;UNTIL=20260301T000000"),  # UNTIL must be UTC for a zoned start
+        (1, "RRULE:FREQ=DAILY;COUNT=3;UNTIL=20260301T000000Z"),
         (1, "EXDATE:2026-13-45"),
         (1, "VALARM:NOPE"),
         (1, "RRULE:FREQ=DAILY\r\nX-EVIL:1"),
