@@ -285,6 +285,21 @@ class WebhookDeliveryDue(MessageData):
     attempt: int
 
 
+# --- sync: Google ---------------------------------------------------------------------------------
+
+
+class GoogleConsentGranted(MessageData):
+    """A subscriber consented on Google's screen and sync filled their calendar: ingest activates
+    the subscription (`is_new`) or records the re-authorization, and announces it."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    connection_id: uuid.UUID
+    google_email: str
+    is_new: bool
+    granted_at: datetime
+
+
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
     "api_key.created": ApiKeyCreated,
@@ -310,6 +325,7 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "subscription_event.accepted": SubscriptionEventAccepted,
     "push.stopped": PushStopped,
     "webhook_delivery.due": WebhookDeliveryDue,
+    "consent.granted": GoogleConsentGranted,
 }
 
 SCHEMA_VERSION = 1

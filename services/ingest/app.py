@@ -9,12 +9,13 @@ import asyncpg
 from aiohttp import web
 
 from services.ingest.adapters.geoip import CountryLookup
+from services.ingest.adapters.google_consent_client import GoogleConsentClient
 from services.ingest.adapters.repository import SCHEMA
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
-from services.ingest.messaging.consumers import on_account_created
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, PUSH_QUEUE
+from services.ingest.messaging.consumers import on_account_created, on_consent_granted
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE, PUSH_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
@@ -32,7 +33,7 @@ def _use_cases(geo: CountryLookup | None) -> Callable[[web.Application], AsyncIt
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         sync = SyncClient(settings.sync_url)
-        app[INGEST] = Ingest(
+        ingest = Ingest(
             app[lifecycle.POOL],
             settings.platform.public_feed_url,
             settings.limits,
@@ -40,6 +41,8 @@ def _use_cases(geo: CountryLookup | None) -> Callable[[web.Application], AsyncIt
             secrets=settings.secrets,
             geo=geo,
         )
+        ingest.configure_google(settings.google_enabled, GoogleConsentClient(settings.sync_url))
+        app[INGEST] = ingest
         try:
             yield
         finally:
@@ -75,7 +78,14 @@ def create_app(
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(
-            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (PUSH_QUEUE, _push_stopped(app))])
+            lifecycle.consumers(
+                SCHEMA,
+                [
+                    (ACCOUNTS_QUEUE, on_account_created),
+                    (PUSH_QUEUE, _push_stopped(app)),
+                    (GOOGLE_QUEUE, on_consent_granted(app)),
+                ],
+            )
         )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:

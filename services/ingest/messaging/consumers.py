@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
+from aiohttp import web
 
 from services.ingest.adapters import repository
-from shared.messages import AccountCreated, Envelope
+from services.ingest.api.handlers import INGEST
+from shared.messages import AccountCreated, Envelope, GoogleConsentGranted
 
 
 async def on_account_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     account = envelope.parsed()
     assert isinstance(account, AccountCreated)
     await repository.save_account(conn, account.account_id, account.account_code, account.name)
+
+
+def on_consent_granted(app: web.Application) -> Callable[[asyncpg.Connection, Envelope], Awaitable[None]]:
+    """sync's `consent.granted`: the Google subscription becomes active (and is announced)."""
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        granted = envelope.parsed()
+        assert isinstance(granted, GoogleConsentGranted)
+        await app[INGEST].activate_google(conn, granted)
+
+    return handle

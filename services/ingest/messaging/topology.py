@@ -10,3 +10,6 @@ ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.create
 # sync stopped pushing a subscription for good (calendar deleted by its user, credentials refused):
 # ingest deactivates it, which tells feed, sync and the webhooks (Unsubscribe).
 PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
+
+# sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
+GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))

@@ -23,6 +23,7 @@ from shared.errors import Conflict, InvalidRequest
 from shared.messages import (
     Envelope,
     MessageData,
+    SubscriptionData,
     make_envelope,
 )
 from shared.outbox import enqueue
@@ -51,6 +52,8 @@ class Subscribed:
     redirect_to: str | None
     # CalDAV: the collection the subscription is pushed into.
     calendar_url: str | None = None
+    # A new Google subscription waits for the user's consent: not announced yet, this is its message.
+    pending: SubscriptionData | None = None
 
 
 @dataclass

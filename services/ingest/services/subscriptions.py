@@ -214,6 +214,7 @@ class SubscriptionUseCases(ManualEventUseCases):
             else:
                 inserted = await repo.insert_subscription(
                     conn,
+                    active=kind != "google",  # a Google subscription is active once the user consented
                     subscription_id=uuid.uuid4(),
                     account_id=account.account_id,
                     calendar_id=calendar["calendar_id"],
@@ -233,7 +234,8 @@ class SubscriptionUseCases(ManualEventUseCases):
                 conn, account, calendar, row["subscription_id"], body.events, manual_fields
             )
             message = await self._subscription_message(conn, row, calendar, account)
-            await self._publish(conn, account, [(message_type, message), *manual])
+            pending = not row["active"]  # a Google subscription is announced once the user consented
+            await self._publish(conn, account, [*([] if pending else [(message_type, message)]), *manual])
             url = None
             if kind != "google":
                 url = webcal_url(
@@ -250,6 +252,7 @@ class SubscriptionUseCases(ManualEventUseCases):
                 subscription_url=url,
                 redirect_to=body.redirect_to,
                 calendar_url=caldav[0].calendar_url if caldav else None,
+                pending=message if pending else None,
             )
 
         return await self._transaction(work)
@@ -398,20 +401,6 @@ class SubscriptionUseCases(ManualEventUseCases):
 
         return await self._transaction(work)
 
-    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
-        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
-        transaction; an inactive or unknown subscription is left as it is)."""
-        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
-        if row is None or not row["active"]:
-            return
-        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
-        owner = await repo.account_of(conn, row["account_id"])
-        assert calendar is not None and owner is not None
-        account = Account(row["account_id"], owner["account_code"])
-        await self._deactivate(
-            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
-        )
-
     # --- the subscriber's unsubscribe page (no token: the subscription id is the capability) ------
 
     async def subscription_for_page(self, subscription_id: str) -> tuple[asyncpg.Record, asyncpg.Record, str] | None:
@@ -449,3 +438,17 @@ class SubscriptionUseCases(ManualEventUseCases):
             return saved, calendar
 
         return await self._transaction(work)
+
+    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
+        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
+        transaction; an inactive or unknown subscription is left as it is)."""
+        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
+        if row is None or not row["active"]:
+            return
+        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
+        owner = await repo.account_of(conn, row["account_id"])
+        assert calendar is not None and owner is not None
+        account = Account(row["account_id"], owner["account_code"])
+        await self._deactivate(
+            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
+        )

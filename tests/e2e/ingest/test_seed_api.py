@@ -185,61 +185,28 @@ async def calendar_with_tags(m: Merchant, code: str, **extra: Any) -> list[str]:
     return ids
 
 
-async def test_create_subscription_seed_examples_answer_the_seeds_google_shapes(acme: Merchant) -> None:
+async def test_without_a_google_client_the_seeds_google_examples_are_refused_or_routed_to_webcal(
+    acme: Merchant,
+) -> None:
+    """This stack has no KALENDS_GOOGLE_CLIENT_ID: an explicit Google subscription is a clear 409, and a
+    subscriber routed to Google by their device gets webcal, never a dead end. (The Google shapes, with
+    a Google double, are in tests/e2e/google.)"""
     tag_ids = await calendar_with_tags(acme, "acmecal_1")
-    status, body = await acme.call("POST", f"/v2/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_GOOGLE)
-    # The seed's placeholder ids are not UUIDs: unknown tags are refused, naming the field.
-    assert status == 400, body
-    assert body["errors"][0]["reason"].startswith("calendarTags[0].internalId")
-
-    status, created = await acme.call(
+    status, refused = await acme.call(
         "POST", f"/v2/subscribe/{acme.code}/acmecal_1", raw=with_real_tags(SEED_CREATE_GOOGLE, tag_ids)
     )
+    assert status == 409, refused
+    assert refused["errors"][0]["code"] == "GoogleNotConfigured"
+    assert "KALENDS_GOOGLE_CLIENT_ID" in refused["errors"][0]["reason"]
+
+    # The second example names no method; its Android (FB4A) user agent would route to Google.
+    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_WITH_EVENTS)
     assert status == 200, created
-    assert set(created) == {
-        "success",
-        "statusCode",
-        "errors",
-        "subscriptionType",
-        "subscriptionId",
-        "subscriberId",
-        "redirectTo",
-    }
-    # "Always Present" in the seed's response tables, success or not.
-    assert created["success"] is True and created["statusCode"] == 200 and created["errors"] == []
-    assert created["subscriptionType"] == "google"
-    assert created["subscriberId"] == "jsmith" and re.fullmatch(UUID_RE, created["subscriptionId"])
-    assert created["redirectTo"] == "https://yourdomain.com/confirmation"
-
+    assert created["subscriptionType"] == "webcal" and created["isNewSubscription"] is True
+    assert created["subscriptionUrl"].startswith("webcal://") and "redirectTo" not in created
     status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
-    assert status == 200, details
-    assert details["calendar"] == {"code": "acmecal_1", "name": "Calendar acmecal_1", "image": IMAGE}
-    assert [t["name"] for t in details["tags"]] == ["All Teams", "Team B", "Team A"]
-    assert details["timezoneId"] == "Eastern Standard Time"
-    assert details["subscriptionType"] == "google" and details["subscriberId"] == "jsmith"
-    assert details["emailAddress"] == "jsmith@gmail.com" and details["isActive"] is True
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", details["createdAt"])
-    assert {e["externalId"] for e in details["events"]} == {"90712", "37818"}
-    assert all(e["isExcluded"] is False and e["name"] for e in details["events"])
-    assert (details["utmSource"], details["ipAddress"], details["deviceName"]) == (
-        "Facebook",
-        "64.64.64.64",
-        "Android Phone",
-    )
-
-    # The second example: same subscriber, same (google) path from the user agent -> updated.
-    status, again = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_WITH_EVENTS)
-    assert status == 200, again
-    assert again == {
-        "success": True,
-        "statusCode": 200,
-        "errors": [],
-        "subscriptionType": "google",
-        "subscriptionId": created["subscriptionId"],
-        "subscriberId": "jsmith",
-        "isNewSubscription": False,
-    }
-    status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
+    assert details["subscriptionType"] == "webcal" and details["isActive"] is True
+    assert details["deviceName"] == "Android Phone"
     (manual,) = details["manualEvents"]
     assert manual["externalId"] == "BookingId:12345678" and manual["title"] == "The Lion King"
     assert (manual["start"], manual["end"], manual["timezone"]) == (
@@ -306,21 +273,20 @@ async def test_deactivate_seed_examples_by_id_and_by_username(acme: Merchant) ->
     status, body = await acme.call("DELETE", f"/v1/subscription/{acme.code}/acmecal_4/", raw=SEED_DEACTIVATE_ID)
     assert status == 404 and body["errors"][0]["reason"].startswith("id:")
 
+    # One active subscription per subscriber and type, and this stack has no Google client: one webcal
+    # subscription here. (A webcal and a Google subscription of one username: tests/e2e/google.)
     ids = []
-    for method in ("webcal", "google"):
-        status, created = await acme.call(
-            "POST",
-            f"/v1/subscribe/{acme.code}/acmecal_4",
-            {"subscriberId": "john.doe@mymail.com", "subscriptionMethod": method, "redirectTo": "https://x.test/"},
-        )
-        assert status == 200, created
-        ids.append(created["subscriptionId"])
+    status, created = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "john.doe@mymail.com"}
+    )
+    assert status == 200, created
+    ids.append(created["subscriptionId"])
     status, body = await acme.call("DELETE", f"/v1/subscription/{acme.code}/acmecal_4/", raw=SEED_DEACTIVATE_USERNAME)
     assert status == 200, body
     assert sorted(s["subscriptionId"] for s in body["subscriptions"]) == sorted(ids)
     assert all(s["isActive"] is False and s["deactivatedDate"] for s in body["subscriptions"])
     status, listed = await acme.call("GET", f"/v1/subscription/{acme.code}/acmecal_4/john.doe@mymail.com")
-    assert status == 200 and len(listed) == 2
+    assert status == 200 and len(listed) == 1
     assert all(s["isActive"] is False and s["deactivatedDate"] for s in listed)
 
     status, single = await acme.call(
