@@ -7,18 +7,27 @@ the caller's transaction, so deliveries exist exactly when the caller's own chan
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import asyncpg
 from icalendar import Calendar
 
 from services.mail.adapters import repository as repo
-from services.mail.domain.imip import InvalidInvitation, Party, address_of, calendar_uid, itip, parse_calendar
+from services.mail.domain.imip import (
+    COMPONENTS,
+    InvalidInvitation,
+    Party,
+    address_of,
+    calendar_uid,
+    itip,
+    parse_calendar,
+)
 from services.mail.domain.texts import resolve_locale
-from shared.ical import render_single
+from shared.ical import event_uid, render_single
 from shared.logging import get_logger
 from shared.messages import EventData, Person
 
@@ -69,6 +78,7 @@ async def request_invitations(
     method: str = "REQUEST",
     sequence: int | None = None,
     event_id: uuid.UUID | None = None,
+    fingerprint: str | None = None,
 ) -> Requested:
     """Record one queued delivery per attendee of an iMIP `method` (REQUEST or CANCEL) for the
     calendar's UID, due now; the mail workers send them (and retry them on the schedule).
@@ -84,20 +94,16 @@ async def request_invitations(
       address that cannot be sent; nothing is written then.
     """
     options = options or EmailOptions()
-    parsed = calendar if isinstance(calendar, Calendar) else parse_calendar(calendar)
-    if not isinstance(calendar, Calendar | str | bytes):
-        raise InvalidInvitation("calendar must be iCalendar text")
-    uid = calendar_uid(parse_calendar(parsed.to_ical()))
+    parsed = parse_calendar(calendar.to_ical() if isinstance(calendar, Calendar) else calendar)
+    uid = calendar_uid(parsed)
     parties = _parties(attendees)
     if not parties:
         raise InvalidInvitation("an invitation needs at least one attendee")
     if len(parties) > MAX_ATTENDEES:
         raise InvalidInvitation(f"an invitation reaches at most {MAX_ATTENDEES} attendees")
-    owner = (
-        Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(mail_from, None)
-    )
+    owner = Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(mail_from)
     if sequence is None:
-        component = next(c for c in parsed.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL"))
+        component = next(c for c in parsed.subcomponents if c.name in COMPONENTS)
         sequence = int(component.get("sequence", 0))
     text = itip(parsed, method, owner, parties, sequence=sequence).decode("utf-8")
     invitation_id = await repo.insert_invitation(
@@ -116,6 +122,7 @@ async def request_invitations(
         attach=options.attach,
         inline=options.inline,
         hide_attendees=options.hide_attendees,
+        fingerprint=fingerprint,
     )
     domain = mail_from.rpartition("@")[2] or "localhost"
     delivery_ids = []
@@ -143,40 +150,49 @@ async def request_invitations(
 # --- catalog events ---------------------------------------------------------------------------------
 
 
+def significant(event: EventData) -> str:
+    """What makes a new request worth sending (RFC 5546 2.1.4: times, recurrence; and what people
+    read: title, place, description, link). Attendees' answers are not part of it."""
+    content = {
+        name: getattr(event, name)
+        for name in ("title", "description", "location", "start", "end", "timezone", "all_day", "url", "conference")
+    }
+    content["recurrence"] = list(event.recurrence)
+    content["status"] = event.status
+    content["organizer"] = event.organizer.email.lower() if event.organizer else None
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 async def handle_event(conn: asyncpg.Connection, event: EventData, mail_from: str) -> None:
-    """An event with `notify`: REQUEST to its attendees at its SEQUENCE, CANCEL to attendees removed
-    since, CANCEL to everyone invited when it is cancelled or deleted. What was recorded before
-    decides: nothing is sent twice."""
+    """An event with `notify`: REQUEST to its attendees at its SEQUENCE (to all on a significant
+    change, else only to attendees not invited yet), CANCEL to attendees removed since, CANCEL to
+    everyone invited when it is cancelled or deleted. What was recorded decides: nothing is sent twice."""
     if not event.notify:
         return
-    uid = str(event.event_id)  # shared.ical.event_uid: the feed's UID for this event
+    uid = event_uid(event.event_id)  # the feed's UID for this event
     previous = await repo.last_sent(conn, event.account_id, uid)
     invited = {email for email, (method, _) in previous.items() if method == "REQUEST"}
-    calendar = render_single(event)
     current = {address_of(p.email): p for p in event.attendees if p.email}
     cancelled = event.deleted or event.status == "cancelled"
     removed = sorted(invited if cancelled else invited - current.keys())
-    common = {"mail_from": mail_from, "event_id": event.event_id, "organizer": event.organizer}
-    if removed:
-        await request_invitations(
-            conn,
-            event.account_id,
-            calendar=calendar,
-            attendees=[Party(email) for email in removed],
-            method="CANCEL",
-            sequence=event.sequence,
-            **common,  # type: ignore[arg-type]
-        )
-    if not cancelled and current:
-        await request_invitations(
-            conn,
-            event.account_id,
-            calendar=calendar,
-            attendees=list(current.values()),
-            method="REQUEST",
-            sequence=event.sequence,
-            **common,  # type: ignore[arg-type]
-        )
+    fingerprint = significant(event)
+    changed = fingerprint != await repo.last_fingerprint(conn, event.account_id, uid)
+    to_request = [] if cancelled else [p for email, p in current.items() if changed or email not in invited]
+    calendar = render_single(event)
+    for method, people in (("CANCEL", [Party(email) for email in removed]), ("REQUEST", to_request)):
+        if people:
+            await request_invitations(
+                conn,
+                event.account_id,
+                calendar=calendar,
+                attendees=people,
+                organizer=event.organizer,
+                mail_from=mail_from,
+                method=method,
+                sequence=event.sequence,
+                event_id=event.event_id,
+                fingerprint=fingerprint if method == "REQUEST" else None,
+            )
 
 
 # --- the record -------------------------------------------------------------------------------------
@@ -187,7 +203,3 @@ async def list_deliveries(
 ) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
         return await repo.list_deliveries(conn, account_id, uid=uid, status=status, limit=limit)
-
-
-def anchor_of(first_attempt_at: datetime | None, now: datetime) -> datetime:
-    return first_attempt_at or now

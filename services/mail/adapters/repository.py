@@ -58,6 +58,17 @@ async def insert_delivery(
     return delivery_id
 
 
+async def last_fingerprint(conn: asyncpg.Connection, account_id: uuid.UUID, uid: str) -> str | None:
+    """The significant content of the latest request sent for `uid` (catalog events only)."""
+    fingerprint: str | None = await conn.fetchval(
+        f"SELECT fingerprint FROM {SCHEMA}.invitations WHERE account_id = $1 AND uid = $2 AND method = 'REQUEST'"
+        " ORDER BY sequence DESC, created_at DESC LIMIT 1",
+        account_id,
+        uid,
+    )
+    return fingerprint
+
+
 async def delete_invitation(conn: asyncpg.Connection, invitation_id: uuid.UUID) -> None:
     await conn.execute(f"DELETE FROM {SCHEMA}.invitations WHERE id = $1", invitation_id)
 
