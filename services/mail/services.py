@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 from icalendar import Calendar
@@ -26,10 +27,12 @@ from services.mail.domain.imip import (
     itip,
     parse_calendar,
 )
+from services.mail.domain.replies import Reply
 from services.mail.domain.texts import resolve_locale
+from shared import outbox
 from shared.ical import event_uid, render_single
 from shared.logging import get_logger
-from shared.messages import EventData, Person
+from shared.messages import AttendeeReplied, EventData, Person, make_envelope
 
 log = get_logger(__name__)
 
@@ -85,8 +88,9 @@ async def request_invitations(
 
     - `calendar`: a VCALENDAR (an icalendar.Calendar or its text) with one UID; METHOD, ORGANIZER
       and ATTENDEE lines are set here (attendees NEEDS-ACTION, RSVP=TRUE).
-    - `organizer`: who the invitation is from (ORGANIZER); None puts ours there (`mail_from`), so
-      replies come back to the reply listener.
+    - `organizer`: who the invitation is from (ORGANIZER); None puts ours there (the invitation's
+      reply address, `local+<invitation id>@domain` of `mail_from`), so replies come back to the
+      reply listener. Every message also names that address in Reply-To.
     - `sequence`: the SEQUENCE to send; None keeps the calendar's own (0 when absent). Raise it
       on every significant change: an invitation with the same (UID, method, SEQUENCE) to the
       same attendee is recorded once, so a replay sends nothing twice.
@@ -101,13 +105,17 @@ async def request_invitations(
         raise InvalidInvitation("an invitation needs at least one attendee")
     if len(parties) > MAX_ATTENDEES:
         raise InvalidInvitation(f"an invitation reaches at most {MAX_ATTENDEES} attendees")
-    owner = Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(mail_from)
+    invitation_id = uuid.uuid4()
+    reply_to = reply_address(mail_from, invitation_id)
+    # Without an organizer of the merchant's, ours stands there: clients send their REPLY to it.
+    owner = Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(reply_to)
     if sequence is None:
         component = next(c for c in parsed.subcomponents if c.name in COMPONENTS)
         sequence = int(component.get("sequence", 0))
     text = itip(parsed, method, owner, parties, sequence=sequence).decode("utf-8")
-    invitation_id = await repo.insert_invitation(
+    await repo.insert_invitation(
         conn,
+        id=invitation_id,
         account_id=account_id,
         uid=uid,
         event_id=event_id,
@@ -145,6 +153,12 @@ async def request_invitations(
         return Requested(None, [])
     log.info("mail.requested", uid=uid, method=method, sequence=sequence, deliveries=len(delivery_ids))
     return Requested(invitation_id, delivery_ids)
+
+
+def reply_address(mail_from: str, invitation_id: uuid.UUID) -> str:
+    """`calendar@example.com` -> `calendar+<invitation id hex>@example.com`: where answers come back."""
+    local, _, domain = mail_from.partition("@")
+    return f"{local}+{invitation_id.hex}@{domain}"
 
 
 # --- catalog events ---------------------------------------------------------------------------------
@@ -193,6 +207,38 @@ async def handle_event(conn: asyncpg.Connection, event: EventData, mail_from: st
                 event_id=event.event_id,
                 fingerprint=fingerprint if method == "REQUEST" else None,
             )
+
+
+# --- replies ---------------------------------------------------------------------------------------
+
+
+async def record_reply(pool: asyncpg.Pool, reply: Reply, invitation_id: uuid.UUID | None) -> str | None:
+    """An attendee's answer: their deliveries of this UID take its PARTSTAT, and `attendee.replied`
+    goes out through the outbox (in one transaction). Returns 'recorded', 'unchanged' (the same
+    answer again: nothing published), or None when it answers no invitation we sent them."""
+    async with pool.acquire() as conn, conn.transaction():
+        invitation = await repo.invitation_for_reply(conn, invitation_id, reply.uid, reply.attendee)
+        if invitation is None:
+            return None
+        account_id, event_id = invitation["account_id"], invitation["event_id"]
+        previous = await repo.set_partstat(conn, account_id, reply.uid, reply.attendee, reply.partstat)
+        if previous is None:
+            return None
+        if previous == reply.partstat and reply.method == "REPLY":
+            return "unchanged"
+        replied = AttendeeReplied(
+            account_id=account_id,
+            event_id=event_id,
+            uid=reply.uid,
+            attendee_email=reply.attendee,
+            partstat=reply.partstat,
+            method=reply.method,  # type: ignore[arg-type]
+            comment=reply.comment,
+            replied_at=datetime.now(UTC),
+        )
+        await outbox.enqueue(conn, repo.SCHEMA, [make_envelope("attendee.replied", replied, account_id=account_id)])
+    log.info("mail.reply", uid=reply.uid, partstat=reply.partstat, method=reply.method)
+    return "recorded"
 
 
 # --- the record -------------------------------------------------------------------------------------

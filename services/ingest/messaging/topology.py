@@ -10,3 +10,7 @@ ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.create
 # sync stopped pushing a subscription for good (calendar deleted by its user, credentials refused):
 # ingest deactivates it, which tells feed, sync and the webhooks (Unsubscribe).
 PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
+
+# An attendee answered a mail invitation: ingest records the PARTSTAT on the event's attendee
+# (the catalog and the feed show it). One at a time, so two answers to one event never race.
+REPLIES_QUEUE = QueueSpec(name="ingest.replies", routing_keys=("attendee.replied",), concurrency=1)

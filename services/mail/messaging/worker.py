@@ -16,6 +16,7 @@ from services.mail.adapters import repository as repo
 from services.mail.adapters.smtp import SendResult, SmtpSender
 from services.mail.domain.compose import Letter, compose, to_bytes
 from services.mail.domain.imip import Party, itip, summary_of
+from services.mail.services import reply_address
 from services.mail.settings import MailSettings
 from shared.logging import get_logger
 from shared.retry import next_attempt
@@ -40,7 +41,7 @@ def letter_for(claimed: repo.Claimed, settings: MailSettings) -> Letter:
         sender_name=row["organizer_name"],
         recipient=row["attendee_email"],
         recipient_name=row["attendee_name"],
-        reply_to=settings.mail_from,
+        reply_to=reply_address(settings.mail_from, row["invitation_id"]),
         message_id=row["message_id"],
         subject=row["subject"],
         body=row["body"],
