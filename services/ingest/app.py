@@ -15,12 +15,12 @@ from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.messaging.consumers import on_account_created, on_consent_granted
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE, PUSH_QUEUE
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE, PUSH_QUEUE, REPLIES_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
 from shared.consumer import Handler
-from shared.messages import Envelope, PushStopped
+from shared.messages import AttendeeReplied, Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
@@ -62,6 +62,15 @@ def _push_stopped(app: web.Application) -> Handler:
     return handle
 
 
+def _attendee_replied(app: web.Application) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        replied = envelope.parsed()
+        assert isinstance(replied, AttendeeReplied)
+        await app[INGEST].apply_reply(conn, replied)
+
+    return handle
+
+
 def create_app(
     platform: PlatformSettings, role: str = "all", settings: IngestSettings | None = None
 ) -> web.Application:
@@ -84,6 +93,7 @@ def create_app(
                     (ACCOUNTS_QUEUE, on_account_created),
                     (PUSH_QUEUE, _push_stopped(app)),
                     (GOOGLE_QUEUE, on_consent_granted(app)),
+                    (REPLIES_QUEUE, _attendee_replied(app)),
                 ],
             )
         )

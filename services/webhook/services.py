@@ -25,7 +25,7 @@ from shared import outbox
 from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.logging import get_logger
-from shared.messages import Envelope, SubscriptionData
+from shared.messages import AttendeeReplied, Envelope, SubscriptionData
 
 log = get_logger(__name__)
 
@@ -46,11 +46,11 @@ def normalise_event_types(requested: Sequence[str] | None) -> list[str]:
     for name in requested:
         canonical = known.get(str(name).strip().lower())
         if canonical is None:
-            raise InvalidRequest(f"eventTypes: unknown event type {name!r}; use Subscribe or Unsubscribe")
+            raise InvalidRequest(f"eventTypes: unknown event type {name!r}; use {', '.join(payloads.EVENT_TYPES)}")
         if canonical not in chosen:
             chosen.append(canonical)
     if not chosen:
-        raise InvalidRequest("eventTypes: choose at least one of Subscribe, Unsubscribe")
+        raise InvalidRequest(f"eventTypes: choose at least one of {', '.join(payloads.EVENT_TYPES)}")
     return chosen
 
 
@@ -206,7 +206,11 @@ async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelo
     event_type = payloads.MESSAGE_EVENT_TYPES.get(envelope.type)
     if event_type is None:
         return
-    subscription = envelope.parsed()
+    message = envelope.parsed()
+    if isinstance(message, AttendeeReplied):
+        await _fan_out_reply(conn, envelope, message)
+        return
+    subscription = message
     assert isinstance(subscription, SubscriptionData)
     endpoint_ids = await repo.endpoints_wanting(conn, subscription.account_id, event_type)
     if not endpoint_ids:
@@ -225,6 +229,23 @@ async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelo
         subscription_id=subscription.subscription_id,
     )
     log.info("webhook.event", event_type=event_type, event_id=str(envelope.id), deliveries=len(deliveries))
+
+
+async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: AttendeeReplied) -> None:
+    endpoint_ids = await repo.endpoints_wanting(conn, replied.account_id, payloads.ATTENDEE_REPLIED)
+    if not endpoint_ids:
+        return
+    details = payloads.attendee_replied_details(replied)
+    body = payloads.encode(payloads.event_object(envelope.id, payloads.ATTENDEE_REPLIED, details))
+    await _fan_out(
+        conn,
+        event_id=envelope.id,
+        account_id=replied.account_id,
+        event_type=payloads.ATTENDEE_REPLIED,
+        body=body,
+        endpoint_ids=endpoint_ids,
+        source_message_id=envelope.id,
+    )
 
 
 async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:

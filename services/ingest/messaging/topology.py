@@ -13,3 +13,6 @@ PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
 
 # sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
 GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))
+# An attendee answered a mail invitation: ingest records the PARTSTAT on the event's attendee
+# (the catalog and the feed show it). One at a time, so two answers to one event never race.
+REPLIES_QUEUE = QueueSpec(name="ingest.replies", routing_keys=("attendee.replied",), concurrency=1)
