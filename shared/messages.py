@@ -143,6 +143,8 @@ class EventData(MessageData):
     recurrence: list[str] = Field(default_factory=list)  # RFC 5545 lines: RRULE:..., EXDATE:...
     subscription_ids: list[uuid.UUID] = Field(default_factory=list)
     deleted: bool = False
+    notify: bool = False  # true: the mail service sends the attendees iMIP invitations
+    attendees_hidden: bool = False  # each invitation lists only its own attendee (Unipile)
 
 
 # --- ingest: subscriptions ----------------------------------------------------------------------

@@ -12,8 +12,9 @@ from services.ingest.adapters.repository import SCHEMA
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
-from services.ingest.messaging.consumers import on_account_created
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, PUSH_QUEUE
+from services.ingest.api.unipile import unipile_routes
+from services.ingest.messaging.consumers import on_account_created, on_api_key
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, API_KEYS_QUEUE, PUSH_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
@@ -61,9 +62,16 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA, platform))
         app.cleanup_ctx.append(
-            lifecycle.consumers(SCHEMA, [(ACCOUNTS_QUEUE, on_account_created), (PUSH_QUEUE, _push_stopped(app))])
+            lifecycle.consumers(
+                SCHEMA,
+                [
+                    (ACCOUNTS_QUEUE, on_account_created),
+                    (API_KEYS_QUEUE, on_api_key),
+                    (PUSH_QUEUE, _push_stopped(app)),
+                ],
+            )
         )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
-        add_routes(app, routes())
+        add_routes(app, routes() + unipile_routes())
     return app

@@ -1,14 +1,21 @@
-"""Consumers of other services' messages: auth's account.created fills the accounts table."""
+"""Consumers of other services' messages: auth's account.created and api_key.* messages."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from services.ingest.adapters import repository
-from shared.messages import AccountCreated, Envelope
+from services.ingest.adapters import api_keys, repository
+from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, Envelope
 
 
 async def on_account_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     account = envelope.parsed()
     assert isinstance(account, AccountCreated)
     await repository.save_account(conn, account.account_id, account.account_code, account.name)
+
+
+async def on_api_key(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """auth's api_key.created / api_key.revoked: keep the hash, for X-API-KEY (Unipile route)."""
+    key = envelope.parsed()
+    assert isinstance(key, ApiKeyCreated | ApiKeyRevoked)
+    await api_keys.save_api_key(conn, key.key_hash, key.account_id, key.account_code, isinstance(key, ApiKeyRevoked))

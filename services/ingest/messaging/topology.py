@@ -10,3 +10,6 @@ ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.create
 # sync stopped pushing a subscription for good (calendar deleted by its user, credentials refused):
 # ingest deactivates it, which tells feed, sync and the webhooks (Unsubscribe).
 PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
+
+# API keys from auth (hashes only): X-API-KEY on the Unipile route.
+API_KEYS_QUEUE = QueueSpec(name="ingest.api_keys", routing_keys=("api_key.created", "api_key.revoked"))
