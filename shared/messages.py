@@ -101,6 +101,8 @@ class Person(MessageData):
     email: str
     role: str | None = None  # RFC 5545 ROLE, e.g. REQ-PARTICIPANT
     rsvp: bool | None = None
+    # RFC 5545 PARTSTAT once the attendee has answered (ACCEPTED, DECLINED, TENTATIVE, ...); None: no answer.
+    partstat: str | None = None
 
 
 class EventData(MessageData):
@@ -143,7 +145,8 @@ class EventData(MessageData):
     recurrence: list[str] = Field(default_factory=list)  # RFC 5545 lines: RRULE:..., EXDATE:...
     subscription_ids: list[uuid.UUID] = Field(default_factory=list)
     deleted: bool = False
-    notify: bool = False  # true: the mail service sends the attendees iMIP invitations
+    # True: the mail service invites the attendees (iMIP REQUEST/CANCEL) on every change.
+    notify: bool = False
     attendees_hidden: bool = False  # each invitation lists only its own attendee (Unipile)
 
 
@@ -241,6 +244,23 @@ class WebhookDeliveryDue(MessageData):
     attempt: int
 
 
+# --- mail ---------------------------------------------------------------------------------------
+
+
+class AttendeeReplied(MessageData):
+    """An attendee answered an invitation (iMIP REPLY, or COUNTER): published by mail, applied by
+    ingest to the event's attendee and sent by webhook as `AttendeeReplied`."""
+
+    account_id: uuid.UUID
+    event_id: uuid.UUID | None = None  # the catalog event, when the invitation came from one
+    uid: str
+    attendee_email: str
+    partstat: str  # ACCEPTED, DECLINED, TENTATIVE, DELEGATED, NEEDS-ACTION
+    method: Literal["REPLY", "COUNTER"] = "REPLY"
+    comment: str | None = None
+    replied_at: datetime
+
+
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
     "api_key.created": ApiKeyCreated,
@@ -260,6 +280,7 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "subscription_event.accepted": SubscriptionEventAccepted,
     "push.stopped": PushStopped,
     "webhook_delivery.due": WebhookDeliveryDue,
+    "attendee.replied": AttendeeReplied,
 }
 
 SCHEMA_VERSION = 1

@@ -193,7 +193,7 @@ class ServiceProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync")
+SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync", "mail")
 
 
 def basic_auth(user: str, password: str) -> str:

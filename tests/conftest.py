@@ -25,7 +25,7 @@ from shared.testing import (
 )
 
 # Every service that has migrations; the template database carries all their schemas.
-SERVICES = ("auth", "ingest", "feed", "webhook", "sync")
+SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
 
 
 def service_migrations() -> list[tuple[str, Path]]:

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.settings import PlatformSettings, SettingsError, env_bool, env_float, env_int, env_str
+from shared.retry import parse_retry_schedule as shared_parse_retry_schedule
+from shared.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 
 DEFAULT_RETRY_SCHEDULE = (0.0, 60.0, 180.0, 420.0, 900.0, 1800.0)
 
 
 def parse_retry_schedule(raw: str, name: str = "KALENDS_WEBHOOK_RETRY_SCHEDULE") -> tuple[float, ...]:
-    """`0,60,180`: seconds after the first attempt at which each attempt is due.
-
-    The first entry must be 0 (the first attempt is due at once), entries strictly increase, and
-    the last one closes the retry window.
-    """
-    try:
-        steps = tuple(float(part) for part in raw.replace(" ", "").split(",") if part != "")
-    except ValueError:
-        raise SettingsError(f"{name} must be comma-separated seconds like 0,60,180, got {raw!r}") from None
-    if not steps:
-        raise SettingsError(f"{name} must list at least one step, got {raw!r}")
-    if steps[0] != 0:
-        raise SettingsError(f"{name} must start with 0 (the first attempt is due at once), got {raw!r}")
-    if any(b <= a for a, b in itertools.pairwise(steps)):
-        raise SettingsError(f"{name} must strictly increase, got {raw!r}")
-    return steps
+    return shared_parse_retry_schedule(raw, name)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
-SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085}
+SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086}
 
 # The contract's environment table (CONTRACT.md, "Environment"), and the platform's own optional
 # settings (shared/settings.py, shared/service.py) that deploy files may set too.

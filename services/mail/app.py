@@ -1,0 +1,72 @@
+"""The mail service's aiohttp app: deliveries API, the event consumer, the sending worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from services.mail import services
+from services.mail.adapters.repository import SCHEMA
+from services.mail.adapters.smtp import SmtpSender
+from services.mail.api.handlers import SETTINGS
+from services.mail.api.routes import routes
+from services.mail.messaging.topology import SCHEDULING
+from services.mail.messaging.worker import MailWorker
+from services.mail.settings import MailSettings
+from shared import lifecycle
+from shared.consumer import Handler
+from shared.messages import Envelope, EventData
+from shared.tokens import JwksVerifier
+from shared.web import add_routes, create_base_app
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+WORKER = web.AppKey("mail_worker", MailWorker)
+
+
+def event_handler(settings: MailSettings) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        event = envelope.parsed()
+        if isinstance(event, EventData):
+            await services.handle_event(conn, event, settings.mail_from)
+
+    return handle
+
+
+def sending_worker(settings: MailSettings) -> lifecycle.CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        sender = SmtpSender(settings.smtp, timeout=settings.smtp_timeout)
+        worker = MailWorker(app[lifecycle.POOL], settings, sender)
+        app[WORKER] = worker
+        task = asyncio.create_task(worker.run(), name="mail-worker")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await sender.close()
+
+    return ctx
+
+
+def create_app(settings: MailSettings, role: str = "all") -> web.Application:
+    serves_api = role in ("api", "all")
+    verifier = JwksVerifier(settings.platform.auth_url) if serves_api else None
+    app = create_base_app("mail", verifier=verifier)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS))
+    app.cleanup_ctx.append(lifecycle.broker(settings.platform))
+    if role in ("worker", "all"):
+        app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
+        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(SCHEDULING, event_handler(settings))]))
+        app.cleanup_ctx.append(sending_worker(settings))
+    app.cleanup_ctx.append(lifecycle.token_verifier())
+    if serves_api:
+        add_routes(app, routes())
+    return app

@@ -1,0 +1,193 @@
+"""The mail use-cases: invitations into deliveries, catalog events into invitations, one sending
+round, and the operator's record.
+
+`request_invitations` is what other modules call (Convier's routes, the event consumer); it runs in
+the caller's transaction, so deliveries exist exactly when the caller's own change commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+from icalendar import Calendar
+
+from services.mail.adapters import repository as repo
+from services.mail.domain.imip import InvalidInvitation, Party, address_of, calendar_uid, itip, parse_calendar
+from services.mail.domain.texts import resolve_locale
+from shared.ical import render_single
+from shared.logging import get_logger
+from shared.messages import EventData, Person
+
+log = get_logger(__name__)
+
+MAX_ATTENDEES = 1000
+
+
+@dataclass(frozen=True)
+class EmailOptions:
+    """Convier's `email[...]`: the mail's own subject and body (else a localised default), its
+    locale (en, fr, de, es; anything else falls back to en), `attach` an invite.ics attachment,
+    `inline` the text/calendar part inside multipart/alternative."""
+
+    subject: str | None = None
+    body: str | None = None
+    locale: str | None = None
+    attach: bool = False
+    inline: bool = True
+    hide_attendees: bool = False  # each attendee's calendar lists only them
+
+
+@dataclass(frozen=True)
+class Requested:
+    invitation_id: uuid.UUID | None  # None when every delivery already existed (a replay)
+    delivery_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+def _parties(people: Sequence[Party | Person]) -> list[Party]:
+    seen: dict[str, Party] = {}
+    for person in people:
+        email = address_of(person.email)
+        if "@" not in email or any(ch.isspace() for ch in email):
+            raise InvalidInvitation(f"attendee {person.email!r} is not an email address")
+        seen.setdefault(email, Party(email, person.name))
+    return list(seen.values())
+
+
+async def request_invitations(
+    conn: asyncpg.Connection,
+    account_id: uuid.UUID,
+    *,
+    calendar: Calendar | str | bytes,
+    attendees: Sequence[Party | Person],
+    organizer: Party | Person | None,
+    mail_from: str,
+    options: EmailOptions | None = None,
+    method: str = "REQUEST",
+    sequence: int | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Requested:
+    """Record one queued delivery per attendee of an iMIP `method` (REQUEST or CANCEL) for the
+    calendar's UID, due now; the mail workers send them (and retry them on the schedule).
+
+    - `calendar`: a VCALENDAR (an icalendar.Calendar or its text) with one UID; METHOD, ORGANIZER
+      and ATTENDEE lines are set here (attendees NEEDS-ACTION, RSVP=TRUE).
+    - `organizer`: who the invitation is from (ORGANIZER); None puts ours there (`mail_from`), so
+      replies come back to the reply listener.
+    - `sequence`: the SEQUENCE to send; None keeps the calendar's own (0 when absent). Raise it
+      on every significant change: an invitation with the same (UID, method, SEQUENCE) to the
+      same attendee is recorded once, so a replay sends nothing twice.
+    - Runs in the caller's transaction (`conn`). Raises InvalidInvitation on a calendar or an
+      address that cannot be sent; nothing is written then.
+    """
+    options = options or EmailOptions()
+    parsed = calendar if isinstance(calendar, Calendar) else parse_calendar(calendar)
+    if not isinstance(calendar, Calendar | str | bytes):
+        raise InvalidInvitation("calendar must be iCalendar text")
+    uid = calendar_uid(parse_calendar(parsed.to_ical()))
+    parties = _parties(attendees)
+    if not parties:
+        raise InvalidInvitation("an invitation needs at least one attendee")
+    if len(parties) > MAX_ATTENDEES:
+        raise InvalidInvitation(f"an invitation reaches at most {MAX_ATTENDEES} attendees")
+    owner = (
+        Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(mail_from, None)
+    )
+    if sequence is None:
+        component = next(c for c in parsed.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL"))
+        sequence = int(component.get("sequence", 0))
+    text = itip(parsed, method, owner, parties, sequence=sequence).decode("utf-8")
+    invitation_id = await repo.insert_invitation(
+        conn,
+        account_id=account_id,
+        uid=uid,
+        event_id=event_id,
+        method=method,
+        sequence=sequence,
+        calendar=text,
+        organizer_email=owner.email,
+        organizer_name=owner.name,
+        subject=options.subject,
+        body=options.body,
+        locale=resolve_locale(options.locale),
+        attach=options.attach,
+        inline=options.inline,
+        hide_attendees=options.hide_attendees,
+    )
+    domain = mail_from.rpartition("@")[2] or "localhost"
+    delivery_ids = []
+    for party in parties:
+        delivery_id = await repo.insert_delivery(
+            conn,
+            invitation_id=invitation_id,
+            account_id=account_id,
+            uid=uid,
+            method=method,
+            sequence=sequence,
+            email=party.email,
+            name=party.name,
+            message_id=f"<{uuid.uuid4()}@{domain}>",
+        )
+        if delivery_id is not None:
+            delivery_ids.append(delivery_id)
+    if not delivery_ids:
+        await repo.delete_invitation(conn, invitation_id)
+        return Requested(None, [])
+    log.info("mail.requested", uid=uid, method=method, sequence=sequence, deliveries=len(delivery_ids))
+    return Requested(invitation_id, delivery_ids)
+
+
+# --- catalog events ---------------------------------------------------------------------------------
+
+
+async def handle_event(conn: asyncpg.Connection, event: EventData, mail_from: str) -> None:
+    """An event with `notify`: REQUEST to its attendees at its SEQUENCE, CANCEL to attendees removed
+    since, CANCEL to everyone invited when it is cancelled or deleted. What was recorded before
+    decides: nothing is sent twice."""
+    if not event.notify:
+        return
+    uid = str(event.event_id)  # shared.ical.event_uid: the feed's UID for this event
+    previous = await repo.last_sent(conn, event.account_id, uid)
+    invited = {email for email, (method, _) in previous.items() if method == "REQUEST"}
+    calendar = render_single(event)
+    current = {address_of(p.email): p for p in event.attendees if p.email}
+    cancelled = event.deleted or event.status == "cancelled"
+    removed = sorted(invited if cancelled else invited - current.keys())
+    common = {"mail_from": mail_from, "event_id": event.event_id, "organizer": event.organizer}
+    if removed:
+        await request_invitations(
+            conn,
+            event.account_id,
+            calendar=calendar,
+            attendees=[Party(email) for email in removed],
+            method="CANCEL",
+            sequence=event.sequence,
+            **common,  # type: ignore[arg-type]
+        )
+    if not cancelled and current:
+        await request_invitations(
+            conn,
+            event.account_id,
+            calendar=calendar,
+            attendees=list(current.values()),
+            method="REQUEST",
+            sequence=event.sequence,
+            **common,  # type: ignore[arg-type]
+        )
+
+
+# --- the record -------------------------------------------------------------------------------------
+
+
+async def list_deliveries(
+    pool: asyncpg.Pool, account_id: uuid.UUID, *, uid: str | None, status: str | None, limit: int = 500
+) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return await repo.list_deliveries(conn, account_id, uid=uid, status=status, limit=limit)
+
+
+def anchor_of(first_attempt_at: datetime | None, now: datetime) -> datetime:
+    return first_attempt_at or now

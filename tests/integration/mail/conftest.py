@@ -1,0 +1,130 @@
+"""Fixtures of the mail integration tests: a real SMTP server (aiosmtpd) recording what it accepts,
+the mail worker running in this process against the test's own database and broker prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aio_pika
+import asyncpg
+import pytest
+from aiohttp import web
+
+from services.mail.app import WORKER, create_app
+from services.mail.messaging.topology import delete_topology
+from services.mail.messaging.worker import MailWorker
+from services.mail.settings import MailSettings
+from shared import db
+from shared.amqp import Names, Publisher
+from shared.lifecycle import POOL
+from shared.messages import Envelope
+from shared.settings import PlatformSettings
+from shared.testing_smtp import SmtpServer
+
+SCHEDULE = (0.0, 1.0, 2.0, 4.0)
+MAIL_FROM = "calendar@kalends.test"
+
+
+@pytest.fixture
+def smtp() -> Any:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_settings(database_url: str, amqp_url: str, amqp_names: Names, smtp: SmtpServer) -> MailSettings:
+    return MailSettings(
+        platform=PlatformSettings(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_names.prefix),
+        smtp_url=smtp.url,
+        mail_from=MAIL_FROM,
+        retry_schedule=SCHEDULE,
+        smtp_timeout=5.0,
+        poll_interval=0.1,
+    )
+
+
+class Worker:
+    """The mail service's worker half (event consumer, relay, sending loop) in this process."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.runner: web.AppRunner | None = None
+
+    async def start(self, **changes: Any) -> Worker:
+        if changes:
+            self.settings = dataclasses.replace(self.settings, **changes)
+        self.runner = web.AppRunner(create_app(self.settings, "worker"))
+        await self.runner.setup()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self.runner is not None
+        return self.runner.app[POOL]
+
+    @property
+    def mailer(self) -> MailWorker:
+        assert self.runner is not None
+        return self.runner.app[WORKER]
+
+
+@pytest.fixture
+async def worker(
+    mail_settings: MailSettings, amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names
+) -> AsyncIterator[Worker]:
+    w = Worker(mail_settings)
+    yield w
+    await w.stop()
+    channel = await amqp_connection.channel()
+    await delete_topology(channel, amqp_names)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(database_url, min_size=1, max_size=4)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def publish(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names
+) -> AsyncIterator[Callable[[Envelope], Any]]:
+    publisher = Publisher(amqp_connection, amqp_names)
+
+    async def send(envelope: Envelope) -> None:
+        await publisher.publish(envelope.to_bytes(), envelope.type, str(envelope.id))
+
+    yield send
+    await publisher.close()
+
+
+async def deliveries(pool: asyncpg.Pool, account_id: uuid.UUID) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM mail.deliveries WHERE account_id = $1 ORDER BY attendee_email, sequence, method", account_id
+        )
+    )
+
+
+async def settled(pool: asyncpg.Pool, account_id: uuid.UUID, count: int, timeout: float = 15.0) -> list[Any]:
+    """The account's deliveries once `count` exist and none is queued any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await deliveries(pool, account_id)
+        if len(rows) >= count and all(r["status"] != "queued" for r in rows):
+            return rows
+        if time.monotonic() > deadline:
+            raise TimeoutError([(r["attendee_email"], r["status"], r["smtp_answer"]) for r in rows])
+        await asyncio.sleep(0.1)
