@@ -31,7 +31,7 @@ from services.mail.domain.convier import (
 )
 
 TEXT_PROPERTIES = ("summary", "description", "location", "comment", "contact")
-METHODS = ("REQUEST", "PUBLISH", "CANCEL")
+METHODS = ("REQUEST", "CANCEL")
 
 
 def _status(value: Any, name: str, allowed: tuple[str, ...]) -> str | None:
