@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("auth", "jwt", "ingest", "feed", "webhook", "sync")
+BENCHES = ("auth", "jwt", "ingest", "feed", "webhook", "sync", "mail")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

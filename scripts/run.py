@@ -24,6 +24,8 @@ import aiohttp
 import asyncpg
 
 from shared import db
+from shared.crypto import DEVELOPMENT_KEYS_FILE, development_keys
+from shared.crypto import ENV_NAME as ENCRYPTION_KEYS
 from shared.logging import configure_logging
 from shared.settings import PlatformSettings, SettingsError, censor_url
 
@@ -77,27 +79,6 @@ def port_taken(port: int, host: str | None = None) -> bool:
         except OSError:
             return True
     return False
-
-
-def encryption_keys(root: Path, environ: dict[str, str]) -> str:
-    """KALENDS_ENCRYPTION_KEYS from the environment, else from `.env.local`, else a new development
-    key written there (so secrets stored by one run are readable by the next)."""
-    if environ.get("KALENDS_ENCRYPTION_KEYS", "").strip():
-        return environ["KALENDS_ENCRYPTION_KEYS"].strip()
-    path = root / ".env.local"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            name, _, value = line.partition("=")
-            if name.strip() == "KALENDS_ENCRYPTION_KEYS" and value.strip():
-                return value.strip()
-    from cryptography.fernet import Fernet
-
-    key = Fernet.generate_key().decode()
-    with path.open("a") as out:
-        out.write(f"KALENDS_ENCRYPTION_KEYS={key}\n")
-    path.chmod(0o600)
-    say(f"wrote a development KALENDS_ENCRYPTION_KEYS into {path}")
-    return key
 
 
 def say(message: str) -> None:
@@ -186,7 +167,10 @@ async def run(services_dir: Path, ready_timeout: float) -> int:
 
     tty = sys.stdout.isatty()
     env = dict(os.environ)
-    env["KALENDS_ENCRYPTION_KEYS"] = encryption_keys(ROOT, env)
+    if not env.get(ENCRYPTION_KEYS, "").strip():
+        # Secrets at rest need a key list; on a development machine one is made once and kept.
+        env[ENCRYPTION_KEYS] = development_keys(create=True) or ""
+        say(f"{ENCRYPTION_KEYS} is not set: using the development key in {DEVELOPMENT_KEYS_FILE}")
     if tty and not env.get("KALENDS_LOG_FORMAT"):
         env["KALENDS_LOG_FORMAT"] = "console"
     package_root = services_dir.parent

@@ -15,12 +15,32 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from shared.settings import SettingsError
 
 ENV_NAME = "KALENDS_ENCRYPTION_KEYS"
+# Where `make run` keeps a development key when KALENDS_ENCRYPTION_KEYS is unset (never committed).
+DEVELOPMENT_KEYS_FILE = Path(__file__).resolve().parent.parent / ".env.local"
+
+
+def development_keys(path: Path = DEVELOPMENT_KEYS_FILE, *, create: bool = False) -> str | None:
+    """The key list written in `path` (`KALENDS_ENCRYPTION_KEYS=...`); with `create`, a new key is
+    generated and written there (readable by its owner only) when there is none."""
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == ENV_NAME and value.strip():
+                return value.strip().strip('"')
+    if not create:
+        return None
+    key = Fernet.generate_key().decode()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as out:
+        out.write(f"{ENV_NAME}={key}\n")
+    return key
 
 
 class DecryptionError(ValueError):
@@ -46,14 +66,24 @@ class SecretBox:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SecretBox:
-        raw = (environ if environ is not None else os.environ).get(ENV_NAME, "")
-        keys = [key.strip() for key in raw.split(",") if key.strip()]
-        if not keys:
+        """The configured key list; in a process's own environment (not a given mapping) an unset
+        variable falls back to the development key `make run` wrote into .env.local."""
+        box = cls.from_env_optional(environ)
+        if box is None:
             raise SettingsError(
                 f"{ENV_NAME} is not set: secrets at rest need at least one Fernet key "
                 "(`make run` writes a development key into .env.local)"
             )
-        return cls(keys)
+        return box
+
+    @classmethod
+    def from_env_optional(cls, environ: Mapping[str, str] | None = None) -> SecretBox | None:
+        """As `from_env`, but None when no key is configured (for commands that may not need one)."""
+        raw = (environ if environ is not None else os.environ).get(ENV_NAME, "")
+        if not raw.strip() and environ is None:
+            raw = development_keys() or ""
+        keys = [key.strip() for key in raw.split(",") if key.strip()]
+        return cls(keys) if keys else None
 
     @staticmethod
     def generate_key() -> str:
@@ -71,6 +101,14 @@ class SecretBox:
 
     def decrypt(self, token: str) -> str:
         return self.decrypt_bytes(token).decode()
+
+    def is_current(self, token: str) -> bool:
+        """True when the first key opens `token`: nothing to re-encrypt after a rotation."""
+        try:
+            self._fernets[0].decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
 
     def rotate(self, token: str) -> str:
         """The same plaintext, re-encrypted under the first key."""

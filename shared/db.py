@@ -18,7 +18,10 @@ log = get_logger(__name__)
 PLATFORM_SQL = Path(__file__).with_name("sql") / "platform.sql"
 # Later changes to the platform tables, applied to every schema after PLATFORM_SQL (their own
 # versions, so a schema migrated before they existed gets them on its next start).
-PLATFORM_STEPS = (("000_platform_002_outbox_parking", PLATFORM_SQL.with_name("platform_002_outbox_parking.sql")),)
+PLATFORM_STEPS = (
+    ("000_platform_002_outbox_parking", PLATFORM_SQL.with_name("platform_002_outbox_parking.sql")),
+    ("000_platform_003_denylist", PLATFORM_SQL.with_name("platform_003_denylist.sql")),
+)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -85,9 +88,9 @@ def _migration_files(directory: Path) -> list[tuple[str, str]]:
 async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -> list[str]:
     """Apply the service's missing migrations in order, under an advisory lock; returns what ran.
 
-    Every service owns one schema. The platform tables (outbox, processed messages) are the first
-    migration of every schema. Safe when several processes start at once: the lock serialises them
-    and the second finds nothing left to do.
+    Every service owns one schema. The platform tables (outbox, processed messages, the revocation
+    denylist) are the first migrations of every schema. Safe when several processes start at once:
+    the lock serialises them and the second finds nothing left to do.
     """
     if not schema.isidentifier():
         raise ValueError(f"bad schema name {schema!r}")

@@ -236,7 +236,7 @@ def render_event(event: EventInput) -> RenderedEvent:
         if person.get("name"):
             attendee.params["CN"] = vText(person["name"])
         attendee.params["ROLE"] = (person.get("role") or "REQ-PARTICIPANT").upper()
-        attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+        attendee.params["PARTSTAT"] = (person.get("partstat") or "NEEDS-ACTION").upper()
         if person.get("rsvp") is not None:
             attendee.params["RSVP"] = "TRUE" if person["rsvp"] else "FALSE"
         component.add("attendee", attendee)

@@ -11,7 +11,7 @@ import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from shared import amqp, db
+from shared import amqp, db, denylist
 from shared.amqp import Names, Publisher
 from shared.consumer import Handler, IdempotentConsumer, QueueSpec
 from shared.outbox import OutboxMetrics, OutboxRelay
@@ -24,6 +24,7 @@ NAMES = web.AppKey("amqp_names", Names)
 PUBLISHER = web.AppKey("publisher", Publisher)
 RELAY = web.AppKey("relay", OutboxRelay)
 CONSUMERS = web.AppKey("consumers", list)
+SCHEMA = web.AppKey("schema", str)
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
@@ -35,6 +36,7 @@ def database(settings: PlatformSettings, schema: str, migrations: Path) -> Clean
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         ) as pool:
             app[POOL] = pool
+            app[SCHEMA] = schema
 
             async def check_db() -> None:
                 async with pool.acquire(timeout=2) as conn:
@@ -94,9 +96,12 @@ def outbox_relay(schema: str, settings: PlatformSettings | None = None) -> Clean
 
 
 def consumers(schema: str, specs: Sequence[tuple[QueueSpec, Handler]]) -> CleanupCtx:
+    """The service's consumers. The first queue also carries auth's revocations into the schema's
+    denylist table (shared/denylist.py), so every service that consumes follows them."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         started = []
-        for spec, handler in specs:
+        for spec, handler in denylist.with_denylist(schema, specs):
             consumer = IdempotentConsumer(
                 connection=app[AMQP],
                 pool=app[POOL],
@@ -119,10 +124,18 @@ def consumers(schema: str, specs: Sequence[tuple[QueueSpec, Handler]]) -> Cleanu
 
 
 def token_verifier() -> CleanupCtx:
+    """The bearer verifier's lifecycle: its denylist loaded from the schema before the first
+    request and polled while the app runs; its HTTP session closed at the end."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        yield
         verifier = app.get(VERIFIER)
-        if verifier is not None:
+        if verifier is None:
+            yield
+            return
+        try:
+            async with denylist.followed(app[POOL], app[SCHEMA], verifier.denylist):
+                yield
+        finally:
             await verifier.close()
 
     return ctx

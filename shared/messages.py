@@ -49,6 +49,47 @@ class ApiKeyRevoked(MessageData):
     revoked_at: datetime
 
 
+# --- auth: revocations and account state (every service keeps a denylist from these) ------------
+
+
+class AccessTokenRevoked(MessageData):
+    """One access token revoked (RFC 7009): refuse its `jti` until `expires_at`, when it dies anyway."""
+
+    jti: str
+    client_id: str
+    account_id: uuid.UUID
+    expires_at: datetime
+
+
+class TokenFamilyRevoked(MessageData):
+    """Every token of one grant revoked (by the client, or because a spent refresh token came back).
+    Access tokens name their family in the `sid` claim; the last one expires by `expires_at`."""
+
+    family_id: uuid.UUID
+    client_id: str
+    account_id: uuid.UUID
+    reason: str
+    expires_at: datetime
+
+
+class ClientStateChanged(MessageData):
+    """`client.disabled` / `client.enabled`: while disabled, no token of the client is honoured.
+    `changed_at` orders messages about one client that arrive out of order."""
+
+    client_id: str
+    account_id: uuid.UUID
+    changed_at: datetime
+
+
+class AccountStateChanged(MessageData):
+    """`account.disabled` / `account.enabled`: while disabled, none of the account's tokens or API
+    keys is honoured. `changed_at` orders messages about one account that arrive out of order."""
+
+    account_id: uuid.UUID
+    account_code: str
+    changed_at: datetime
+
+
 # --- ingest: catalog ----------------------------------------------------------------------------
 
 
@@ -265,6 +306,12 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
     "api_key.created": ApiKeyCreated,
     "api_key.revoked": ApiKeyRevoked,
+    "access_token.revoked": AccessTokenRevoked,
+    "token_family.revoked": TokenFamilyRevoked,
+    "client.disabled": ClientStateChanged,
+    "client.enabled": ClientStateChanged,
+    "account.disabled": AccountStateChanged,
+    "account.enabled": AccountStateChanged,
     "calendar.created": CalendarData,
     "calendar.updated": CalendarData,
     "calendar.deleted": CalendarDeleted,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit, urlunsplit
+
+from shared.proxies import TrustedProxies
 
 
 class SettingsError(ValueError):
@@ -85,6 +87,8 @@ class PlatformSettings:
     log_level: str = "info"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    # Proxies whose X-Forwarded-For is believed (KALENDS_TRUSTED_PROXIES); none by default.
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     # The outbox relay parks a message larger than this (RabbitMQ's max_message_size, 128 MiB by
     # default) or one that failed this many times while others got through (shared.outbox).
     outbox_max_message_bytes: int = 128 * 1024 * 1024
@@ -102,6 +106,10 @@ class PlatformSettings:
         pool_max = env_int("KALENDS_DB_POOL_MAX", 10, environ, minimum=1)
         if pool_min > pool_max:
             raise SettingsError(f"KALENDS_DB_POOL_MIN ({pool_min}) exceeds KALENDS_DB_POOL_MAX ({pool_max})")
+        try:
+            trusted_proxies = TrustedProxies.parse(env_str("KALENDS_TRUSTED_PROXIES", "", environ))
+        except ValueError as exc:
+            raise SettingsError(f"KALENDS_TRUSTED_PROXIES: {exc}; use comma-separated IPs or CIDRs") from None
         return cls(
             database_url=env_url("KALENDS_DATABASE_URL", cls.database_url, {"postgresql", "postgres"}, environ),
             amqp_url=env_url("KALENDS_AMQP_URL", cls.amqp_url, {"amqp", "amqps"}, environ),
@@ -115,6 +123,7 @@ class PlatformSettings:
             log_level=log_level,
             db_pool_min=pool_min,
             db_pool_max=pool_max,
+            trusted_proxies=trusted_proxies,
             outbox_max_message_bytes=env_int(
                 "KALENDS_OUTBOX_MAX_MESSAGE_BYTES", cls.outbox_max_message_bytes, environ, minimum=1024
             ),
@@ -124,7 +133,8 @@ class PlatformSettings:
     def for_log(self) -> dict[str, object]:
         """Every setting, passwords censored."""
         out: dict[str, object] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            out[field.name] = censor_url(value) if field.name.endswith("_url") else value
+        for item in fields(self):
+            value = getattr(self, item.name)
+            out[item.name] = censor_url(value) if item.name.endswith("_url") else value
+        out["trusted_proxies"] = str(self.trusted_proxies)
         return out

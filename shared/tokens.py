@@ -18,6 +18,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from shared.denylist import Denylist
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -43,6 +44,7 @@ class AccessClaims:
     account_code: str
     token_id: str
     expires_at: int
+    family_id: str | None = None  # the grant the token descends from (`sid`)
 
 
 def claims_from_payload(payload: dict[str, Any]) -> AccessClaims:
@@ -54,6 +56,7 @@ def claims_from_payload(payload: dict[str, Any]) -> AccessClaims:
             account_code=str(payload["account_code"]),
             token_id=str(payload["jti"]),
             expires_at=int(payload["exp"]),
+            family_id=str(payload["sid"]) if payload.get("sid") is not None else None,
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidToken("access token lacks required claims") from None
@@ -97,7 +100,8 @@ def token_kid(token: str) -> str | None:
 
 
 class JwksVerifier:
-    """Verifies access tokens against the auth service's published key set."""
+    """Verifies access tokens against the auth service's published key set, and refuses those the
+    revocation `denylist` names (kept current by `lifecycle.token_verifier`)."""
 
     def __init__(
         self, auth_url: str, *, issuer: str | None = None, min_refresh: float = 10.0, max_age: float = 3600.0
@@ -113,6 +117,7 @@ class JwksVerifier:
         self._max_age = max_age
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self.denylist = Denylist()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -160,4 +165,10 @@ class JwksVerifier:
         assert self._keys is not None
         if kid is not None and kid not in self._kids:
             raise InvalidToken("access token was signed by an unknown key")
-        return verify_with_keys(token, self._keys, self.issuer)
+        claims = verify_with_keys(token, self._keys, self.issuer)
+        refusal = self.denylist.refusal(
+            jti=claims.token_id, family_id=claims.family_id, client_id=claims.client_id, account_id=claims.account_id
+        )
+        if refusal is not None:
+            raise InvalidToken(refusal)
+        return claims

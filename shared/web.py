@@ -30,6 +30,7 @@ from shared.errors import (
 )
 from shared.logging import get_logger
 from shared.openapi import openapi_document
+from shared.proxies import TrustedProxies
 from shared.tokens import AccessClaims, InvalidToken, JwksVerifier, KeySetUnavailable
 
 log = get_logger(__name__)
@@ -74,6 +75,11 @@ def claims(request: web.Request) -> AccessClaims:
     """The verified access token of this request (only on routes that are not public)."""
     verified: AccessClaims = request[CLAIMS_KEY]
     return verified
+
+
+def client_address(request: web.Request, proxies: TrustedProxies) -> str:
+    """The caller's address: the TCP peer, or what trusted proxies say in X-Forwarded-For."""
+    return proxies.client_address(request.remote, request.headers.getall("X-Forwarded-For", []))
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

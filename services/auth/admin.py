@@ -1,8 +1,9 @@
 """`python -m services.auth.admin`: accounts, clients, API keys and signing keys, from the command line.
 
 Works whether or not the service runs: it migrates the auth schema first, then acts on the
-database directly. Messages it causes (`account.created`, `api_key.*`) wait in the outbox for
-the service's relay. Each command prints one JSON object on stdout; errors go to stderr, exit 1.
+database directly. Messages it causes (`account.created`, `api_key.*`, `client.disabled`/`enabled`,
+`account.disabled`/`enabled`) wait in the outbox for the service's relay. Each command prints one
+JSON object on stdout; errors go to stderr, exit 1.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import asyncpg
 
-from services.auth import services
+from services.auth import revocations, services
 from services.auth.app import MIGRATIONS, SCHEMA
-from services.auth.keys import ensure_signing_key
+from services.auth.keys import ensure_signing_key, seal_signing_keys
 from services.auth.settings import AuthSettings
 from shared import db
 from shared.logging import configure_logging
@@ -29,8 +30,14 @@ Command = Callable[[asyncpg.Pool, AuthSettings, argparse.Namespace], Awaitable[d
 
 async def _rotate(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.Namespace) -> dict[str, Any]:
     async with pool.acquire() as conn:
+        await seal_signing_keys(conn, settings.secret_box)
         kid = await ensure_signing_key(conn, settings, force=True)
     return {"kid": kid}
+
+
+async def _republish(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.Namespace) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        return {"republished": await revocations.republish(conn, settings.access_token_ttl)}
 
 
 COMMANDS: dict[str, Command] = {
@@ -43,6 +50,7 @@ COMMANDS: dict[str, Command] = {
     "disable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, True),
     "enable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, False),
     "rotate-signing-key": _rotate,
+    "republish-denylist": _republish,
 }
 
 
@@ -64,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     for name in ("disable-account", "enable-account"):
         commands.add_parser(name, help=f"{name.split('-')[0]} an account").add_argument("code")
     commands.add_parser("rotate-signing-key", help="sign with a new key from now on (old tokens stay valid)")
+    commands.add_parser(
+        "republish-denylist", help="announce every current revocation and disabled client/account again (new services)"
+    )
     return top
 
 
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("console" if sys.stderr.isatty() else "json", "warning", "auth-admin")
     try:
         result = asyncio.run(run(settings, args))
-    except services.AdminError as exc:
+    except (services.AdminError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (OSError, asyncpg.PostgresError) as exc:

@@ -13,8 +13,9 @@ from aiohttp import web
 from services.auth.adapters import repository as repo
 from services.auth.api.routes import routes
 from services.auth.app_keys import KEYS, LIMITS, METRICS, SETTINGS, TOKENS, AuthMetrics
-from services.auth.keys import KeyStore
-from services.auth.services import FailureLimits, TokenService
+from services.auth.authentication import FailureLimits
+from services.auth.keys import KeyStore, seal_signing_keys
+from services.auth.services import TokenService
 from services.auth.settings import AuthSettings
 from shared import lifecycle
 from shared.lifecycle import POOL
@@ -32,6 +33,8 @@ HOUSEKEEPING_INTERVAL = 600.0
 def _token_machinery(app: web.Application) -> AsyncIterator[None]:
     async def ctx() -> AsyncIterator[None]:
         settings = app[SETTINGS]
+        async with app[POOL].acquire() as conn:
+            await seal_signing_keys(conn, settings.secret_box)  # no private key stays in the clear
         keys = KeyStore(app[POOL], settings)
         await keys.signer()  # the first key exists before the first request (created if missing)
         app[KEYS] = keys
@@ -65,6 +68,7 @@ def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
+    settings.secret_box  # noqa: B018 - signing keys are encrypted at rest: no key list, no start
     app = create_base_app("auth")
     app[SETTINGS] = settings
     app[LIMITS] = FailureLimits.of(settings)

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from services.auth.authentication import FailureLimits
 from services.auth.keys import KeyStore
-from services.auth.services import FailureLimits, TokenService
+from services.auth.services import TokenService
 from services.auth.settings import AuthSettings
 from shared.lifecycle import POOL
 

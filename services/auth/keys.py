@@ -3,11 +3,16 @@
 Keys live in PostgreSQL so every auth process signs with the same newest key and publishes the
 same set. A process caches the key it signs with for `signing_key_cache` seconds; the rotation
 rules in `domain.keys` keep a retired key published long enough to cover that cache.
+
+The private half is stored encrypted with KALENDS_ENCRYPTION_KEYS (`SecretBox`), the public half in
+the clear. `seal_signing_keys` runs at start: it encrypts rows stored before that, and re-encrypts
+under the first key what an older key sealed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +24,7 @@ from joserfc.jwk import KeySet, RSAKey
 from services.auth.adapters import repository as repo
 from services.auth.domain import keys as rules
 from services.auth.settings import AuthSettings
+from shared.crypto import SecretBox
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +52,9 @@ async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *
             return current.kid
         key = await asyncio.to_thread(generate_key)
         assert key.kid is not None
-        await repo.insert_signing_key(conn, key.kid, key.as_dict(private=True), now)
+        private = key.as_dict(private=True)
+        sealed = settings.secret_box.encrypt(json.dumps(private))
+        await repo.insert_signing_key(conn, key.kid, public_jwk(private), sealed, now)
         expires = rules.retirement_expiry(now, access_ttl=settings.access_token_ttl, cache=settings.signing_key_cache)
         for record in records:
             if record.retired_at is None:
@@ -61,6 +69,33 @@ PUBLIC_MEMBERS = ("kty", "kid", "use", "alg", "n", "e")
 def public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
     """The public half of an RSA JWK (RFC 7518 6.3.1 members only): no key import per JWKS request."""
     return {name: private_jwk[name] for name in PUBLIC_MEMBERS if name in private_jwk}
+
+
+def open_private_jwk(box: SecretBox, row: asyncpg.Record) -> dict[str, Any]:
+    """A key row's private JWK: decrypted, or in the clear for a row not sealed yet."""
+    if row["private_jwk_encrypted"] is not None:
+        opened: dict[str, Any] = json.loads(box.decrypt(row["private_jwk_encrypted"]))
+        return opened
+    clear: dict[str, Any] = row["private_jwk"]
+    return clear
+
+
+async def seal_signing_keys(conn: asyncpg.Connection, box: SecretBox) -> int:
+    """Every private key encrypted under the first key, no plaintext left; returns keys changed."""
+    changed = 0
+    async with conn.transaction():
+        await repo.lock_signing_keys(conn)
+        for row in await repo.signing_keys_to_seal(conn):
+            encrypted = row["private_jwk_encrypted"]
+            if encrypted is not None and row["private_jwk"] is None and box.is_current(encrypted):
+                continue
+            private = open_private_jwk(box, row)
+            public = row["public_jwk"] or public_jwk(private)
+            await repo.store_sealed_key(conn, row["kid"], public, box.encrypt(json.dumps(private)))
+            changed += 1
+    if changed:
+        log.info("signing_keys.sealed", keys=changed)
+    return changed
 
 
 @dataclass(frozen=True)
@@ -93,7 +128,9 @@ class KeyStore:
             if self._signer is None or time.monotonic() - self._signer_loaded >= self._settings.signing_key_cache:
                 async with self._pool.acquire() as conn:
                     kid = await ensure_signing_key(conn, self._settings)
-                    jwk = await conn.fetchval("SELECT private_jwk FROM auth.signing_keys WHERE kid = $1", kid)
+                    row = await repo.private_signing_key(conn, kid)
+                assert row is not None
+                jwk = open_private_jwk(self._settings.secret_box, row)
                 self._signer = Signer(kid, RSAKey.import_key(jwk))
                 self._signer_loaded = time.monotonic()
         return self._signer
@@ -104,7 +141,7 @@ class KeyStore:
         now = datetime.now(UTC)
         by_kid = {r["kid"]: r for r in rows}
         published = rules.published_keys([repo.key_record(r) for r in rows], now)
-        return {"keys": [public_jwk(by_kid[k.kid]["private_jwk"]) for k in published]}
+        return {"keys": [by_kid[k.kid]["public_jwk"] for k in published]}
 
     async def verification_keys(self, kid: str | None) -> KeySet:
         """Published keys, reloaded when older than a few seconds or missing `kid`."""

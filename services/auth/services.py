@@ -7,24 +7,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from joserfc import jwt
 
+from services.auth import revocations
 from services.auth.adapters import repository as repo
-from services.auth.domain import errors, ratelimit
+from services.auth.authentication import FailureLimits as FailureLimits
+from services.auth.authentication import authenticate as authenticate
+from services.auth.domain import errors
 from services.auth.domain.credentials import (
-    ClientCredentials,
     hash_api_key,
     hash_secret,
     new_api_key,
     new_client_id,
     new_client_secret,
     new_refresh_token,
-    secret_matches,
     validate_account_code,
 )
 from services.auth.domain.tokens import (
@@ -107,17 +107,23 @@ async def create_client(pool: asyncpg.Pool, code: str, grant_types: Sequence[str
 
 
 async def set_client_disabled(pool: asyncpg.Pool, client_id: str, disabled: bool) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        if not await repo.set_client_disabled(conn, client_id, disabled):
+    """Disable or enable a client; `client.disabled`/`client.enabled` goes out in the same commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        client = await repo.set_client_disabled(conn, client_id, disabled)
+        if client is None:
             raise AdminError(f"no client with id {client_id!r}")
+        await revocations.client_state(conn, client, disabled)
     log.info("client.disabled" if disabled else "client.enabled", client_id=client_id)
     return {"clientId": client_id, "disabled": disabled}
 
 
 async def set_account_disabled(pool: asyncpg.Pool, code: str, disabled: bool) -> dict[str, Any]:
-    async with pool.acquire() as conn:
-        if not await repo.set_account_disabled(conn, code, disabled):
+    """Disable or enable an account (its tokens and API keys); the message goes out in the same commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        account = await repo.set_account_disabled(conn, code, disabled)
+        if account is None:
             raise AdminError(f"no account with code {code!r}")
+        await revocations.account_state(conn, account, disabled)
     log.info("account.disabled" if disabled else "account.enabled", account=code)
     return {"accountCode": code, "disabled": disabled}
 
@@ -153,62 +159,6 @@ async def revoke_api_key(pool: asyncpg.Pool, api_key: str) -> dict[str, Any]:
         await enqueue(conn, repo.SCHEMA, [make_envelope("api_key.revoked", event, account_id=row["account_id"])])
     log.info("api_key.revoked", account=row["account_code"], key_id=str(row["id"]))
     return {"keyId": str(row["id"]), "revoked": True}
-
-
-# --- client authentication ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FailureLimits:
-    per_client: int
-    per_address: int
-    window: int
-
-    @classmethod
-    def of(cls, settings: AuthSettings) -> FailureLimits:
-        return cls(settings.failures_per_client, settings.failures_per_address, settings.failure_window)
-
-
-async def _check_limits(conn: asyncpg.Connection, limits: FailureLimits, client_id: str | None, address: str) -> None:
-    buckets = {ratelimit.address_bucket(address): limits.per_address}
-    if client_id:
-        buckets[ratelimit.client_bucket(client_id)] = limits.per_client
-    windows = await repo.failure_windows(conn, list(buckets))
-    now = datetime.now(UTC)
-    waits = [ratelimit.retry_after(windows.get(b), now, limits.window, limit) for b, limit in buckets.items()]
-    longest = max((w for w in waits if w is not None), default=None)
-    if longest is not None:
-        log.warning("client_auth.rate_limited", client_id=client_id, address=address, retry_after=longest)
-        raise errors.too_many_failures(longest)
-
-
-async def record_failure(pool: asyncpg.Pool, limits: FailureLimits, client_id: str | None, address: str) -> None:
-    now = datetime.now(UTC)
-    async with pool.acquire() as conn:
-        await repo.record_failure(conn, ratelimit.address_bucket(address), now, limits.window)
-        if client_id:
-            await repo.record_failure(conn, ratelimit.client_bucket(client_id), now, limits.window)
-
-
-async def authenticate(
-    pool: asyncpg.Pool, limits: FailureLimits, credentials: ClientCredentials, address: str
-) -> tuple[Grantee, list[str]]:
-    """The client behind `credentials` and its allowed grant types, or invalid_client / 429."""
-    async with pool.acquire() as conn:
-        await _check_limits(conn, limits, credentials.client_id, address)
-        client = await repo.client_with_account(conn, credentials.client_id)
-    # The hash is compared even for an unknown client so both paths take the same time.
-    stored = client["secret_hash"] if client is not None else hash_secret("\x00unknown client")
-    if not secret_matches(credentials.client_secret, stored) or client is None:
-        await record_failure(pool, limits, credentials.client_id, address)
-        log.info("client_auth.failed", client_id=credentials.client_id[:100], address=address)
-        raise errors.invalid_client("client authentication failed: unknown client or wrong secret")
-    if client["client_disabled"]:
-        raise errors.invalid_client("this client is disabled")
-    if client["account_disabled"]:
-        raise errors.unauthorized_client("the client's account is disabled")
-    grantee = Grantee(client["client_id"], client["account_id"], client["account_code"])
-    return grantee, list(client["grant_types"])
 
 
 # --- token grants -------------------------------------------------------------------------------
@@ -285,7 +235,10 @@ class TokenService:
                 if row["family_revoked_at"] is not None:
                     raise errors.invalid_grant("the refresh token has been revoked")
                 if row["used_at"] is not None:
-                    await repo.revoke_family(conn, row["family_id"], "refresh token reused")
+                    family = await repo.revoke_family(conn, row["family_id"], "refresh token reused")
+                    if family is not None:
+                        ttl = self._settings.access_token_ttl
+                        await revocations.family_revoked(conn, family, "refresh token reused", ttl)
                     theft = row["family_id"]
                 elif row["expires_at"] <= issued_at:
                     raise errors.invalid_grant("the refresh token has expired")
@@ -374,11 +327,14 @@ class TokenService:
     async def revoke(self, grantee: Grantee, token: str, hint: str | None) -> None:
         """Revoke a refresh token's family or record an access token's jti. Tokens that are unknown,
         expired or another client's are ignored: RFC 7009 answers 200 either way."""
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             row = await repo.refresh_token(conn, hash_secret(token))
             if row is not None:
                 if row["client_id"] == grantee.client_id:
-                    await repo.revoke_family(conn, row["family_id"], "revoked by client")
+                    family = await repo.revoke_family(conn, row["family_id"], "revoked by client")
+                    if family is not None:
+                        ttl = self._settings.access_token_ttl
+                        await revocations.family_revoked(conn, family, "revoked by client", ttl)
                     log.info("refresh_token.revoked", client_id=grantee.client_id, family_id=str(row["family_id"]))
                 return
         claims = await self._verified_access(token)
@@ -388,7 +344,16 @@ class TokenService:
             jti = uuid.UUID(str(claims["jti"]))
         except (KeyError, ValueError):
             return
-        expires = datetime.fromtimestamp(int(claims["exp"]), UTC) + timedelta(seconds=60)
-        async with self._pool.acquire() as conn:
-            await repo.revoke_access_token(conn, jti, expires)
+        expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await repo.revoke_access_token(
+                conn, jti, expires + revocations.MARGIN, grantee.client_id, grantee.account_id
+            )
+            await revocations.token_revoked(
+                conn,
+                jti=str(claims["jti"]),
+                client_id=grantee.client_id,
+                account_id=grantee.account_id,
+                expires_at=expires,
+            )
         log.info("access_token.revoked", client_id=grantee.client_id, jti=str(jti))

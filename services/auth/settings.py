@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
+from shared.crypto import SecretBox
 from shared.settings import PlatformSettings, SettingsError, env_int
 
 
@@ -21,6 +22,9 @@ class AuthSettings:
     failures_per_client: int = 10
     failures_per_address: int = 100
     failure_window: int = 60
+    # Encrypts private signing keys at rest (KALENDS_ENCRYPTION_KEYS); the service needs it, the
+    # admin commands that touch no signing key do not.
+    box: SecretBox | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AuthSettings:
@@ -33,6 +37,7 @@ class AuthSettings:
             failures_per_client=env_int("KALENDS_AUTH_FAILURES_PER_CLIENT", 10, environ, minimum=1),
             failures_per_address=env_int("KALENDS_AUTH_FAILURES_PER_ADDRESS", 100, environ, minimum=1),
             failure_window=env_int("KALENDS_AUTH_FAILURE_WINDOW", 60, environ, minimum=1),
+            box=SecretBox.from_env_optional(environ),
         )
         if 0 < settings.signing_key_max_age <= settings.access_token_ttl:
             raise SettingsError("KALENDS_SIGNING_KEY_MAX_AGE must be longer than KALENDS_ACCESS_TOKEN_TTL")
@@ -47,7 +52,13 @@ class AuthSettings:
     def issuer(self) -> str:
         return self.platform.auth_url
 
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key list, or a SettingsError that says how to set one."""
+        return self.box if self.box is not None else SecretBox.from_env({})
+
     def for_log(self) -> dict[str, object]:
-        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "platform"}
+        hidden = ("platform", "box")
+        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         out["platform"] = self.platform.for_log()
         return out

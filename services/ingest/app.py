@@ -14,12 +14,12 @@ from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
 from services.ingest.api.unipile import unipile_routes
 from services.ingest.messaging.consumers import on_account_created, on_api_key
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, API_KEYS_QUEUE, PUSH_QUEUE
+from services.ingest.messaging.topology import ACCOUNTS_QUEUE, API_KEYS_QUEUE, PUSH_QUEUE, REPLIES_QUEUE
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
 from shared.consumer import Handler
-from shared.messages import Envelope, PushStopped
+from shared.messages import AttendeeReplied, Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
@@ -50,6 +50,15 @@ def _push_stopped(app: web.Application) -> Handler:
     return handle
 
 
+def _attendee_replied(app: web.Application) -> Handler:
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        replied = envelope.parsed()
+        assert isinstance(replied, AttendeeReplied)
+        await app[INGEST].apply_reply(conn, replied)
+
+    return handle
+
+
 def create_app(platform: PlatformSettings, role: str = "all") -> web.Application:
     settings = IngestSettings.from_platform(platform)
     serves_api = role in ("api", "all")
@@ -68,6 +77,7 @@ def create_app(platform: PlatformSettings, role: str = "all") -> web.Application
                     (ACCOUNTS_QUEUE, on_account_created),
                     (API_KEYS_QUEUE, on_api_key),
                     (PUSH_QUEUE, _push_stopped(app)),
+                    (REPLIES_QUEUE, _attendee_replied(app)),
                 ],
             )
         )

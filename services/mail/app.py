@@ -17,6 +17,7 @@ from services.mail.api.convier import convier_routes
 from services.mail.api.handlers import SETTINGS
 from services.mail.api.routes import routes
 from services.mail.messaging.api_keys import on_api_key
+from services.mail.messaging.inbound import ReplyHandler, start_listener
 from services.mail.messaging.topology import API_KEYS, SCHEDULING
 from services.mail.messaging.worker import MailWorker
 from services.mail.settings import MailSettings
@@ -29,6 +30,7 @@ from shared.web import add_routes, create_base_app
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 WORKER = web.AppKey("mail_worker", MailWorker)
+REPLIES = web.AppKey("mail_replies", ReplyHandler)
 
 
 def event_handler(settings: MailSettings) -> Handler:
@@ -57,6 +59,22 @@ def sending_worker(settings: MailSettings) -> lifecycle.CleanupCtx:
     return ctx
 
 
+def reply_listener(settings: MailSettings) -> lifecycle.CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        assert settings.inbound_port is not None
+        server, handler = await start_listener(
+            app[lifecycle.POOL], settings.mail_from, settings.inbound_host, settings.inbound_port
+        )
+        app[REPLIES] = handler
+        try:
+            yield
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return ctx
+
+
 def create_app(settings: MailSettings, role: str = "all") -> web.Application:
     serves_api = role in ("api", "all")
     verifier = JwksVerifier(settings.platform.auth_url) if serves_api else None
@@ -70,6 +88,8 @@ def create_app(settings: MailSettings, role: str = "all") -> web.Application:
             lifecycle.consumers(SCHEMA, [(SCHEDULING, event_handler(settings)), (API_KEYS, on_api_key)])
         )
         app.cleanup_ctx.append(sending_worker(settings))
+        if settings.inbound_port is not None:
+            app.cleanup_ctx.append(reply_listener(settings))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes() + convier_routes())

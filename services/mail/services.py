@@ -7,20 +7,32 @@ the caller's transaction, so deliveries exist exactly when the caller's own chan
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 from icalendar import Calendar
 
 from services.mail.adapters import repository as repo
-from services.mail.domain.imip import InvalidInvitation, Party, address_of, calendar_uid, itip, parse_calendar
+from services.mail.domain.imip import (
+    COMPONENTS,
+    InvalidInvitation,
+    Party,
+    address_of,
+    calendar_uid,
+    itip,
+    parse_calendar,
+)
+from services.mail.domain.replies import Reply
 from services.mail.domain.texts import resolve_locale
-from shared.ical import render_single
+from shared import outbox
+from shared.ical import event_uid, render_single
 from shared.logging import get_logger
-from shared.messages import EventData, Person
+from shared.messages import AttendeeReplied, EventData, Person, make_envelope
 
 log = get_logger(__name__)
 
@@ -69,14 +81,16 @@ async def request_invitations(
     method: str = "REQUEST",
     sequence: int | None = None,
     event_id: uuid.UUID | None = None,
+    fingerprint: str | None = None,
 ) -> Requested:
     """Record one queued delivery per attendee of an iMIP `method` (REQUEST or CANCEL) for the
     calendar's UID, due now; the mail workers send them (and retry them on the schedule).
 
     - `calendar`: a VCALENDAR (an icalendar.Calendar or its text) with one UID; METHOD, ORGANIZER
       and ATTENDEE lines are set here (attendees NEEDS-ACTION, RSVP=TRUE).
-    - `organizer`: who the invitation is from (ORGANIZER); None puts ours there (`mail_from`), so
-      replies come back to the reply listener.
+    - `organizer`: who the invitation is from (ORGANIZER); None puts ours there (the invitation's
+      reply address, `local+<invitation id>@domain` of `mail_from`), so replies come back to the
+      reply listener. Every message also names that address in Reply-To.
     - `sequence`: the SEQUENCE to send; None keeps the calendar's own (0 when absent). Raise it
       on every significant change: an invitation with the same (UID, method, SEQUENCE) to the
       same attendee is recorded once, so a replay sends nothing twice.
@@ -84,24 +98,24 @@ async def request_invitations(
       address that cannot be sent; nothing is written then.
     """
     options = options or EmailOptions()
-    parsed = calendar if isinstance(calendar, Calendar) else parse_calendar(calendar)
-    if not isinstance(calendar, Calendar | str | bytes):
-        raise InvalidInvitation("calendar must be iCalendar text")
-    uid = calendar_uid(parse_calendar(parsed.to_ical()))
+    parsed = parse_calendar(calendar.to_ical() if isinstance(calendar, Calendar) else calendar)
+    uid = calendar_uid(parsed)
     parties = _parties(attendees)
     if not parties:
         raise InvalidInvitation("an invitation needs at least one attendee")
     if len(parties) > MAX_ATTENDEES:
         raise InvalidInvitation(f"an invitation reaches at most {MAX_ATTENDEES} attendees")
-    owner = (
-        Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(mail_from, None)
-    )
+    invitation_id = uuid.uuid4()
+    reply_to = reply_address(mail_from, invitation_id)
+    # Without an organizer of the merchant's, ours stands there: clients send their REPLY to it.
+    owner = Party(address_of(organizer.email), organizer.name) if organizer and organizer.email else Party(reply_to)
     if sequence is None:
-        component = next(c for c in parsed.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL"))
+        component = next(c for c in parsed.subcomponents if c.name in COMPONENTS)
         sequence = int(component.get("sequence", 0))
     text = itip(parsed, method, owner, parties, sequence=sequence).decode("utf-8")
-    invitation_id = await repo.insert_invitation(
+    await repo.insert_invitation(
         conn,
+        id=invitation_id,
         account_id=account_id,
         uid=uid,
         event_id=event_id,
@@ -116,6 +130,7 @@ async def request_invitations(
         attach=options.attach,
         inline=options.inline,
         hide_attendees=options.hide_attendees,
+        fingerprint=fingerprint,
     )
     domain = mail_from.rpartition("@")[2] or "localhost"
     delivery_ids = []
@@ -140,43 +155,90 @@ async def request_invitations(
     return Requested(invitation_id, delivery_ids)
 
 
+def reply_address(mail_from: str, invitation_id: uuid.UUID) -> str:
+    """`calendar@example.com` -> `calendar+<invitation id hex>@example.com`: where answers come back."""
+    local, _, domain = mail_from.partition("@")
+    return f"{local}+{invitation_id.hex}@{domain}"
+
+
 # --- catalog events ---------------------------------------------------------------------------------
 
 
+def significant(event: EventData) -> str:
+    """What makes a new request worth sending (RFC 5546 2.1.4: times, recurrence; and what people
+    read: title, place, description, link). Attendees' answers are not part of it."""
+    content = {
+        name: getattr(event, name)
+        for name in ("title", "description", "location", "start", "end", "timezone", "all_day", "url", "conference")
+    }
+    content["recurrence"] = list(event.recurrence)
+    content["status"] = event.status
+    content["organizer"] = event.organizer.email.lower() if event.organizer else None
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
 async def handle_event(conn: asyncpg.Connection, event: EventData, mail_from: str) -> None:
-    """An event with `notify`: REQUEST to its attendees at its SEQUENCE, CANCEL to attendees removed
-    since, CANCEL to everyone invited when it is cancelled or deleted. What was recorded before
-    decides: nothing is sent twice."""
+    """An event with `notify`: REQUEST to its attendees at its SEQUENCE (to all on a significant
+    change, else only to attendees not invited yet), CANCEL to attendees removed since, CANCEL to
+    everyone invited when it is cancelled or deleted. What was recorded decides: nothing is sent twice."""
     if not event.notify:
         return
-    uid = str(event.event_id)  # shared.ical.event_uid: the feed's UID for this event
+    uid = event_uid(event.event_id)  # the feed's UID for this event
     previous = await repo.last_sent(conn, event.account_id, uid)
     invited = {email for email, (method, _) in previous.items() if method == "REQUEST"}
-    calendar = render_single(event)
     current = {address_of(p.email): p for p in event.attendees if p.email}
     cancelled = event.deleted or event.status == "cancelled"
     removed = sorted(invited if cancelled else invited - current.keys())
-    common = {"mail_from": mail_from, "event_id": event.event_id, "organizer": event.organizer}
-    if removed:
-        await request_invitations(
-            conn,
-            event.account_id,
-            calendar=calendar,
-            attendees=[Party(email) for email in removed],
-            method="CANCEL",
-            sequence=event.sequence,
-            **common,  # type: ignore[arg-type]
+    fingerprint = significant(event)
+    changed = fingerprint != await repo.last_fingerprint(conn, event.account_id, uid)
+    to_request = [] if cancelled else [p for email, p in current.items() if changed or email not in invited]
+    calendar = render_single(event)
+    for method, people in (("CANCEL", [Party(email) for email in removed]), ("REQUEST", to_request)):
+        if people:
+            await request_invitations(
+                conn,
+                event.account_id,
+                calendar=calendar,
+                attendees=people,
+                organizer=event.organizer,
+                mail_from=mail_from,
+                method=method,
+                sequence=event.sequence,
+                event_id=event.event_id,
+                fingerprint=fingerprint if method == "REQUEST" else None,
+            )
+
+
+# --- replies ---------------------------------------------------------------------------------------
+
+
+async def record_reply(pool: asyncpg.Pool, reply: Reply, invitation_id: uuid.UUID | None) -> str | None:
+    """An attendee's answer: their deliveries of this UID take its PARTSTAT, and `attendee.replied`
+    goes out through the outbox (in one transaction). Returns 'recorded', 'unchanged' (the same
+    answer again: nothing published), or None when it answers no invitation we sent them."""
+    async with pool.acquire() as conn, conn.transaction():
+        invitation = await repo.invitation_for_reply(conn, invitation_id, reply.uid, reply.attendee)
+        if invitation is None:
+            return None
+        account_id, event_id = invitation["account_id"], invitation["event_id"]
+        previous = await repo.set_partstat(conn, account_id, reply.uid, reply.attendee, reply.partstat)
+        if previous is None:
+            return None
+        if previous == reply.partstat and reply.method == "REPLY":
+            return "unchanged"
+        replied = AttendeeReplied(
+            account_id=account_id,
+            event_id=event_id,
+            uid=reply.uid,
+            attendee_email=reply.attendee,
+            partstat=reply.partstat,
+            method=reply.method,  # type: ignore[arg-type]
+            comment=reply.comment,
+            replied_at=datetime.now(UTC),
         )
-    if not cancelled and current:
-        await request_invitations(
-            conn,
-            event.account_id,
-            calendar=calendar,
-            attendees=list(current.values()),
-            method="REQUEST",
-            sequence=event.sequence,
-            **common,  # type: ignore[arg-type]
-        )
+        await outbox.enqueue(conn, repo.SCHEMA, [make_envelope("attendee.replied", replied, account_id=account_id)])
+    log.info("mail.reply", uid=reply.uid, partstat=reply.partstat, method=reply.method)
+    return "recorded"
 
 
 # --- the record -------------------------------------------------------------------------------------
@@ -187,7 +249,3 @@ async def list_deliveries(
 ) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
         return await repo.list_deliveries(conn, account_id, uid=uid, status=status, limit=limit)
-
-
-def anchor_of(first_attempt_at: datetime | None, now: datetime) -> datetime:
-    return first_attempt_at or now

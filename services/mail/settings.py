@@ -78,6 +78,7 @@ class MailSettings:
     retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     dkim: DkimSettings | None = None
     inbound_port: int | None = None  # the reply listener's port; None: no listener
+    inbound_host: str = "0.0.0.0"
     smtp_timeout: float = 30.0
     # Deliveries claimed per round, and how often an idle worker looks for due ones.
     batch: int = 50
@@ -117,6 +118,7 @@ class MailSettings:
             ),
             dkim=read_dkim(environ),
             inbound_port=env_int("KALENDS_MAIL_INBOUND_PORT", 0, environ, minimum=0) if inbound else None,
+            inbound_host=env_str("KALENDS_MAIL_INBOUND_HOST", "0.0.0.0", environ).strip() or "0.0.0.0",
             smtp_timeout=env_float("KALENDS_SMTP_TIMEOUT", 30.0, environ),
             batch=env_int("KALENDS_MAIL_BATCH", 50, environ, minimum=1),
             poll_interval=env_float("KALENDS_MAIL_POLL_INTERVAL", 0.2, environ),

@@ -16,6 +16,7 @@ from shared.settings import PlatformSettings, SettingsError
 def main() -> None:
     try:
         settings = WebhookSettings.from_env()
+        settings.secret_box  # noqa: B018 - refuse to start without KALENDS_ENCRYPTION_KEYS, saying so
     except SettingsError as exc:
         print(f"kalends webhook: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from services.webhook.adapters.repository import SCHEMA
+from services.webhook.adapters.secrets import seal_secrets
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.api.handlers import SETTINGS
 from services.webhook.api.routes import routes
@@ -44,6 +45,7 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             lease=settings.lease,
             concurrency=settings.concurrency,
             endpoint_concurrency=settings.endpoint_concurrency,
+            box=settings.secret_box,
         )
         sweeper = Sweeper(
             app[lifecycle.POOL],
@@ -68,12 +70,24 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
     return ctx
 
 
+def secrets_at_rest(settings: WebhookSettings) -> lifecycle.CleanupCtx:
+    """Before serving: every signing secret encrypted under the first key (adapters/secrets.py)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await seal_secrets(app[lifecycle.POOL], settings.secret_box)
+        yield
+
+    return ctx
+
+
 def create_app(settings: WebhookSettings, role: str = "all") -> web.Application:
+    settings.secret_box  # noqa: B018 - no secrets in the clear: fail now, not at the first webhook
     serves_api = role in ("api", "all")
     verifier = JwksVerifier(settings.platform.auth_url) if serves_api else None
     app = create_base_app("webhook", verifier=verifier)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS))
+    app.cleanup_ctx.append(secrets_at_rest(settings))
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))

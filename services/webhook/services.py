@@ -17,15 +17,15 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from services.webhook.adapters import repository as repo
-from services.webhook.adapters.sender import AttemptOutcome, UnsafeDestination, WebhookSender, check_destination
+from services.webhook.adapters.sender import UnsafeDestination, check_destination
 from services.webhook.domain import payloads
-from services.webhook.domain.schedule import next_attempt
-from services.webhook.domain.signing import new_secret, signature_header
-from services.webhook.messaging.timers import TimerPublisher, due_envelope
+from services.webhook.domain.signing import new_secret
+from services.webhook.messaging.timers import due_envelope
 from shared import outbox
+from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.logging import get_logger
-from shared.messages import Envelope, SubscriptionData
+from shared.messages import AttendeeReplied, Envelope, SubscriptionData
 
 log = get_logger(__name__)
 
@@ -46,11 +46,11 @@ def normalise_event_types(requested: Sequence[str] | None) -> list[str]:
     for name in requested:
         canonical = known.get(str(name).strip().lower())
         if canonical is None:
-            raise InvalidRequest(f"eventTypes: unknown event type {name!r}; use Subscribe or Unsubscribe")
+            raise InvalidRequest(f"eventTypes: unknown event type {name!r}; use {', '.join(payloads.EVENT_TYPES)}")
         if canonical not in chosen:
             chosen.append(canonical)
     if not chosen:
-        raise InvalidRequest("eventTypes: choose at least one of Subscribe, Unsubscribe")
+        raise InvalidRequest(f"eventTypes: choose at least one of {', '.join(payloads.EVENT_TYPES)}")
     return chosen
 
 
@@ -87,7 +87,9 @@ async def create_endpoint(
     enabled: bool,
     description: str,
     allow_private: bool,
+    box: SecretBox,
 ) -> repo.Endpoint:
+    """The new endpoint, its signing secret (stored encrypted) shown in the clear this once."""
     types = normalise_event_types(event_types)
     url = await validate_url(url, allow_private=allow_private)
     async with pool.acquire() as conn, conn.transaction():
@@ -100,6 +102,7 @@ async def create_endpoint(
             )
         return await repo.insert_endpoint(
             conn,
+            box,
             account_id=account_id,
             url=url,
             description=description,
@@ -142,12 +145,17 @@ async def delete_endpoint(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id
 
 
 async def rotate_secret(
-    pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID, grace: timedelta = DEFAULT_ROTATION_GRACE
+    pool: asyncpg.Pool,
+    account_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    grace: timedelta = DEFAULT_ROTATION_GRACE,
+    *,
+    box: SecretBox,
 ) -> repo.Endpoint:
     """A new secret signs from now on; the current one also signs (a second `v1` signature) until
     the grace period ends, so receivers can switch over without dropping a webhook."""
     async with pool.acquire() as conn, conn.transaction():
-        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True)
+        endpoint = await repo.get_endpoint(conn, account_id, endpoint_id, for_update=True, box=box)
         if endpoint is None:
             raise NotFound(f"no webhook {endpoint_id} in this account", code="WebhookNotFound")
         now = datetime.now(UTC)
@@ -159,6 +167,7 @@ async def rotate_secret(
                 "previous_secret": endpoint.secret if grace.total_seconds() > 0 else None,
                 "previous_secret_expires_at": now + grace if grace.total_seconds() > 0 else None,
             },
+            box,
         )
 
 
@@ -197,7 +206,11 @@ async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelo
     event_type = payloads.MESSAGE_EVENT_TYPES.get(envelope.type)
     if event_type is None:
         return
-    subscription = envelope.parsed()
+    message = envelope.parsed()
+    if isinstance(message, AttendeeReplied):
+        await _fan_out_reply(conn, envelope, message)
+        return
+    subscription = message
     assert isinstance(subscription, SubscriptionData)
     endpoint_ids = await repo.endpoints_wanting(conn, subscription.account_id, event_type)
     if not endpoint_ids:
@@ -216,6 +229,23 @@ async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelo
         subscription_id=subscription.subscription_id,
     )
     log.info("webhook.event", event_type=event_type, event_id=str(envelope.id), deliveries=len(deliveries))
+
+
+async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: AttendeeReplied) -> None:
+    endpoint_ids = await repo.endpoints_wanting(conn, replied.account_id, payloads.ATTENDEE_REPLIED)
+    if not endpoint_ids:
+        return
+    details = payloads.attendee_replied_details(replied)
+    body = payloads.encode(payloads.event_object(envelope.id, payloads.ATTENDEE_REPLIED, details))
+    await _fan_out(
+        conn,
+        event_id=envelope.id,
+        account_id=replied.account_id,
+        event_type=payloads.ATTENDEE_REPLIED,
+        body=body,
+        endpoint_ids=endpoint_ids,
+        source_message_id=envelope.id,
+    )
 
 
 async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
@@ -256,125 +286,6 @@ async def retry_delivery(pool: asyncpg.Pool, account_id: uuid.UUID, delivery_id:
             raise Conflict("this webhook is disabled; enable it before retrying", code="WebhookDisabled")
         await repo.request_manual_attempt(conn, delivery_id)
         await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(delivery_id, delivery["attempts_made"])])
-
-
-# --- one attempt -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttemptReport:
-    delivery_id: uuid.UUID
-    number: int
-    outcome: AttemptOutcome
-    status: str  # the delivery's status afterwards
-
-
-_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
-
-
-async def _with_retries(lease: float, label: str, work: Any) -> Any:
-    """Run `work()` until it succeeds or the lease runs out (the database may blink)."""
-    deadline = time.monotonic() + lease
-    delay = 0.1
-    while True:
-        try:
-            return await work()
-        except _TRANSIENT as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("webhook.database_unavailable", step=label, error=repr(exc), retry_in=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
-def signed_headers(claimed: repo.ClaimedAttempt, timestamp: int) -> dict[str, str]:
-    message_id = str(claimed.event_id)
-    return {
-        "Content-Type": "application/json",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(claimed.signing_secrets, message_id, timestamp, claimed.body),
-        "kalends-delivery-id": str(claimed.delivery_id),
-        "kalends-attempt": str(claimed.number),
-    }
-
-
-async def attempt_delivery(
-    pool: asyncpg.Pool,
-    sender: WebhookSender,
-    timers: TimerPublisher | None,
-    schedule: Sequence[float],
-    delivery_id: uuid.UUID,
-    attempts_made: int,
-    *,
-    lease: float,
-) -> AttemptReport | None:
-    """Claim, send, record and schedule one attempt; None when there is nothing to do (not due,
-    already done, claimed by a live worker)."""
-
-    async def claim() -> repo.ClaimedAttempt | None:
-        async with pool.acquire() as conn, conn.transaction():
-            return await repo.claim_attempt(conn, delivery_id, attempts_made, lease)
-
-    claimed: repo.ClaimedAttempt | None = await _with_retries(lease, "claim", claim)
-    if claimed is None:
-        return None
-    outcome = await sender.send(claimed.url, signed_headers(claimed, int(time.time())), claimed.body)
-
-    async def record() -> tuple[str, int | None]:
-        async with pool.acquire() as conn, conn.transaction():
-            finished_at = await repo.finish_attempt(
-                conn,
-                claimed.attempt_id,
-                duration_ms=outcome.duration_ms,
-                status_code=outcome.status_code,
-                error=outcome.error,
-                response_body=outcome.response_body,
-                succeeded=outcome.succeeded,
-            )
-            current = await repo.lock_delivery(conn, delivery_id)
-            if current is None or current["status"] != "pending" or current["attempts_made"] != claimed.number:
-                return ("superseded", None)  # another worker took over after our lease ran out
-            if outcome.succeeded:
-                await repo.complete_delivery(conn, delivery_id, "succeeded")
-                return ("succeeded", None)
-            following = (
-                None
-                if claimed.manual
-                else next_attempt(schedule, claimed.first_attempt_at, claimed.number, finished_at)
-            )
-            if following is None:
-                await repo.complete_delivery(conn, delivery_id, "failed")
-                return ("failed", None)
-            await repo.schedule_delivery(conn, delivery_id, following.due_at)
-            return ("pending", following.step)
-
-    status, step = await _with_retries(lease, "record", record)
-    log.info(
-        "webhook.attempt",
-        delivery_id=str(delivery_id),
-        event_type=claimed.event_type,
-        attempt=claimed.number,
-        status_code=outcome.status_code,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-        delivery_status=status,
-    )
-    if step is not None and timers is not None:
-        try:
-            await timers.start(delivery_id, claimed.number, step)
-        except Exception as exc:  # the sweeper sends it when it falls due
-            log.warning("webhook.timer_failed", delivery_id=str(delivery_id), error=repr(exc))
-    return AttemptReport(delivery_id, claimed.number, outcome, status)
-
-
-async def sweep_overdue(pool: asyncpg.Pool, *, grace: float, requeue_after: float) -> int:
-    """Re-enqueue every delivery that is overdue and held by nobody (a lost timer, a crashed
-    worker, a parked message); returns how many."""
-    async with pool.acquire() as conn, conn.transaction():
-        overdue = await repo.overdue_deliveries(conn, grace=grace, requeue_after=requeue_after)
-        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, n) for d, n in overdue])
-    return len(overdue)
 
 
 # --- the record --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from shared.crypto import SecretBox
 from shared.retry import parse_retry_schedule as shared_parse_retry_schedule
 from shared.settings import PlatformSettings, env_bool, env_float, env_int, env_str
 
@@ -28,6 +29,8 @@ class WebhookSettings:
     # re-enqueues it (the timers normally get there first).
     sweep_interval: float = 1.0
     sweep_grace: float = 1.0
+    # Encrypts signing secrets at rest (KALENDS_ENCRYPTION_KEYS); the service refuses to start without.
+    box: SecretBox | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -42,7 +45,13 @@ class WebhookSettings:
             endpoint_concurrency=env_int("KALENDS_WEBHOOK_ENDPOINT_CONCURRENCY", 8, environ, minimum=1),
             sweep_interval=env_float("KALENDS_WEBHOOK_SWEEP_INTERVAL", 1.0, environ),
             sweep_grace=env_float("KALENDS_WEBHOOK_SWEEP_GRACE", 1.0, environ),
+            box=SecretBox.from_env_optional(environ),
         )
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """The key list, or a SettingsError that says how to set one."""
+        return self.box if self.box is not None else SecretBox.from_env({})
 
     @property
     def lease(self) -> float:

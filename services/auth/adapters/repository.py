@@ -38,9 +38,14 @@ async def account_by_code(conn: asyncpg.Connection, code: str) -> Row | None:
     return row
 
 
-async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bool) -> bool:
-    status: str = await conn.execute("UPDATE auth.accounts SET disabled = $2 WHERE code = $1", code, disabled)
-    return status.endswith(" 1")
+async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bool) -> Row | None:
+    """The account's id and the database's clock at the change, or None for an unknown code."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.accounts SET disabled = $2 WHERE code = $1 RETURNING id, code, clock_timestamp() AS changed_at",
+        code,
+        disabled,
+    )
+    return row
 
 
 async def insert_client(
@@ -65,9 +70,15 @@ async def client_with_account(conn: asyncpg.Connection, client_id: str) -> Row |
     return row
 
 
-async def set_client_disabled(conn: asyncpg.Connection, client_id: str, disabled: bool) -> bool:
-    status: str = await conn.execute("UPDATE auth.clients SET disabled = $2 WHERE client_id = $1", client_id, disabled)
-    return status.endswith(" 1")
+async def set_client_disabled(conn: asyncpg.Connection, client_id: str, disabled: bool) -> Row | None:
+    """The client's account id and the database's clock at the change, or None for an unknown client."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.clients SET disabled = $2 WHERE client_id = $1"
+        " RETURNING client_id, account_id, clock_timestamp() AS changed_at",
+        client_id,
+        disabled,
+    )
+    return row
 
 
 async def insert_api_key(conn: asyncpg.Connection, key_id: uuid.UUID, account_id: uuid.UUID, key_hash: str) -> Row:
@@ -98,10 +109,36 @@ def key_record(row: Row) -> KeyRecord:
 
 
 async def signing_keys(conn: asyncpg.Connection) -> list[Row]:
+    """Every key's public half and dates (no private material)."""
     rows: list[Row] = await conn.fetch(
-        "SELECT kid, private_jwk, created_at, retired_at, expires_at FROM auth.signing_keys ORDER BY created_at"
+        "SELECT kid, public_jwk, created_at, retired_at, expires_at FROM auth.signing_keys ORDER BY created_at"
     )
     return rows
+
+
+async def private_signing_key(conn: asyncpg.Connection, kid: str) -> Row | None:
+    """The key's private half: `private_jwk_encrypted`, or `private_jwk` for a row not yet sealed."""
+    row: Row | None = await conn.fetchrow(
+        "SELECT private_jwk, private_jwk_encrypted FROM auth.signing_keys WHERE kid = $1", kid
+    )
+    return row
+
+
+async def signing_keys_to_seal(conn: asyncpg.Connection) -> list[Row]:
+    """Every key's private half and public half, locked, for sealing under the first key."""
+    rows: list[Row] = await conn.fetch(
+        "SELECT kid, public_jwk, private_jwk, private_jwk_encrypted FROM auth.signing_keys ORDER BY kid FOR UPDATE"
+    )
+    return rows
+
+
+async def store_sealed_key(conn: asyncpg.Connection, kid: str, public: dict[str, Any], encrypted: str) -> None:
+    await conn.execute(
+        "UPDATE auth.signing_keys SET public_jwk = $2, private_jwk_encrypted = $3, private_jwk = NULL WHERE kid = $1",
+        kid,
+        public,
+        encrypted,
+    )
 
 
 async def lock_signing_keys(conn: asyncpg.Connection) -> None:
@@ -109,9 +146,15 @@ async def lock_signing_keys(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kalends.auth.signing_keys'))")
 
 
-async def insert_signing_key(conn: asyncpg.Connection, kid: str, private_jwk: dict[str, Any], now: datetime) -> None:
+async def insert_signing_key(
+    conn: asyncpg.Connection, kid: str, public_jwk: dict[str, Any], private_encrypted: str, now: datetime
+) -> None:
     await conn.execute(
-        "INSERT INTO auth.signing_keys (kid, private_jwk, created_at) VALUES ($1, $2, $3)", kid, private_jwk, now
+        "INSERT INTO auth.signing_keys (kid, public_jwk, private_jwk_encrypted, created_at) VALUES ($1, $2, $3, $4)",
+        kid,
+        public_jwk,
+        private_encrypted,
+        now,
     )
 
 
@@ -165,12 +208,15 @@ async def insert_family_with_refresh(
     )
 
 
-async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> None:
-    await conn.execute(
-        "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL",
+async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> Row | None:
+    """The family as revoked now, or None when it was revoked already (or is unknown)."""
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.token_families SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL"
+        " RETURNING id, client_id, account_id, revoked_at",
         family_id,
         reason,
     )
+    return row
 
 
 async def family_revoked(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
@@ -214,12 +260,39 @@ async def mark_refresh_used(conn: asyncpg.Connection, token_hash: bytes, used_at
     await conn.execute("UPDATE auth.refresh_tokens SET used_at = $2 WHERE token_hash = $1", token_hash, used_at)
 
 
-async def revoke_access_token(conn: asyncpg.Connection, jti: uuid.UUID, expires_at: datetime) -> None:
+async def revoke_access_token(
+    conn: asyncpg.Connection, jti: uuid.UUID, expires_at: datetime, client_id: str, account_id: uuid.UUID
+) -> None:
     await conn.execute(
-        "INSERT INTO auth.revoked_access_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        "INSERT INTO auth.revoked_access_tokens (jti, expires_at, client_id, account_id) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT DO NOTHING",
         jti,
         expires_at,
+        client_id,
+        account_id,
     )
+
+
+async def denylist_state(conn: asyncpg.Connection, families_since: datetime) -> dict[str, list[Row]]:
+    """What every service's denylist should hold now: unexpired revoked access tokens, families
+    revoked since `families_since`, disabled clients and disabled accounts (with the clock now)."""
+    return {
+        "tokens": await conn.fetch(
+            "SELECT jti, client_id, account_id, expires_at FROM auth.revoked_access_tokens"
+            " WHERE expires_at > now() AND client_id IS NOT NULL"
+        ),
+        "families": await conn.fetch(
+            "SELECT id, client_id, account_id, revoked_at, revoked_reason FROM auth.token_families"
+            " WHERE revoked_at > $1",
+            families_since,
+        ),
+        "clients": await conn.fetch(
+            "SELECT client_id, account_id, clock_timestamp() AS changed_at FROM auth.clients WHERE disabled"
+        ),
+        "accounts": await conn.fetch(
+            "SELECT id, code, clock_timestamp() AS changed_at FROM auth.accounts WHERE disabled"
+        ),
+    }
 
 
 async def access_token_revoked(conn: asyncpg.Connection, jti: uuid.UUID, family_id: uuid.UUID | None) -> bool:

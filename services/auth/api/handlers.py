@@ -17,6 +17,7 @@ from services.auth.domain.errors import OAuthError
 from services.auth.domain.params import MAX_BODY, MalformedParameters, parse_parameters
 from services.auth.domain.tokens import Grantee, token_response
 from shared.logging import get_logger
+from shared.web import client_address
 
 log = get_logger(__name__)
 
@@ -81,7 +82,8 @@ def _credentials(request: web.Request, params: dict[str, str]) -> ClientCredenti
 
 async def _authenticate(request: web.Request, params: dict[str, str]) -> tuple[Grantee, list[str]]:
     credentials = _credentials(request, params)
-    return await services.authenticate(request.app[POOL], request.app[LIMITS], credentials, request.remote or "unknown")
+    address = client_address(request, request.app[SETTINGS].platform.trusted_proxies)
+    return await services.authenticate(request.app[POOL], request.app[LIMITS], credentials, address)
 
 
 @oauth_endpoint

@@ -1,4 +1,4 @@
-"""Failed-authentication limits: fixed windows per client id and per address.
+"""Failed-authentication limits: fixed windows per (client id, address) pair and per address.
 
 The counters live in PostgreSQL so every auth process sees the same ones; this module is the
 arithmetic, kept pure so it can be tested exhaustively.
@@ -40,8 +40,9 @@ def retry_after(window: Window | None, now: datetime, length: int, limit: int) -
     return max(1, math.ceil(remaining))
 
 
-def client_bucket(client_id: str) -> str:
-    return "client:" + client_id[:200]
+def pair_bucket(client_id: str, address: str) -> str:
+    """One client id tried from one address: what a guesser fills without touching anyone else."""
+    return "pair:" + address[:100] + "|" + client_id[:200]
 
 
 def address_bucket(address: str) -> str:

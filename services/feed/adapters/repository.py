@@ -195,8 +195,12 @@ async def upsert_api_key(conn: asyncpg.Connection, key_hash: str, account_id: uu
 
 
 async def api_key_account(conn: asyncpg.Connection, key_hash: str) -> uuid.UUID | None:
+    """The account of a live API key; None when the key is unknown, revoked, or its account disabled
+    (the denylist auth's `account.disabled` fills, shared/denylist.py)."""
     account: uuid.UUID | None = await conn.fetchval(
-        "SELECT account_id FROM feed.api_keys WHERE key_hash = $1 AND NOT revoked", key_hash
+        "SELECT k.account_id FROM feed.api_keys k WHERE k.key_hash = $1 AND NOT k.revoked AND NOT EXISTS"
+        " (SELECT 1 FROM feed.denylist d WHERE d.kind = 'account' AND d.subject = k.account_id::text AND d.denied)",
+        key_hash,
     )
     return account
 

@@ -49,6 +49,7 @@ class PersonAnswer(Answer):
     email: str
     role: str | None = None
     rsvp: bool | None = None
+    partstat: str | None = None
 
 
 class EventAnswer(Answer):
@@ -75,6 +76,7 @@ class EventAnswer(Answer):
     conference: str | None
     image: str | None
     recurrence: list[str]
+    notify: bool = False
     sequence: int
     created_at: str | None
     updated_at: str | None

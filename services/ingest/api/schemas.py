@@ -194,6 +194,8 @@ class EventBody(IngestModel):
     conference: str | None = Field(default=None, max_length=2048)
     image: str | None = Field(default=None, max_length=2048)
     recurrence: list[str] = Field(default_factory=list, max_length=50)
+    # True: the mail service sends the attendees iMIP invitations (and updates, cancellations).
+    notify: bool = False
 
     @field_validator("status", "transparency", "class_", mode="before")
     @classmethod
@@ -413,6 +415,7 @@ def event_request_body(event: EventData) -> dict[str, Any]:
         "conference": event.conference,
         "image": event.image,
         "recurrence": event.recurrence,
+        "notify": event.notify,
     }
 
 

@@ -86,9 +86,7 @@ async def _create(request: web.Request) -> web.Response:
     code = await _calendar_code(request, account)
     event = to_catalog(await read_json(request))
     body = EventBody.parse(event.catalog_body)
-    saved, _ = await request.app[INGEST].save_event(
-        account, code, body, notify=event.notify, attendees_hidden=event.attendees_hidden
-    )
+    saved, _ = await request.app[INGEST].save_event(account, code, body, attendees_hidden=event.attendees_hidden)
     log.info("unipile.event_created", account=account.account_code, event_id=str(saved.event_id))
     return web.json_response({"object": "CalendarEventCreated", "event_id": str(saved.event_id)}, status=201)
 

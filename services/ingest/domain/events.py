@@ -35,6 +35,7 @@ class EventDraft:
     conference: str | None = None
     image: str | None = None
     recurrence: list[str] = field(default_factory=list)
+    notify: bool = False
 
 
 def event_fields(draft: EventDraft, *, default_timezone: str, tag_ids: list[uuid.UUID]) -> dict[str, Any]:
@@ -62,6 +63,7 @@ def event_fields(draft: EventDraft, *, default_timezone: str, tag_ids: list[uuid
         "attendees": list(draft.attendees),
         "conference": draft.conference,
         "image": draft.image,
+        "notify": draft.notify,
         "recurrence": validate_recurrence(
             draft.recurrence, start=times.start, all_day=times.all_day, timezone=timezone
         ),

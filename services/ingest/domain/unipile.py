@@ -203,8 +203,10 @@ def to_catalog(payload: Any) -> UnipileEvent:
     if isinstance(recurrence, str):
         recurrence = [recurrence]
     body["recurrence"] = recurrence
+    notify = _flag(fields.get("notify"), "notify")
+    body["notify"] = notify
     return UnipileEvent(
         catalog_body=body,
-        notify=_flag(fields.get("notify"), "notify"),
+        notify=notify,
         attendees_hidden=_flag(fields.get("is_attendees_list_hidden"), "is_attendees_list_hidden"),
     )

@@ -13,3 +13,7 @@ PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
 
 # API keys from auth (hashes only): X-API-KEY on the Unipile route.
 API_KEYS_QUEUE = QueueSpec(name="ingest.api_keys", routing_keys=("api_key.created", "api_key.revoked"))
+
+# An attendee answered a mail invitation: ingest records the PARTSTAT on the event's attendee
+# (the catalog and the feed show it). One at a time, so two answers to one event never race.
+REPLIES_QUEUE = QueueSpec(name="ingest.replies", routing_keys=("attendee.replied",), concurrency=1)

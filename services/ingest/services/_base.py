@@ -126,6 +126,7 @@ def _draft(body: EventBody) -> EventDraft:
         conference=body.conference,
         image=body.image,
         recurrence=body.recurrence,
+        notify=body.notify,
     )
 
 

@@ -21,6 +21,7 @@ from services.ingest.domain.timezones import to_iana
 from services.ingest.services._base import _IDENTITY, Account, UseCaseBase, _draft, _now, _Retry, _uuid
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.messages import (
+    AttendeeReplied,
     CalendarData,
     CalendarDeleted,
     EventData,
@@ -284,14 +285,14 @@ class CatalogUseCases(UseCaseBase):
             )
 
     async def save_event(
-        self, account: Account, code: str, body: EventBody, *, notify: bool = False, attendees_hidden: bool = False
+        self, account: Account, code: str, body: EventBody, *, attendees_hidden: bool = False
     ) -> tuple[EventData, bool]:
         """POST: create the event, or update the one of the same external id; True when created.
-        `notify` asks the mail service to invite the attendees (EventData.notify)."""
+        `attendees_hidden`: each attendee's invitation lists only them (EventData.attendees_hidden)."""
 
         async def work(conn: asyncpg.Connection) -> tuple[EventData, bool]:
             calendar = await self._calendar(conn, account, code)
-            fields = {**await self._calendar_event_fields(conn, calendar, body), "notify": notify}
+            fields = await self._calendar_event_fields(conn, calendar, body)
             if attendees_hidden:
                 fields["attendees_hidden"] = True
             key = body.merchant_id
@@ -389,3 +390,38 @@ class CatalogUseCases(UseCaseBase):
             return event
 
         return await self._transaction(work)
+
+    async def apply_reply(self, conn: asyncpg.Connection, replied: AttendeeReplied) -> EventData | None:
+        """An attendee's answer (in the consumer's transaction): their PARTSTAT on the event,
+        published as event.updated. An unknown event or attendee, or the same answer again, changes nothing."""
+        if replied.event_id is None:
+            return None
+        row = await conn.fetchrow(
+            f"SELECT * FROM {repo.SCHEMA}.events WHERE event_id = $1 AND account_id = $2 FOR UPDATE",
+            replied.event_id,
+            replied.account_id,
+        )
+        if row is None or row["deleted_at"] is not None:
+            return None
+        before = EventData.model_validate(row["data"])
+        who = replied.attendee_email.lower()
+        if not any(p.email.lower() == who for p in before.attendees):
+            return None
+        attendees = [
+            p.model_copy(update={"partstat": replied.partstat}) if p.email.lower() == who else p
+            for p in before.attendees
+        ]
+        event, change = await self._write_event(
+            conn,
+            row,
+            kind=row["kind"],
+            account=Account(row["account_id"], ""),
+            calendar_id=row["calendar_id"],
+            subscription_id=row["subscription_id"],
+            external_id=row["external_id"],
+            fields={"attendees": [p.model_dump() for p in attendees]},
+            subscription_ids=before.subscription_ids,
+        )
+        if change is not None:
+            await self._publish(conn, Account(row["account_id"], ""), [("event.updated", event)])
+        return event

@@ -16,16 +16,12 @@ SCHEMA = "mail"
 ORPHANED_ATTEMPT = "the worker stopped before this attempt finished; its outcome is unknown"
 
 
-async def insert_invitation(conn: asyncpg.Connection, **columns: object) -> uuid.UUID:
-    invitation_id = uuid.uuid4()
-    names = ["id", *columns]
+async def insert_invitation(conn: asyncpg.Connection, **columns: object) -> None:
+    names = list(columns)
     placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.invitations ({', '.join(names)}) VALUES ({placeholders})",
-        invitation_id,
-        *columns.values(),
+        f"INSERT INTO {SCHEMA}.invitations ({', '.join(names)}) VALUES ({placeholders})", *columns.values()
     )
-    return invitation_id
 
 
 async def insert_delivery(
@@ -58,6 +54,63 @@ async def insert_delivery(
     return delivery_id
 
 
+async def last_fingerprint(conn: asyncpg.Connection, account_id: uuid.UUID, uid: str) -> str | None:
+    """The significant content of the latest request sent for `uid` (catalog events only)."""
+    fingerprint: str | None = await conn.fetchval(
+        f"SELECT fingerprint FROM {SCHEMA}.invitations WHERE account_id = $1 AND uid = $2 AND method = 'REQUEST'"
+        " ORDER BY sequence DESC, created_at DESC LIMIT 1",
+        account_id,
+        uid,
+    )
+    return fingerprint
+
+
+async def invitation_for_reply(
+    conn: asyncpg.Connection, invitation_id: uuid.UUID | None, uid: str, attendee: str
+) -> asyncpg.Record | None:
+    """The request a reply answers: the one its address names, else (a reply to our plain address)
+    the latest request of that UID sent to that attendee."""
+    if invitation_id is not None:
+        return await conn.fetchrow(
+            f"SELECT account_id, uid, event_id FROM {SCHEMA}.invitations WHERE id = $1 AND uid = $2",
+            invitation_id,
+            uid,
+        )
+    return await conn.fetchrow(
+        f"SELECT i.account_id, i.uid, i.event_id FROM {SCHEMA}.invitations i"
+        f" JOIN {SCHEMA}.deliveries d ON d.invitation_id = i.id"
+        f" WHERE i.uid = $1 AND d.attendee_email = $2 AND i.method = 'REQUEST'"
+        f" ORDER BY i.created_at DESC LIMIT 1",
+        uid,
+        attendee,
+    )
+
+
+async def set_partstat(
+    conn: asyncpg.Connection, account_id: uuid.UUID, uid: str, attendee: str, partstat: str
+) -> str | None:
+    """The attendee's answer on their request deliveries of `uid`; returns the answer they had
+    before (None: we never sent them a request)."""
+    previous: str | None = await conn.fetchval(
+        f"SELECT partstat FROM {SCHEMA}.deliveries WHERE account_id = $1 AND uid = $2 AND attendee_email = $3"
+        " AND method = 'REQUEST' ORDER BY sequence DESC LIMIT 1 FOR UPDATE",
+        account_id,
+        uid,
+        attendee,
+    )
+    if previous is None:
+        return None
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET partstat = $4, replied_at = now(), updated_at = now()"
+        " WHERE account_id = $1 AND uid = $2 AND attendee_email = $3 AND method = 'REQUEST'",
+        account_id,
+        uid,
+        attendee,
+        partstat,
+    )
+    return previous
+
+
 async def delete_invitation(conn: asyncpg.Connection, invitation_id: uuid.UUID) -> None:
     await conn.execute(f"DELETE FROM {SCHEMA}.invitations WHERE id = $1", invitation_id)
 
@@ -88,8 +141,9 @@ class Claimed:
 async def claim_due(conn: asyncpg.Connection, limit: int, lease_seconds: float) -> list[Claimed]:
     """Claim up to `limit` due deliveries nobody holds; each gets an attempt row before anything is sent."""
     rows = await conn.fetch(
-        f"SELECT d.id, d.attempts_made, d.first_attempt_at, d.attendee_email, d.attendee_name, d.message_id,"
-        f" d.method, d.sequence, i.calendar, i.organizer_email, i.organizer_name, i.subject, i.body, i.locale,"
+        f"SELECT d.id, d.invitation_id, d.attempts_made, d.first_attempt_at, d.attendee_email, d.attendee_name,"
+        f" d.message_id, d.method, d.sequence, i.calendar, i.organizer_email, i.organizer_name,"
+        f" i.subject, i.body, i.locale,"
         f" i.attach, i.inline, i.hide_attendees, clock_timestamp() AS now"
         f" FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.invitations i ON i.id = d.invitation_id"
         f" WHERE d.status = 'queued' AND d.next_attempt_at <= clock_timestamp()"

@@ -8,14 +8,17 @@ lease runs out (the attempt is recorded as orphaned). A recorded success is neve
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+from icalendar import Calendar
 
 from services.mail.adapters import repository as repo
 from services.mail.adapters.smtp import SendResult, SmtpSender
 from services.mail.domain.compose import Letter, compose, to_bytes
 from services.mail.domain.imip import Party, itip, summary_of
+from services.mail.services import reply_address
 from services.mail.settings import MailSettings
 from shared.logging import get_logger
 from shared.retry import next_attempt
@@ -23,16 +26,29 @@ from shared.retry import next_attempt
 log = get_logger(__name__)
 
 
-def letter_for(claimed: repo.Claimed, settings: MailSettings) -> Letter:
-    from icalendar import Calendar
+_SUMMARIES: dict[uuid.UUID, tuple[str, str, str]] = {}
 
+
+def _summary(invitation_id: uuid.UUID, calendar: Calendar) -> tuple[str, str, str]:
+    """An invitation's title, time and place, read once per invitation (not once per attendee)."""
+    found = _SUMMARIES.get(invitation_id)
+    if found is None:
+        if len(_SUMMARIES) > 256:
+            _SUMMARIES.clear()
+        found = _SUMMARIES[invitation_id] = summary_of(calendar)
+    return found
+
+
+def letter_for(claimed: repo.Claimed, settings: MailSettings) -> Letter:
     row = claimed.row
-    calendar = Calendar.from_ical(row["calendar"])
     text: bytes = row["calendar"].encode("utf-8")
+    cached = _SUMMARIES.get(row["invitation_id"])
+    calendar = Calendar.from_ical(row["calendar"]) if cached is None or row["hide_attendees"] else None
     if row["hide_attendees"]:
+        assert calendar is not None
         organizer = Party(row["organizer_email"], row["organizer_name"])
         text = itip(calendar, row["method"], organizer, [Party(row["attendee_email"], row["attendee_name"])])
-    title, when, where = summary_of(calendar)
+    title, when, where = cached or _summary(row["invitation_id"], calendar)  # type: ignore[arg-type]
     return Letter(
         method=row["method"],
         calendar=text,
@@ -40,7 +56,7 @@ def letter_for(claimed: repo.Claimed, settings: MailSettings) -> Letter:
         sender_name=row["organizer_name"],
         recipient=row["attendee_email"],
         recipient_name=row["attendee_name"],
-        reply_to=settings.mail_from,
+        reply_to=reply_address(settings.mail_from, row["invitation_id"]),
         message_id=row["message_id"],
         subject=row["subject"],
         body=row["body"],

@@ -17,6 +17,9 @@ CREATE TABLE invitations (
     attach           boolean NOT NULL DEFAULT false,
     inline           boolean NOT NULL DEFAULT true,
     hide_attendees   boolean NOT NULL DEFAULT false,
+    -- For a catalog event: its significant content (times, recurrence, place, title...), so a change
+    -- that is not one (an attendee's answer recorded) sends nobody a new request.
+    fingerprint      text,
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX invitations_uid ON invitations (account_id, uid);

@@ -12,9 +12,16 @@ from typing import Any
 
 import asyncpg
 
+from shared.crypto import SecretBox
+
 SCHEMA = "webhook"
 
 ORPHANED_ATTEMPT = "the worker stopped before this attempt finished; its outcome is unknown"
+
+
+def open_secret(box: SecretBox, encrypted: str | None, plaintext: str | None) -> str | None:
+    """A stored signing secret in the clear: decrypted, or a row's plaintext not yet converted."""
+    return box.decrypt(encrypted) if encrypted is not None else plaintext
 
 
 @dataclass(frozen=True)
@@ -25,25 +32,31 @@ class Endpoint:
     description: str
     event_types: list[str]
     enabled: bool
-    secret: str
-    previous_secret: str | None
     previous_secret_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    # Decrypted only when read with a SecretBox (creation and rotation show the secret once).
+    secret: str | None = None
+    previous_secret: str | None = None
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Endpoint:
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+    def from_row(cls, row: asyncpg.Record, box: SecretBox | None = None) -> Endpoint:
+        fields: dict[str, Any] = {n: row[n] for n in cls.__dataclass_fields__ if n not in ("secret", "previous_secret")}
+        if box is not None:
+            fields["secret"] = open_secret(box, row["secret_encrypted"], row["secret"])
+            fields["previous_secret"] = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
+        return cls(**fields)
 
 
 _ENDPOINT_COLUMNS = (
-    "id, account_id, url, description, event_types, enabled, secret, previous_secret,"
-    " previous_secret_expires_at, created_at, updated_at"
+    "id, account_id, url, description, event_types, enabled, secret, secret_encrypted, previous_secret,"
+    " previous_secret_encrypted, previous_secret_expires_at, created_at, updated_at"
 )
 
 
 async def insert_endpoint(
     conn: asyncpg.Connection,
+    box: SecretBox,
     *,
     account_id: uuid.UUID,
     url: str,
@@ -53,7 +66,7 @@ async def insert_endpoint(
     secret: str,
 ) -> Endpoint:
     row = await conn.fetchrow(
-        f"INSERT INTO {SCHEMA}.endpoints (id, account_id, url, description, event_types, enabled, secret)"
+        f"INSERT INTO {SCHEMA}.endpoints (id, account_id, url, description, event_types, enabled, secret_encrypted)"
         f" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ENDPOINT_COLUMNS}",
         uuid.uuid4(),
         account_id,
@@ -61,9 +74,9 @@ async def insert_endpoint(
         description,
         event_types,
         enabled,
-        secret,
+        box.encrypt(secret),
     )
-    return Endpoint.from_row(row)
+    return Endpoint.from_row(row, box)
 
 
 async def count_endpoints(conn: asyncpg.Connection, account_id: uuid.UUID) -> int:
@@ -80,7 +93,12 @@ async def list_endpoints(conn: asyncpg.Connection, account_id: uuid.UUID) -> lis
 
 
 async def get_endpoint(
-    conn: asyncpg.Connection, account_id: uuid.UUID, endpoint_id: uuid.UUID, *, for_update: bool = False
+    conn: asyncpg.Connection,
+    account_id: uuid.UUID,
+    endpoint_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+    box: SecretBox | None = None,
 ) -> Endpoint | None:
     lock = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(
@@ -88,17 +106,30 @@ async def get_endpoint(
         account_id,
         endpoint_id,
     )
-    return Endpoint.from_row(row) if row else None
+    return Endpoint.from_row(row, box) if row else None
 
 
-async def update_endpoint(conn: asyncpg.Connection, endpoint_id: uuid.UUID, changes: dict[str, Any]) -> Endpoint:
+async def update_endpoint(
+    conn: asyncpg.Connection, endpoint_id: uuid.UUID, changes: dict[str, Any], box: SecretBox | None = None
+) -> Endpoint:
+    """Apply `changes`; a `secret` or `previous_secret` among them (which needs `box`) is stored encrypted."""
+    changes = dict(changes)
+    for name in ("secret", "previous_secret"):
+        if name in changes:
+            if box is None:
+                raise ValueError(f"changing {name} needs the SecretBox to encrypt it")
+            value = changes.pop(name)
+            changes[f"{name}_encrypted"] = box.encrypt(value) if value is not None else None
+            changes[name] = None  # the plaintext column stays empty
     allowed = {
         "url",
         "description",
         "event_types",
         "enabled",
         "secret",
+        "secret_encrypted",
         "previous_secret",
+        "previous_secret_encrypted",
         "previous_secret_expires_at",
     }
     names = [name for name in changes if name in allowed]
@@ -109,7 +140,7 @@ async def update_endpoint(conn: asyncpg.Connection, endpoint_id: uuid.UUID, chan
         endpoint_id,
         *(changes[name] for name in names),
     )
-    return Endpoint.from_row(row)
+    return Endpoint.from_row(row, box)
 
 
 async def delete_endpoint(conn: asyncpg.Connection, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> bool:
@@ -183,14 +214,15 @@ class ClaimedAttempt:
 
 
 async def claim_attempt(
-    conn: asyncpg.Connection, delivery_id: uuid.UUID, attempts_made: int, lease_seconds: float
+    conn: asyncpg.Connection, box: SecretBox, delivery_id: uuid.UUID, attempts_made: int, lease_seconds: float
 ) -> ClaimedAttempt | None:
     """Claim the next attempt of a delivery if it is pending, due, not claimed by a live worker, and
     still at `attempts_made` (so a stale or duplicate timer claims nothing). Runs in the caller's
     transaction; the attempt row is written before anything is sent."""
     row = await conn.fetchrow(
         f"SELECT d.id, d.endpoint_id, d.status, d.attempts_made, d.first_attempt_at, d.next_attempt_at,"
-        f" d.lease_until, d.manual, e.url, e.enabled, e.secret, e.previous_secret, e.previous_secret_expires_at,"
+        f" d.lease_until, d.manual, e.url, e.enabled, e.secret, e.secret_encrypted, e.previous_secret,"
+        f" e.previous_secret_encrypted, e.previous_secret_expires_at,"
         f" ev.id AS event_id, ev.event_type, ev.body, clock_timestamp() AS now"
         f" FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id"
         f" JOIN {SCHEMA}.events ev ON ev.id = d.event_id"
@@ -237,9 +269,11 @@ async def claim_attempt(
         now,
         lease_seconds,
     )
-    secrets = [row["secret"]]
-    if row["previous_secret"] and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
-        secrets.append(row["previous_secret"])
+    current = open_secret(box, row["secret_encrypted"], row["secret"])
+    previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
+    secrets = [current] if current else []
+    if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
+        secrets.append(previous)
     return ClaimedAttempt(
         attempt_id=attempt_id,
         delivery_id=delivery_id,
@@ -262,21 +296,34 @@ async def finish_attempt(
     duration_ms: float,
     status_code: int | None,
     error: str | None,
-    response_body: str | None,
+    response_body: bytes | None,
     succeeded: bool,
 ) -> datetime:
-    """Record an attempt's outcome; returns the database's clock at that moment."""
+    """Record an attempt's outcome; returns the database's clock at that moment. The error text is
+    stored without NULs (PostgreSQL text cannot hold them); the body is stored as the bytes it was."""
     finished: datetime = await conn.fetchval(
         f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), duration_ms = $2,"
         " status_code = $3, error = $4, response_body = $5, succeeded = $6 WHERE id = $1 RETURNING finished_at",
         attempt_id,
         duration_ms,
         status_code,
-        error,
+        error.replace("\x00", "") if error is not None else None,
         response_body,
         succeeded,
     )
     return finished
+
+
+async def abandon_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, reason: str) -> None:
+    """The last resort when an attempt's outcome cannot be recorded: the delivery ends as failed,
+    with the reason, so nothing sends it again unasked (an operator can retry it)."""
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
+        " manual = false, failure_reason = $2, completed_at = now(), updated_at = now()"
+        " WHERE id = $1 AND status = 'pending'",
+        delivery_id,
+        reason.replace("\x00", "")[:1000],
+    )
 
 
 async def lock_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID) -> asyncpg.Record | None:

@@ -33,7 +33,7 @@ class AttemptOutcome:
     duration_ms: float
     status_code: int | None = None
     error: str | None = None
-    response_body: str | None = None
+    response_body: bytes | None = None  # the first bytes of the body, as sent: any bytes at all
 
 
 def guarded_socket(addr_info: aiohappyeyeballs.AddrInfoType) -> socket.socket:
@@ -104,14 +104,13 @@ class WebhookSender:
             return AttemptOutcome(succeeded=False, duration_ms=elapsed(), error=_describe(exc, self.timeout))
         status = response.status
         duration = elapsed()
-        text: str | None = None
+        raw: bytes | None = None
         try:
             remaining = max(deadline - time.perf_counter(), 0.5)
             async with asyncio.timeout(remaining):
                 raw = await response.content.read(RESPONSE_BODY_LIMIT)
-            text = raw.decode(response.charset or "utf-8", errors="replace")
-        except (aiohttp.ClientError, OSError, TimeoutError, LookupError, RuntimeError):
-            text = None
+        except (aiohttp.ClientError, OSError, TimeoutError, RuntimeError):
+            raw = None
         finally:
             response.release()
         ok = 200 <= status < 300
@@ -120,7 +119,7 @@ class WebhookSender:
             duration_ms=duration,
             status_code=status,
             error=None if ok else f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else ""),
-            response_body=text,
+            response_body=raw,
         )
 
 

@@ -54,6 +54,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         enabled=body.enabled,
         description=body.description,
         allow_private=request.app[SETTINGS].allow_private,
+        box=request.app[SETTINGS].secret_box,
     )
     return json_response(endpoint_json(endpoint, with_secret=True), status=201)
 
@@ -94,7 +95,11 @@ async def rotate_secret(request: web.Request) -> web.Response:
     endpoint_id = _path_uuid(request, "webhookId", "webhook")
     body = await read_model(request, SecretRotation, required=False)
     endpoint = await services.rotate_secret(
-        request.app[POOL], _account(request), endpoint_id, timedelta(seconds=body.grace_period_seconds)
+        request.app[POOL],
+        _account(request),
+        endpoint_id,
+        timedelta(seconds=body.grace_period_seconds),
+        box=request.app[SETTINGS].secret_box,
     )
     return json_response(endpoint_json(endpoint, with_secret=True))
 

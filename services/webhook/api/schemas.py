@@ -61,6 +61,11 @@ def endpoint_json(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str,
     return body
 
 
+def response_text(body: bytes | None) -> str | None:
+    """A stored response body for JSON: UTF-8, with U+FFFD for what does not decode."""
+    return None if body is None else bytes(body).decode("utf-8", errors="replace")
+
+
 def attempt_json(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "number": row["number"],
@@ -72,7 +77,7 @@ def attempt_json(row: asyncpg.Record) -> dict[str, Any]:
         "statusCode": row["status_code"],
         "error": row["error"],
         "succeeded": row["succeeded"],
-        "responseBody": row["response_body"],
+        "responseBody": response_text(row["response_body"]),
     }
 
 

@@ -19,15 +19,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.messages import SubscriptionData
+from shared.messages import AttendeeReplied, SubscriptionData
 
 SUBSCRIBE = "Subscribe"
 UNSUBSCRIBE = "Unsubscribe"
 TEST = "Test"
-EVENT_TYPES = (SUBSCRIBE, UNSUBSCRIBE)
+ATTENDEE_REPLIED = "AttendeeReplied"  # beyond the seed: an attendee answered a mail invitation
+EVENT_TYPES = (SUBSCRIBE, UNSUBSCRIBE, ATTENDEE_REPLIED)
 
 # Which broker message becomes which webhook event type.
-MESSAGE_EVENT_TYPES = {"subscription.created": SUBSCRIBE, "subscription.deactivated": UNSUBSCRIBE}
+MESSAGE_EVENT_TYPES = {
+    "subscription.created": SUBSCRIBE,
+    "subscription.deactivated": UNSUBSCRIBE,
+    "attendee.replied": ATTENDEE_REPLIED,
+}
 
 SUBSCRIBE_ACTIONS = frozenset(
     {
@@ -152,6 +157,19 @@ def unsubscribe_details(sub: SubscriptionData) -> dict[str, Any]:
     _tail(details, sub)
     _put(details, "requestEventIds", ",".join(str(i) for i in sub.request_event_ids) or None)
     _put(details, "excludeRequestEventIds", ",".join(str(i) for i in sub.exclude_request_event_ids) or None)
+    return details
+
+
+def attendee_replied_details(replied: AttendeeReplied) -> dict[str, Any]:
+    """Not in the seed; in its style: camelCase keys, the seed's UTC timestamps, absent when empty."""
+    details: dict[str, Any] = {"merchantId": str(replied.account_id)}
+    _put(details, "eventId", str(replied.event_id) if replied.event_id else None)
+    details["uid"] = replied.uid
+    details["attendeeEmail"] = replied.attendee_email
+    details["partStat"] = replied.partstat
+    details["method"] = replied.method
+    _put(details, "comment", replied.comment)
+    details["repliedDateTimeUtc"] = seed_time(replied.replied_at)
     return details
 
 

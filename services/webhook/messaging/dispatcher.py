@@ -22,12 +22,13 @@ import asyncpg
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from services.webhook import services
+from services.webhook import attempts
 from services.webhook.adapters.repository import SCHEMA
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import declare_due_queue
 from shared.amqp import Names
+from shared.crypto import SecretBox
 from shared.logging import get_logger
 from shared.messages import WebhookDeliveryDue, parse_envelope
 
@@ -62,8 +63,10 @@ class Dispatcher:
         lease: float,
         concurrency: int,
         endpoint_concurrency: int,
+        box: SecretBox,
         hold: int | None = None,
     ) -> None:
+        self._box = box
         self._connection = connection
         self._pool = pool
         self._names = names
@@ -145,7 +148,7 @@ class Dispatcher:
                 try:
                     async with self._global:
                         with structlog.contextvars.bound_contextvars(delivery_id=str(due.delivery_id)):
-                            report = await services.attempt_delivery(
+                            report = await attempts.attempt_delivery(
                                 self._pool,
                                 self._sender,
                                 self._timers,
@@ -153,6 +156,7 @@ class Dispatcher:
                                 due.delivery_id,
                                 due.attempt,
                                 lease=self._lease,
+                                box=self._box,
                             )
                 finally:
                     lane.active -= 1
@@ -185,7 +189,7 @@ class Sweeper:
     async def run(self) -> None:
         while True:
             try:
-                count = await services.sweep_overdue(self._pool, grace=self._grace, requeue_after=self._requeue_after)
+                count = await attempts.sweep_overdue(self._pool, grace=self._grace, requeue_after=self._requeue_after)
                 if count:
                     self.swept += count
                     log.info("webhook.swept", count=count)

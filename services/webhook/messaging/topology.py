@@ -20,7 +20,7 @@ from shared.amqp import Names, declare_platform
 from shared.consumer import QueueSpec
 
 DUE_ROUTING_KEY = "webhook_delivery.due"
-DISPATCH = QueueSpec("webhook.dispatch", ("subscription.created", "subscription.deactivated"))
+DISPATCH = QueueSpec("webhook.dispatch", ("subscription.created", "subscription.deactivated", "attendee.replied"))
 DUE_QUEUE = "webhook.due"
 DUE_DELIVERY_LIMIT = 20
 

@@ -11,7 +11,10 @@ from services.auth.keys import KeyStore
 from services.auth.services import FailureLimits, TokenService
 from services.auth.settings import AuthSettings
 from shared import db
+from shared.crypto import SecretBox
 from shared.settings import PlatformSettings
+
+ENCRYPTION_KEY = SecretBox.generate_key()
 
 
 @pytest.fixture
@@ -21,6 +24,7 @@ def settings(database_url: str) -> AuthSettings:
         failures_per_client=3,
         failures_per_address=5,
         failure_window=60,
+        box=SecretBox([ENCRYPTION_KEY]),
     )
 
 

@@ -29,7 +29,12 @@ async def test_migrating_twice_at_once_applies_each_migration_once(database_url:
         results = await asyncio.gather(db.migrate(first, SCHEMA, MIGRATIONS), db.migrate(second, SCHEMA, MIGRATIONS))
         assert results == [[], []]
         versions = await first.fetch(f"SELECT version FROM {SCHEMA}.schema_migrations ORDER BY version")
-        assert [r["version"] for r in versions] == ["000_platform", "000_platform_002_outbox_parking", "001_auth"]
+        expected = ["000_platform", "000_platform_002_outbox_parking", "000_platform_003_denylist", "001_auth"]
+        assert [r["version"] for r in versions] == [
+            *expected,
+            "002_encrypted_signing_keys",
+            "003_revocations_name_their_client",
+        ]
     finally:
         await first.close()
         await second.close()

@@ -183,32 +183,40 @@ async def test_an_old_signing_key_is_rotated_automatically(pool: asyncpg.Pool, s
     assert {k["kid"] for k in (await keys.public_jwks())["keys"]} == {first, second}
 
 
-async def test_failed_authentications_are_limited_per_client_id(pool: asyncpg.Pool, limits: FailureLimits) -> None:
+async def test_many_failures_for_a_client_from_elsewhere_never_refuse_its_correct_secret(
+    pool: asyncpg.Pool, limits: FailureLimits
+) -> None:
     created = await services.create_account(pool, random_name("acct"), "Limited")
     wrong = ClientCredentials(created["clientId"], "wrong", "client_secret_basic")
     for attempt in range(limits.per_client):
         with pytest.raises(OAuthError) as raised:
-            await services.authenticate(pool, limits, wrong, f"10.0.0.{attempt}")
-        assert raised.value.code == "invalid_client"
-    right = ClientCredentials(created["clientId"], created["clientSecret"], "client_secret_basic")
+            await services.authenticate(pool, limits, wrong, "10.0.0.9")
+        assert raised.value.code == "invalid_client", attempt
+    # The guesser's own pair is now over its limit: its failures are answered 429.
     with pytest.raises(OAuthError) as raised:
-        await services.authenticate(pool, limits, right, "10.0.1.1")
+        await services.authenticate(pool, limits, wrong, "10.0.0.9")
     assert raised.value.status == 429
     assert 0 < int(raised.value.headers()["Retry-After"]) <= limits.window
-    async with pool.acquire() as conn:
-        await conn.execute("UPDATE auth.auth_failures SET window_start = window_start - interval '61 seconds'")
-    grantee, _ = await services.authenticate(pool, limits, right, "10.0.1.1")
-    assert grantee.client_id == created["clientId"]
+    # Failures from many other addresses too: the merchant's right secret still gets through,
+    # from its own address and even from the guesser's.
+    for attempt in range(limits.per_client * 3):
+        with pytest.raises(OAuthError):
+            await services.authenticate(pool, limits, wrong, f"10.0.1.{attempt}")
+    right = ClientCredentials(created["clientId"], created["clientSecret"], "client_secret_basic")
+    for address in ("10.0.2.1", "10.0.0.9"):
+        grantee, _ = await services.authenticate(pool, limits, right, address)
+        assert grantee.client_id == created["clientId"]
 
 
-async def test_failed_authentications_are_limited_per_address_across_client_ids(
+async def test_failures_are_limited_per_address_across_client_ids_but_a_correct_secret_passes(
     pool: asyncpg.Pool, limits: FailureLimits, settings: AuthSettings
 ) -> None:
     for attempt in range(limits.per_address):
-        with pytest.raises(OAuthError):
+        with pytest.raises(OAuthError) as raised:
             await services.authenticate(
                 pool, limits, ClientCredentials(f"guess-{attempt}", "x", "client_secret_post"), "192.0.2.7"
             )
+        assert raised.value.code == "invalid_client"
     with pytest.raises(OAuthError) as raised:
         await services.authenticate(
             pool, limits, ClientCredentials("guess-new", "x", "client_secret_post"), "192.0.2.7"
@@ -226,6 +234,11 @@ async def test_failed_authentications_are_limited_per_address_across_client_ids(
                 other_pool, limits, ClientCredentials("guess-new", "x", "client_secret_post"), "192.0.2.8"
             )
         assert raised.value.code == "invalid_client"
+    # A merchant behind the same address (one NAT, one proxy) still authenticates.
+    created = await services.create_account(pool, random_name("acct"), "Behind the same NAT")
+    right = ClientCredentials(created["clientId"], created["clientSecret"], "client_secret_basic")
+    grantee, _ = await services.authenticate(pool, limits, right, "192.0.2.7")
+    assert grantee.client_id == created["clientId"]
     async with pool.acquire() as conn:
         window = (await repo.failure_windows(conn, ["addr:192.0.2.7"]))["addr:192.0.2.7"]
-    assert window.failures == limits.per_address
+    assert window.failures == limits.per_address + 2

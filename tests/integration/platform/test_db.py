@@ -43,10 +43,14 @@ async def empty_database(server_db_url: str) -> str:
     await drop_database(server_db_url, name)
 
 
+PLATFORM_VERSIONS = ["000_platform", "000_platform_002_outbox_parking", "000_platform_003_denylist"]
+
+
 async def applied(url: str, schema: str) -> list[str]:
     conn = await asyncpg.connect(url)
     try:
-        return [r["version"] for r in await conn.fetch(f"SELECT version FROM {schema}.schema_migrations ORDER BY 1")]
+        rows = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations ORDER BY applied_at, version")
+        return [r["version"] for r in rows]
     finally:
         await conn.close()
 
@@ -55,7 +59,7 @@ async def test_prepare_database_creates_the_database_and_applies_migrations_in_o
     empty_database: str, migrations: Path
 ) -> None:
     ran = await db.prepare_database(empty_database, "svc", migrations)
-    assert ran == ["000_platform", "000_platform_002_outbox_parking", "001_widgets", "002_gadgets"]
+    assert ran == [*PLATFORM_VERSIONS, "001_widgets", "002_gadgets"]
     assert await applied(empty_database, "svc") == ran
     conn = await asyncpg.connect(empty_database)
     try:
@@ -65,7 +69,8 @@ async def test_prepare_database_creates_the_database_and_applies_migrations_in_o
         }
     finally:
         await conn.close()
-    assert tables == {"schema_migrations", "outbox", "processed_messages", "widgets", "applied_log", "gadgets"}
+    platform = {"schema_migrations", "outbox", "processed_messages", "denylist"}
+    assert tables == platform | {"widgets", "applied_log", "gadgets"}
 
 
 async def test_migrating_again_applies_nothing(empty_database: str, migrations: Path) -> None:
@@ -88,18 +93,19 @@ async def test_a_failing_migration_rolls_back_whole_and_stops_the_ones_after_it(
     (migrations / "004_after.sql").write_text("CREATE TABLE after_broken (id int);")
     with pytest.raises(asyncpg.UndefinedFunctionError):
         await db.prepare_database(empty_database, "svc", migrations)
-    assert await applied(empty_database, "svc") == [
-        "000_platform",
-        "000_platform_002_outbox_parking",
-        "001_widgets",
-        "002_gadgets",
-    ]
+    assert await applied(empty_database, "svc") == [*PLATFORM_VERSIONS, "001_widgets", "002_gadgets"]
     conn = await asyncpg.connect(empty_database)
     try:
         assert await conn.fetchval("SELECT to_regclass('svc.half')") is None
         assert await conn.fetchval("SELECT to_regclass('svc.after_broken')") is None
         # The advisory lock was released: another migration run can go ahead at once.
-        assert await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                " WHERE l.locktype = 'advisory' AND d.datname = current_database()"
+            )
+            == 0
+        )
     finally:
         await conn.close()
 
@@ -134,12 +140,7 @@ async def test_several_processes_migrating_at_once_all_succeed_and_apply_each_ve
     assert [p.returncode for p in processes] == [0, 0, 0, 0], [err.decode()[-1500:] for _, err in results]
     ran = sorted(out.decode().strip().splitlines()[-1] for out, _ in results)  # last line: the result
     # One of them did the work (the database did not exist: each also raced to create it).
-    assert ran == [
-        "['000_platform', '000_platform_002_outbox_parking', '001_widgets', '002_gadgets']",
-        "[]",
-        "[]",
-        "[]",
-    ]
+    assert ran == [str([*PLATFORM_VERSIONS, "001_widgets", "002_gadgets"]), "[]", "[]", "[]"]
     conn = await asyncpg.connect(empty_database)
     try:
         log = [r["version"] for r in await conn.fetch("SELECT version FROM svc.applied_log ORDER BY 1")]

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from shared.crypto import SecretBox
 from shared.testing import ROOT, drop_database, free_port, random_name, remember_prefix, with_database
 
 NEEDED = ("auth", "ingest", "feed")
@@ -29,6 +30,7 @@ def demo_env(server_db_url: str, amqp_url: str) -> Iterator[dict[str, str]]:
         "KALENDS_PUBLIC_FEED_URL": f"http://127.0.0.1:{ports['feed']}",
         "KALENDS_PUBLIC_SYNC_URL": f"http://127.0.0.1:{ports['sync']}",
         "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
+        "KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(),  # else make run writes .env.local here
         **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
     asyncio.run(drop_database(server_db_url, database))

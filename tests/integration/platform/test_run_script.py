@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from shared.crypto import SecretBox
 from shared.testing import ROOT, drop_database, free_port, random_name, with_database
 
 SERVICE_MAIN = textwrap.dedent(
@@ -105,6 +106,8 @@ def run_env(database_url: str, ports: dict[str, int], amqp_url: str) -> dict[str
         "KALENDS_DATABASE_URL": database_url,
         "KALENDS_AMQP_URL": amqp_url,
         "KALENDS_LOG_FORMAT": "json",
+        # Given, so the script does not write a development key into the checkout's .env.local.
+        "KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(),
         **{f"KALENDS_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     }
 

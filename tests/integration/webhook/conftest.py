@@ -19,12 +19,16 @@ from services.webhook.messaging.topology import delete_topology
 from services.webhook.settings import WebhookSettings
 from shared import db
 from shared.amqp import Names, Publisher
+from shared.crypto import SecretBox
 from shared.lifecycle import POOL
 from shared.messages import Envelope, SubscriptionData, SubscriptionTag, make_envelope
 from shared.settings import PlatformSettings
 from tests.integration.webhook.receiver import Receiver
 
 SCHEDULE = (0.0, 1.0, 2.0, 3.0)
+# One key list for the run: the in-process worker, the worker processes and the tests share it.
+ENCRYPTION_KEY = SecretBox.generate_key()
+BOX = SecretBox([ENCRYPTION_KEY])
 
 
 @pytest.fixture
@@ -43,6 +47,7 @@ def webhook_settings(database_url: str, amqp_url: str, amqp_names: Names) -> Web
         allow_private=True,
         sweep_interval=0.2,
         sweep_grace=0.5,
+        box=BOX,
     )
 
 

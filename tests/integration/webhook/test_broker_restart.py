@@ -22,7 +22,7 @@ import pytest
 from services.webhook import services
 from services.webhook.messaging.topology import delete_topology
 from shared.amqp import Names
-from tests.integration.webhook.conftest import SCHEDULE, subscription, subscription_message
+from tests.integration.webhook.conftest import BOX, SCHEDULE, subscription, subscription_message
 from tests.integration.webhook.receiver import Receiver
 from tests.integration.webhook.test_crash_recovery import worker_process
 
@@ -78,9 +78,17 @@ async def test_deliveries_survive_a_broker_stop_and_start_without_loss_or_resend
         enabled=True,
         description="",
         allow_private=True,
+        box=BOX,
     )
     steady = await services.create_endpoint(
-        pool, account, url=receiver.url("/steady"), event_types=None, enabled=True, description="", allow_private=True
+        pool,
+        account,
+        url=receiver.url("/steady"),
+        event_types=None,
+        enabled=True,
+        description="",
+        allow_private=True,
+        box=BOX,
     )
     worker = worker_process(database_url, amqp_url, amqp_names, RESTART_SCHEDULE).start()
     try:

@@ -16,7 +16,7 @@ from services.webhook import services
 from services.webhook.adapters.repository import ORPHANED_ATTEMPT
 from shared.amqp import Names
 from shared.testing import ServiceProcess
-from tests.integration.webhook.conftest import subscription, subscription_message
+from tests.integration.webhook.conftest import BOX, ENCRYPTION_KEY, subscription, subscription_message
 from tests.integration.webhook.receiver import Receiver, Reply
 
 
@@ -32,6 +32,7 @@ def worker_process(
             "KALENDS_WEBHOOK_RETRY_SCHEDULE": ",".join(f"{step:g}" for step in schedule),
             "KALENDS_WEBHOOK_TIMEOUT": "2.5",
             "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
+            "KALENDS_ENCRYPTION_KEYS": ENCRYPTION_KEY,
             "KALENDS_WEBHOOK_SWEEP_INTERVAL": "0.2",
             "KALENDS_WEBHOOK_SWEEP_GRACE": "0.5",
         },
@@ -52,7 +53,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing_and_resends_nothing_af
     # The first eight requests hang for 2 s: the worker is killed while they are in flight.
     url = receiver.script("/hook", *[Reply(200, delay=2.0)] * 8)
     endpoint = await services.create_endpoint(
-        pool, account, url=url, event_types=None, enabled=True, description="", allow_private=True
+        pool, account, url=url, event_types=None, enabled=True, description="", allow_private=True, box=BOX
     )
     first = worker_process(database_url, amqp_url, amqp_names).start()
     second = worker_process(database_url, amqp_url, amqp_names)

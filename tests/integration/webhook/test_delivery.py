@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from services.webhook import services
 from services.webhook.adapters import repository as repo
-from tests.integration.webhook.conftest import SCHEDULE, Worker, subscription, subscription_message
+from tests.integration.webhook.conftest import BOX, SCHEDULE, Worker, subscription, subscription_message
 from tests.integration.webhook.receiver import Received, Receiver, Reply
 
 
@@ -23,7 +23,7 @@ async def add_endpoint(
     pool: asyncpg.Pool, account: uuid.UUID, url: str, types: list[str] | None = None
 ) -> repo.Endpoint:
     return await services.create_endpoint(
-        pool, account, url=url, event_types=types, enabled=True, description="", allow_private=True
+        pool, account, url=url, event_types=types, enabled=True, description="", allow_private=True, box=BOX
     )
 
 
@@ -98,7 +98,7 @@ async def test_a_subscription_created_message_reaches_the_endpoint_as_the_seeds_
     assert verify(endpoint.secret, request)["eventId"] == str(envelope.id)
     ((_delivery, attempts),) = await wait_status(worker.pool, account, endpoint.id, "succeeded")
     assert [a["status_code"] for a in attempts] == [200]
-    assert attempts[0]["response_body"] == "ok"
+    assert attempts[0]["response_body"] == b"ok"
     assert attempts[0]["duration_ms"] > 0
 
 
@@ -275,7 +275,7 @@ async def test_only_the_first_20_kb_of_a_response_body_are_kept(
     await receiver.wait_for("/big", 2)
     (_delivery, attempts) = (await deliveries(worker.pool, account, endpoint.id))[0]
     assert attempts[0]["status_code"] == 500
-    assert attempts[0]["response_body"] == "x" * 20 * 1024
+    assert attempts[0]["response_body"] == b"x" * 20 * 1024
 
 
 async def test_signatures_verify_after_a_secret_rotation_with_the_new_secret_and_during_the_grace_with_the_old(
@@ -283,7 +283,7 @@ async def test_signatures_verify_after_a_secret_rotation_with_the_new_secret_and
 ) -> None:
     account = uuid.uuid4()
     endpoint = await add_endpoint(worker.pool, account, receiver.url("/hook"))
-    rotated = await services.rotate_secret(worker.pool, account, endpoint.id)
+    rotated = await services.rotate_secret(worker.pool, account, endpoint.id, box=BOX)
     assert rotated.secret != endpoint.secret and rotated.secret.startswith("whsec_")
     await publish(subscription_message("subscription.created", subscription(account)))
     (request,) = await receiver.wait_for("/hook", 1)
@@ -292,7 +292,7 @@ async def test_signatures_verify_after_a_secret_rotation_with_the_new_secret_and
 
     from datetime import timedelta
 
-    final = await services.rotate_secret(worker.pool, account, endpoint.id, timedelta(0))
+    final = await services.rotate_secret(worker.pool, account, endpoint.id, timedelta(0), box=BOX)
     await publish(subscription_message("subscription.created", subscription(account)))
     (_, second) = await receiver.wait_for("/hook", 2)
     assert verify(final.secret, second)["eventType"] == "Subscribe"

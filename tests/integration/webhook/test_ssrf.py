@@ -13,7 +13,7 @@ import pytest
 from services.webhook import services
 from services.webhook.adapters.sender import WebhookSender
 from shared.errors import InvalidRequest
-from tests.integration.webhook.conftest import Worker, subscription, subscription_message
+from tests.integration.webhook.conftest import BOX, Worker, subscription, subscription_message
 from tests.integration.webhook.receiver import Receiver
 
 
@@ -37,7 +37,7 @@ from tests.integration.webhook.receiver import Receiver
 async def test_a_webhook_url_on_a_forbidden_address_is_refused_at_creation(url: str, pool: asyncpg.Pool) -> None:
     with pytest.raises(InvalidRequest) as refused:
         await services.create_endpoint(
-            pool, uuid.uuid4(), url=url, event_types=None, enabled=True, description="", allow_private=False
+            pool, uuid.uuid4(), url=url, event_types=None, enabled=True, description="", allow_private=False, box=BOX
         )
     assert refused.value.reason.startswith("url: ")
     assert refused.value.code == "UnsafeWebhookUrl"
@@ -62,6 +62,7 @@ async def test_delivery_to_an_endpoint_that_resolves_to_a_loopback_address_is_re
         enabled=True,
         description="",
         allow_private=True,
+        box=BOX,
     )
     await worker.stop()
     await worker.start(allow_private=False)

@@ -1,0 +1,72 @@
+"""Client authentication with failure limits that nobody can turn against a merchant.
+
+Correct credentials always authenticate: the limits only ever refuse an attempt that failed.
+Failures are counted per client id *and* source together (so guesses from one place cannot lock
+out the merchant calling from another) and per source (one place spraying many client ids). Once
+either count is over its limit within the window, a failed attempt is answered 429 with
+Retry-After instead of 401. Client secrets are 256-bit random values, so guessing is not what the
+limits defend against; they shed and flag abuse, and they never refuse the right secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.auth.adapters import repository as repo
+from services.auth.domain import errors, ratelimit
+from services.auth.domain.credentials import ClientCredentials, hash_secret, secret_matches
+from services.auth.domain.tokens import Grantee
+from services.auth.settings import AuthSettings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FailureLimits:
+    per_client: int  # per client id and source together
+    per_address: int  # per source, across client ids
+    window: int
+
+    @classmethod
+    def of(cls, settings: AuthSettings) -> FailureLimits:
+        return cls(settings.failures_per_client, settings.failures_per_address, settings.failure_window)
+
+
+async def record_failure(pool: asyncpg.Pool, limits: FailureLimits, client_id: str | None, address: str) -> int | None:
+    """Count one failed attempt; the seconds to wait when a count is now over its limit, else None."""
+    now = datetime.now(UTC)
+    buckets = {ratelimit.address_bucket(address): limits.per_address}
+    if client_id:
+        buckets[ratelimit.pair_bucket(client_id, address)] = limits.per_client
+    waits = []
+    async with pool.acquire() as conn:
+        for bucket, limit in buckets.items():
+            window = await repo.record_failure(conn, bucket, now, limits.window)
+            waits.append(ratelimit.retry_after(window, now, limits.window, limit + 1))
+    return max((w for w in waits if w is not None), default=None)
+
+
+async def authenticate(
+    pool: asyncpg.Pool, limits: FailureLimits, credentials: ClientCredentials, address: str
+) -> tuple[Grantee, list[str]]:
+    """The client behind `credentials` and its allowed grant types, or invalid_client / 429."""
+    async with pool.acquire() as conn:
+        client = await repo.client_with_account(conn, credentials.client_id)
+    # The hash is compared even for an unknown client so both paths take the same time.
+    stored = client["secret_hash"] if client is not None else hash_secret("\x00unknown client")
+    if not secret_matches(credentials.client_secret, stored) or client is None:
+        wait = await record_failure(pool, limits, credentials.client_id, address)
+        log.info("client_auth.failed", client_id=credentials.client_id[:100], address=address, limited=wait is not None)
+        if wait is not None:
+            raise errors.too_many_failures(wait)
+        raise errors.invalid_client("client authentication failed: unknown client or wrong secret")
+    if client["client_disabled"]:
+        raise errors.invalid_client("this client is disabled")
+    if client["account_disabled"]:
+        raise errors.unauthorized_client("the client's account is disabled")
+    grantee = Grantee(client["client_id"], client["account_id"], client["account_code"])
+    return grantee, list(client["grant_types"])
