@@ -8,8 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from icalendar import Calendar
 
 from shared.testing import Stack
+from shared.testing_smtp import SmtpServer
 
 from .conftest import Merchant
 from .test_with_feed import feed_text, http_url
@@ -108,3 +110,29 @@ async def test_failures_are_answered_in_unipiles_error_shape(acme: Merchant, riv
     assert (status, body["type"]) == (400, "errors/invalid_parameters") and "start" in body["detail"]
     status, events = await acme.call("GET", f"/v1/calendars/{acme.code}/uni-bad/events")
     assert events == []
+
+
+async def test_notify_true_sends_each_attendee_an_invitation_through_the_mail_service(
+    acme: Merchant, stack: Stack
+) -> None:
+    smtp = SmtpServer().start()
+    try:
+        await stack.start("mail", env={"KALENDS_SMTP_URL": smtp.url, "KALENDS_MAIL_FROM": "calendar@kalends.test"})
+        await acme.call("POST", f"/v1/calendars/{acme.code}", {"code": "uni-notify", "name": "Notify"})
+        event = {
+            "title": "Kick-off",
+            "start": "2026-12-08T09:00:00Z",
+            "attendees": [{"email": "zoe@example.com", "display_name": "Zoe"}],
+            "notify": True,
+        }
+        status, created = await post_unipile(acme, "uni-notify", event, {"Authorization": f"Bearer {acme.token}"})
+        assert status == 201, created
+        (received,) = await smtp.wait_for(1, timeout=30)
+        assert received.recipients == ["zoe@example.com"]
+        part = next(p for p in received.parsed().walk() if p.get_content_type() == "text/calendar")
+        calendar = Calendar.from_ical(part.get_content())
+        vevent = calendar.walk("VEVENT")[0]
+        assert calendar["METHOD"] == "REQUEST" and str(vevent["SUMMARY"]) == "Kick-off"
+        assert created["event_id"] in str(vevent["UID"])
+    finally:
+        smtp.stop()
