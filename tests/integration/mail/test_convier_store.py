@@ -4,13 +4,16 @@ attendees get a CANCEL, a refused request leaves nothing behind."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
+from services.mail import services
 from services.mail.convier_requests import send_request
 from services.mail.domain.convier import ConvierError
 from services.mail.domain.convier_request import parse_request
+from shared.messages import EventData, Person
 
 MAIL_FROM = "calendar@kalends.test"
 
@@ -60,3 +63,27 @@ async def test_method_cancel_cancels_everyone_invited(pool: asyncpg.Pool) -> Non
     assert (result.sequence, result.cancelled) == (1, 1)
     assert ("a@x.org", "CANCEL", 1) in await sent(pool, account)
     assert "STATUS:CANCELLED" in result.calendar
+
+
+async def test_a_catalog_event_with_attendees_hidden_records_invitations_that_hide_the_others(
+    pool: asyncpg.Pool,
+) -> None:
+    account = uuid.uuid4()
+    now = datetime.now(UTC)
+    hidden = EventData(
+        event_id=uuid.uuid4(),
+        calendar_id=uuid.uuid4(),
+        account_id=account,
+        sequence=0,
+        changed_at=now,
+        created_at=now,
+        title="Kick-off",
+        start="2026-12-10T18:00:00",
+        end="2026-12-10T20:00:00",
+        attendees=[Person(email="a@x.org"), Person(email="b@x.org")],
+        notify=True,
+        attendees_hidden=True,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await services.handle_event(conn, hidden, MAIL_FROM)
+    assert await pool.fetchval("SELECT bool_and(hide_attendees) FROM mail.invitations WHERE account_id = $1", account)
