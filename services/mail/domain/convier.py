@@ -16,7 +16,9 @@ from typing import Any, Literal
 
 import qs_codec
 from dateutil.parser import isoparse
+from icalendar import vRecur
 
+from shared.recurrence import MAX_YEAR, MIN_YEAR
 from shared.timezones import UnknownTimezone, resolve, zone
 
 Component = Literal["event", "todo", "journal"]
@@ -180,6 +182,8 @@ def moment(value: Any, name: str, default_tz: str | None = None) -> Moment | Non
         if isinstance(parsed, date) and not isinstance(parsed, datetime):
             return Moment(parsed)
     assert isinstance(parsed, datetime)
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise unusable(name, f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
     if parsed.tzinfo is not None:
         return Moment(parsed.astimezone(zone("UTC")).replace(tzinfo=None), "UTC")
     return Moment(parsed.replace(microsecond=0), tzid)
@@ -188,9 +192,12 @@ def moment(value: Any, name: str, default_tz: str | None = None) -> Moment | Non
 def _iso(text: str, name: str) -> datetime | date:
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
             raise unusable(name, f"{text!r} is not a real date") from None
+        if not MIN_YEAR <= day.year <= MAX_YEAR:
+            raise unusable(name, f"the year must be between {MIN_YEAR} and {MAX_YEAR}")
+        return day
     if not re.match(r"^\d{4}-?\d{2}-?\d{2}T", text):
         raise unusable(name, f"{text[:40]!r} is neither MM/DD/YYYY hh:mm AM nor ISO 8601")
     try:
@@ -280,3 +287,18 @@ def email_options(value: Any) -> EmailOptions:
         attach=flag(value.get("attach"), "email[attach]", False),
         inline=flag(value.get("inline"), "email[inline]", True),
     )
+
+
+def rrule(value: Any, name: str) -> str | None:
+    """An RFC 5545 RRULE value (with or without the `RRULE:` prefix), checked by icalendar's parser."""
+    text = _text(value, name)
+    if text is None:
+        return None
+    rule = text.strip().removeprefix("RRULE:")
+    try:
+        parsed = vRecur.from_ical(rule)
+    except (ValueError, TypeError):
+        raise unusable(name, f"{rule[:80]!r} is not an RFC 5545 RRULE") from None
+    if "FREQ" not in parsed:
+        raise unusable(name, "an RRULE needs FREQ")
+    return rule

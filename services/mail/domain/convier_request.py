@@ -24,6 +24,7 @@ from services.mail.domain.convier import (
     missing,
     moment,
     person,
+    rrule,
     time_zone,
     unusable,
     url,
@@ -78,9 +79,9 @@ def _common(body: dict[str, Any], prefix: str, tz: str | None) -> dict[str, Any]
             _text(c, f"{prefix}[categories]") or ""
             for c in (categories if isinstance(categories, list) else [categories])
         ]
-    rrule = _text(body.get("rrule"), f"{prefix}[rrule]")
-    if rrule is not None:
-        fields["rrule"] = rrule.strip().removeprefix("RRULE:")
+    recurrence = rrule(body.get("rrule"), f"{prefix}[rrule]")
+    if recurrence is not None:
+        fields["rrule"] = recurrence
     klass = _text(body.get("class"), f"{prefix}[class]")
     if klass is not None:
         fields["class"] = _status(klass, f"{prefix}[class]", ("PUBLIC", "PRIVATE", "CONFIDENTIAL"))
@@ -195,8 +196,8 @@ def _availability(value: Any, tz: str | None) -> tuple[Available, ...]:
             raise missing(f"{name}[start][date]")
         end = moment(item.get("end"), f"{name}[end]", tz)
         _after(start, end, f"{name}[end]")
-        rrule = _text(item.get("rrule"), f"{name}[rrule]")
-        blocks.append(Available(start, end, _text(item.get("summary"), f"{name}[summary]"), rrule))
+        recurrence = rrule(item.get("rrule"), f"{name}[rrule]")
+        blocks.append(Available(start, end, _text(item.get("summary"), f"{name}[summary]"), recurrence))
     return tuple(blocks)
 
 

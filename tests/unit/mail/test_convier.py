@@ -116,6 +116,14 @@ def test_calendar_globals_conference_color_and_availability_are_written() -> Non
         ),
         ("event", {"event": {"start": "2026-01-01", "timezone": "Mars/Olympus"}}, 402, "event[timezone]"),
         ("event", {"event": {"start": "2026-01-02", "end": "2026-01-01"}}, 402, "event[end]"),
+        ("event", {"event": {"start": "2026-01-01", "rrule": "FREQ=SOMETIMES"}}, 402, "event[rrule]"),
+        ("event", {"event": {"start": "0001-01-01T00:00:00+05:00"}}, 402, "event[start]"),
+        (
+            "event",
+            {"availability": [{"start": "2026-01-01", "rrule": "BYDAY=MO"}], "event": {"start": "2026-01-01"}},
+            402,
+            "availability[0][rrule]",
+        ),
     ],
 )
 def test_missing_parameters_are_400_and_unusable_ones_402_naming_them(
