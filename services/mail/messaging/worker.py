@@ -112,7 +112,13 @@ class MailWorker:
         if not claimed:
             return 0
         outcomes = []
+        unreachable: SendResult | None = None
         for item in claimed:
+            if unreachable is not None:
+                # The server could not be reached a moment ago: the rest of the batch waits for
+                # its next step instead of each taking a connection timeout.
+                outcomes.append(outcome_of(item, unreachable, self._settings))
+                continue
             try:
                 raw = message_bytes(item, self._settings)
             except Exception as exc:  # a message we cannot build is not worth retrying
@@ -120,6 +126,8 @@ class MailWorker:
                 outcomes.append(repo.Outcome(item, "failed", None, None, f"cannot build the message: {exc!r}"[:500]))
                 continue
             result = await self._sender.send(self._settings.mail_from, item.row["attendee_email"], raw)
+            if result.kind == "retry" and result.code is None:
+                unreachable = SendResult("retry", None, None, f"not tried: {result.error}"[:1000])
             outcome = outcome_of(item, result, self._settings)
             outcomes.append(outcome)
             log.info(

@@ -4,6 +4,7 @@ the mail worker running in this process against the test's own database and brok
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -15,7 +16,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from services.mail.adapters.smtp import SmtpSender
 from services.mail.app import WORKER, create_app
+from services.mail.messaging.inbound import start_listener
 from services.mail.messaging.topology import delete_topology
 from services.mail.messaging.worker import MailWorker
 from services.mail.settings import MailSettings
@@ -128,3 +131,46 @@ async def settled(pool: asyncpg.Pool, account_id: uuid.UUID, count: int, timeout
         if time.monotonic() > deadline:
             raise TimeoutError([(r["attendee_email"], r["status"], r["smtp_answer"]) for r in rows])
         await asyncio.sleep(0.1)
+
+
+class Mailer:
+    """The sending loop and (when asked) the reply listener on the test's database, without the
+    broker: what the sending and reply tests exercise needs PostgreSQL and SMTP only."""
+
+    def __init__(self, settings: MailSettings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.worker: MailWorker | None = None
+        self._sender: SmtpSender | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Server | None = None
+
+    async def start(self, **changes: Any) -> Mailer:
+        if changes:
+            self.settings = dataclasses.replace(self.settings, **changes)
+        self._sender = SmtpSender(self.settings.smtp, timeout=self.settings.smtp_timeout)
+        self.worker = MailWorker(self.pool, self.settings, self._sender)
+        self._task = asyncio.create_task(self.worker.run())
+        if self.settings.inbound_port is not None:
+            self._listener, _ = await start_listener(
+                self.pool, self.settings.mail_from, self.settings.inbound_host, self.settings.inbound_port
+            )
+        return self
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._sender is not None:
+            await self._sender.close()
+
+
+@pytest.fixture
+async def mailer(mail_settings: MailSettings, pool: asyncpg.Pool) -> AsyncIterator[Mailer]:
+    m = Mailer(mail_settings, pool)
+    yield m
+    await m.stop()

@@ -16,7 +16,7 @@ from icalendar import Calendar
 from services.mail.domain.imip import Party
 from shared.testing import free_port
 from shared.testing_smtp import SmtpServer
-from tests.integration.mail.conftest import Worker, deliveries
+from tests.integration.mail.conftest import Mailer, deliveries
 from tests.integration.mail.test_sending import invite
 
 
@@ -34,12 +34,12 @@ def reply_mail(to: str, sender: str, uid: str, partstat: str, *, method: str = "
 
 
 async def test_a_reply_to_the_reply_to_address_sets_the_partstat_and_publishes_attendee_replied(
-    worker: Worker, smtp: SmtpServer
+    mailer: Mailer, smtp: SmtpServer
 ) -> None:
     port = free_port()
-    await worker.start(inbound_port=port, inbound_host="127.0.0.1")
+    await mailer.start(inbound_port=port, inbound_host="127.0.0.1")
     account = uuid.uuid4()
-    await invite(worker.pool, account, ["ann@example.com", "bob@example.com"], organizer=None)
+    await invite(mailer.pool, account, ["ann@example.com", "bob@example.com"], organizer=None)
     received = await smtp.wait_for(2)
     to_ann = next(r for r in received if r.recipients == ["ann@example.com"]).parsed()
     reply_to = parseaddr(str(to_ann["Reply-To"]))[1]
@@ -51,10 +51,10 @@ async def test_a_reply_to_the_reply_to_address_sets_the_partstat_and_publishes_a
     await aiosmtplib.send(
         reply_mail(reply_to, "ann@example.com", "board-1@kalends.test", "ACCEPTED"), hostname="127.0.0.1", port=port
     )
-    rows = {r["attendee_email"]: r for r in await deliveries(worker.pool, account)}
+    rows = {r["attendee_email"]: r for r in await deliveries(mailer.pool, account)}
     assert rows["ann@example.com"]["partstat"] == "ACCEPTED" and rows["ann@example.com"]["replied_at"] is not None
     assert rows["bob@example.com"]["partstat"] == "NEEDS-ACTION"
-    published = await worker.pool.fetch("SELECT body FROM mail.outbox WHERE routing_key = 'attendee.replied'")
+    published = await mailer.pool.fetch("SELECT body FROM mail.outbox WHERE routing_key = 'attendee.replied'")
     assert len(published) == 1
     data = json.loads(published[0]["body"])["data"]
     assert (data["accountId"], data["uid"], data["attendeeEmail"], data["partstat"]) == (
@@ -72,18 +72,18 @@ async def test_a_reply_to_the_reply_to_address_sets_the_partstat_and_publishes_a
         reply_mail(reply_to, "ann@example.com", "board-1@kalends.test", "DECLINED"), hostname="127.0.0.1", port=port
     )
     await asyncio.sleep(0.1)
-    rows = {r["attendee_email"]: r for r in await deliveries(worker.pool, account)}
+    rows = {r["attendee_email"]: r for r in await deliveries(mailer.pool, account)}
     assert rows["ann@example.com"]["partstat"] == "DECLINED"
-    assert await worker.pool.fetchval("SELECT count(*) FROM mail.outbox WHERE routing_key = 'attendee.replied'") == 2
+    assert await mailer.pool.fetchval("SELECT count(*) FROM mail.outbox WHERE routing_key = 'attendee.replied'") == 2
 
 
 async def test_a_reply_for_someone_else_or_for_no_invitation_is_refused_in_the_smtp_session(
-    worker: Worker, smtp: SmtpServer
+    mailer: Mailer, smtp: SmtpServer
 ) -> None:
     port = free_port()
-    await worker.start(inbound_port=port, inbound_host="127.0.0.1")
+    await mailer.start(inbound_port=port, inbound_host="127.0.0.1")
     account = uuid.uuid4()
-    await invite(worker.pool, account, ["ann@example.com"], organizer=Party("boss@merchant.test"))
+    await invite(mailer.pool, account, ["ann@example.com"], organizer=Party("boss@merchant.test"))
     (item,) = await smtp.wait_for(1)
     reply_to = parseaddr(str(item.parsed()["Reply-To"]))[1]
 
@@ -105,7 +105,7 @@ async def test_a_reply_for_someone_else_or_for_no_invitation_is_refused_in_the_s
             hostname="127.0.0.1",
             port=port,
         )
-    assert {r["partstat"] for r in await deliveries(worker.pool, account)} == {"NEEDS-ACTION"}
+    assert {r["partstat"] for r in await deliveries(mailer.pool, account)} == {"NEEDS-ACTION"}
 
 
 def _forged(reply_to: str) -> EmailMessage:

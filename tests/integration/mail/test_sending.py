@@ -19,7 +19,7 @@ from services.mail.domain.imip import Party
 from services.mail.services import EmailOptions, Requested, request_invitations
 from services.mail.settings import DkimSettings
 from shared.testing_smtp import SmtpServer
-from tests.integration.mail.conftest import MAIL_FROM, Worker, deliveries, settled
+from tests.integration.mail.conftest import MAIL_FROM, Mailer, deliveries, settled
 
 CALENDAR = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Test//EN\r\nBEGIN:VEVENT\r\nUID:{uid}\r\n"
@@ -59,12 +59,12 @@ def calendar_part(message: EmailMessage, content_type: str = "text/calendar") ->
 
 
 async def test_each_attendee_receives_an_rfc6047_request_with_the_uid_sequence_organizer_and_attachment(
-    worker: Worker, smtp: SmtpServer
+    mailer: Mailer, smtp: SmtpServer
 ) -> None:
-    await worker.start()
+    await mailer.start()
     account = uuid.uuid4()
     options = EmailOptions(locale="fr", attach=True, inline=True)
-    await invite(worker.pool, account, ["ann@example.com", "bob@example.com"], sequence=3, options=options)
+    await invite(mailer.pool, account, ["ann@example.com", "bob@example.com"], sequence=3, options=options)
     received = await smtp.wait_for(2)
     assert sorted(r.recipients[0] for r in received) == ["ann@example.com", "bob@example.com"]
     for item in received:
@@ -88,16 +88,16 @@ async def test_each_attendee_receives_an_rfc6047_request_with_the_uid_sequence_o
         assert {a.params["RSVP"] for a in attendees} == {"TRUE"}
         attachment = next(p for p in message.walk() if p.get_filename() == "invite.ics")
         assert calendar_part(message, attachment.get_content_type()).walk("VEVENT")[0]["uid"] == event["uid"]
-    rows = await settled(worker.pool, account, 2)
+    rows = await settled(mailer.pool, account, 2)
     assert [(r["status"], r["smtp_code"], r["attempts_made"]) for r in rows] == [("sent", 250, 1)] * 2
 
 
 async def test_an_unknown_locale_falls_back_to_english_and_a_cancel_is_sent_as_cancel(
-    worker: Worker, smtp: SmtpServer
+    mailer: Mailer, smtp: SmtpServer
 ) -> None:
-    await worker.start()
+    await mailer.start()
     account = uuid.uuid4()
-    await invite(worker.pool, account, ["ann@example.com"], method="CANCEL", options=EmailOptions(locale="tlh"))
+    await invite(mailer.pool, account, ["ann@example.com"], method="CANCEL", options=EmailOptions(locale="tlh"))
     (item,) = await smtp.wait_for(1)
     message = item.parsed()
     assert str(message["Subject"]) == "Cancelled: Board meeting"
@@ -107,38 +107,38 @@ async def test_an_unknown_locale_falls_back_to_english_and_a_cancel_is_sent_as_c
     assert not any(p.get_filename() for p in message.walk())  # no attachment unless asked
 
 
-async def test_the_same_request_twice_sends_one_message_per_attendee(worker: Worker, smtp: SmtpServer) -> None:
-    await worker.start()
+async def test_the_same_request_twice_sends_one_message_per_attendee(mailer: Mailer, smtp: SmtpServer) -> None:
+    await mailer.start()
     account = uuid.uuid4()
-    first = await invite(worker.pool, account, ["ann@example.com"])
-    second = await invite(worker.pool, account, ["ann@example.com"])
+    first = await invite(mailer.pool, account, ["ann@example.com"])
+    second = await invite(mailer.pool, account, ["ann@example.com"])
     assert len(first.delivery_ids) == 1 and second.delivery_ids == []
     await smtp.wait_for(1)
     await asyncio.sleep(0.5)
     assert len(smtp.received) == 1
 
 
-async def test_a_451_answer_is_retried_and_the_invitation_delivered_once(worker: Worker, smtp: SmtpServer) -> None:
+async def test_a_451_answer_is_retried_and_the_invitation_delivered_once(mailer: Mailer, smtp: SmtpServer) -> None:
     smtp.handler.answers.extend(["451 4.3.0 greylisted, try later"])
-    await worker.start()
+    await mailer.start()
     account = uuid.uuid4()
-    await invite(worker.pool, account, ["ann@example.com"])
-    (row,) = await settled(worker.pool, account, 1)
+    await invite(mailer.pool, account, ["ann@example.com"])
+    (row,) = await settled(mailer.pool, account, 1)
     assert (row["status"], row["attempts_made"], row["smtp_code"]) == ("sent", 2, 250)
     assert len(smtp.received) == 1
-    attempts = await worker.pool.fetch("SELECT * FROM mail.attempts WHERE delivery_id = $1 ORDER BY number", row["id"])
+    attempts = await mailer.pool.fetch("SELECT * FROM mail.attempts WHERE delivery_id = $1 ORDER BY number", row["id"])
     assert [(a["smtp_code"], a["succeeded"]) for a in attempts] == [(451, False), (250, True)]
     assert "greylisted" in attempts[0]["smtp_answer"]
 
 
-async def test_a_550_answer_fails_the_delivery_without_a_retry(worker: Worker, smtp: SmtpServer) -> None:
+async def test_a_550_answer_fails_the_delivery_without_a_retry(mailer: Mailer, smtp: SmtpServer) -> None:
     smtp.handler.answers.extend(["550 5.1.1 no such mailbox"])
-    await worker.start()
+    await mailer.start()
     account = uuid.uuid4()
-    await invite(worker.pool, account, ["ghost@example.com", "ann@example.com"])
-    await settled(worker.pool, account, 2)
+    await invite(mailer.pool, account, ["ghost@example.com", "ann@example.com"])
+    await settled(mailer.pool, account, 2)
     await asyncio.sleep(1.5)  # past the first retry step: nothing more happens
-    rows = await deliveries(worker.pool, account)
+    rows = await deliveries(mailer.pool, account)
     refused = [r for r in rows if r["status"] == "failed"]  # whichever attendee was sent first
     assert len(refused) == 1 and (refused[0]["smtp_code"], refused[0]["attempts_made"]) == (550, 1)
     assert "no such mailbox" in refused[0]["smtp_answer"]
@@ -147,16 +147,16 @@ async def test_a_550_answer_fails_the_delivery_without_a_retry(worker: Worker, s
     assert smtp.handler.rcpt_answers[0].startswith("550") and len(smtp.handler.rcpt_answers) == 2
 
 
-async def test_an_smtp_outage_delays_every_invitation_which_then_arrives_once(worker: Worker, smtp: SmtpServer) -> None:
+async def test_an_smtp_outage_delays_every_invitation_which_then_arrives_once(mailer: Mailer, smtp: SmtpServer) -> None:
     smtp.stop()
-    await worker.start(retry_schedule=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0))
+    await mailer.start(retry_schedule=(0.0, 1.0, 2.0, 3.0, 5.0, 8.0, 12.0))
     account = uuid.uuid4()
     emails = [f"guest{i}@example.com" for i in range(20)]
-    await invite(worker.pool, account, emails)
+    await invite(mailer.pool, account, emails)
     await asyncio.sleep(3.5)
-    assert all(r["status"] == "queued" for r in await deliveries(worker.pool, account))
+    assert all(r["status"] == "queued" for r in await deliveries(mailer.pool, account))
     smtp.start()
-    rows = await settled(worker.pool, account, 20, timeout=20)
+    rows = await settled(mailer.pool, account, 20, timeout=20)
     assert {r["status"] for r in rows} == {"sent"}
     assert min(r["attempts_made"] for r in rows) >= 2
     await asyncio.sleep(0.5)
@@ -164,7 +164,7 @@ async def test_an_smtp_outage_delays_every_invitation_which_then_arrives_once(wo
 
 
 async def test_a_dkim_signature_verifies_against_the_public_key(
-    worker: Worker, smtp: SmtpServer, tmp_path: Path
+    mailer: Mailer, smtp: SmtpServer, tmp_path: Path
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
@@ -172,8 +172,8 @@ async def test_a_dkim_signature_verifies_against_the_public_key(
     )
     public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    await worker.start(dkim=DkimSettings(selector="cal2026", domain="kalends.test", private_key=pem))
-    await invite(worker.pool, uuid.uuid4(), ["ann@example.com"])
+    await mailer.start(dkim=DkimSettings(selector="cal2026", domain="kalends.test", private_key=pem))
+    await invite(mailer.pool, uuid.uuid4(), ["ann@example.com"])
     (item,) = await smtp.wait_for(1)
     looked_up: list[bytes] = []
 
