@@ -276,13 +276,19 @@ async def _run(workdir: Path) -> str:
                 for size in SIZES:
                     code, events = await _calendar_with_events(session, stack, account, token, size)
                     subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
-                    sub = await _call(session, "POST", subscribe, token, {"subscriberId": "fan-1"})
+                    sub = await _call(
+                        session, "POST", subscribe, token, {"subscriberId": "fan-1", "subscriptionMethod": "webcal"}
+                    )
                     tagged = await _call(
                         session,
                         "POST",
                         subscribe,
                         token,
-                        {"subscriberId": "fan-2", "timeZoneId": "Eastern Standard Time"},
+                        {
+                            "subscriberId": "fan-2",
+                            "subscriptionMethod": "webcal",
+                            "timeZoneId": "Eastern Standard Time",
+                        },
                     )
                     feed_url = f"{stack.url('feed')}/v1/webcal/{sub['subscriptionId']}"
                     body = await _wait_feed(session, feed_url, size)

@@ -114,7 +114,9 @@ async def run() -> str:
             async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
                 async with session.post(f"/v1/calendars/{code}", json={"code": "bench", "name": "Bench"}) as r:
                     assert r.status == 201, await r.text()
-                async with session.post(f"/v1/subscribe/{code}/bench", json={"subscriberId": "seed"}) as r:
+                async with session.post(
+                    f"/v1/subscribe/{code}/bench", json={"subscriberId": "seed", "subscriptionMethod": "webcal"}
+                ) as r:
                     known = (await r.json())["subscriptionId"]
                 run_id = uuid.uuid4().hex[:8]
 

@@ -198,7 +198,12 @@ async def demo(urls: Urls) -> int:
             session,
             "POST",
             f"{urls.ingest}/v1/subscribe/{code}/fixtures",
-            json={"subscriberId": "fan-1", "calendarTags": [{"externalId": "home"}], "utmSource": "demo"},
+            json={
+                "subscriberId": "fan-1",
+                "subscriptionMethod": "webcal",
+                "calendarTags": [{"externalId": "home"}],
+                "utmSource": "demo",
+            },
             headers=bearer,
         )
         show("subscription", subscription)

@@ -1,5 +1,9 @@
 """`make run`: create the database, migrate every service, and run every service in the foreground.
 
+Variables in `.env.local` (beside the Makefile) are loaded first, without overriding the environment;
+when KALENDS_ENCRYPTION_KEYS is set nowhere, a development Fernet key is generated into that file, so
+secrets stored by one run can be read by the next.
+
 A service exists when `services/<name>/__main__.py` does; its migrations are `services/<name>/migrations`
 (schema `<name>`). Each service runs as a child process (`python -m services.<name>`) whose output is
 forwarded line by line behind a `[name]` prefix. Ctrl-C or SIGTERM stops every child (SIGTERM, then
@@ -22,9 +26,10 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from dotenv import dotenv_values, set_key
 
 from shared import db
-from shared.crypto import DEVELOPMENT_KEYS_FILE, development_keys
+from shared.crypto import DEVELOPMENT_KEYS_FILE, SecretBox, development_keys
 from shared.crypto import ENV_NAME as ENCRYPTION_KEYS
 from shared.logging import configure_logging
 from shared.settings import PlatformSettings, SettingsError, censor_url
@@ -83,6 +88,42 @@ def port_taken(port: int, host: str | None = None) -> bool:
 
 def say(message: str) -> None:
     print(f"run: {message}", flush=True)
+
+
+def load_local_env(path: Path) -> list[str]:
+    """Set the variables of `path` that the environment leaves unset; returns the names set."""
+    if not path.is_file():
+        return []
+    loaded = []
+    for name, value in dotenv_values(path).items():
+        if value is not None and not os.environ.get(name, "").strip():
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
+
+
+def ensure_encryption_key(path: Path) -> bool:
+    """When KALENDS_ENCRYPTION_KEYS is set nowhere, write a new development key into `path` (mode
+    0600) and use it; True when one was made."""
+    if os.environ.get(ENCRYPTION_KEYS, "").strip():
+        return False
+    key = SecretBox.generate_key()
+    path.touch(mode=0o600, exist_ok=True)
+    set_key(path, ENCRYPTION_KEYS, key, quote_mode="never")
+    os.environ[ENCRYPTION_KEYS] = key
+    return True
+
+
+def local_environment(path: Path) -> None:
+    """Load `path`, and make sure the services get an encryption key (saying what was done)."""
+    loaded = load_local_env(path)
+    if loaded:
+        say(f"loaded {', '.join(sorted(loaded))} from {path}")
+    if ensure_encryption_key(path):
+        say(
+            f"{ENCRYPTION_KEYS} was not set: generated a development key into {path}; keep that file,"
+            " what is stored encrypted needs it (set the variable yourself outside development)"
+        )
 
 
 async def prepare(settings: PlatformSettings, services_dir: Path, names: list[str]) -> None:
@@ -147,7 +188,12 @@ async def stop_all(children: list[Child]) -> None:
         await asyncio.wait(late)
 
 
-async def run(services_dir: Path, ready_timeout: float) -> int:
+async def run(services_dir: Path, ready_timeout: float, env_file: Path = ROOT / ".env.local") -> int:
+    try:
+        local_environment(env_file)
+    except OSError as exc:
+        say(f"cannot read or write {env_file}: {exc}")
+        return 2
     try:
         settings = PlatformSettings.from_env()
     except SettingsError as exc:
@@ -259,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.run", description=__doc__.splitlines()[0])
     parser.add_argument("--services-dir", type=Path, default=ROOT / "services", help=argparse.SUPPRESS)
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to wait for every /readyz")
+    parser.add_argument("--env-file", type=Path, default=ROOT / ".env.local", help="local variables (made if needed)")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.services_dir.resolve(), args.ready_timeout))
+    return asyncio.run(run(args.services_dir.resolve(), args.ready_timeout, args.env_file.resolve()))
 
 
 if __name__ == "__main__":

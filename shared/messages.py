@@ -243,9 +243,14 @@ class SubscriptionData(MessageData):
     entered_post_code: str | None = None
     cable_provider: str | None = None
     cable_provider_location: str | None = None
+    # From ipAddress when ingest has a GeoIP database (webhook payload: countryCode, geoCountry).
+    country_code: str | None = None
+    geo_country: str | None = None
     # Protected calendars: the feed checks HTTP Basic credentials against this hash. The username
-    # is the subscriber id; the hash is "sha256:" + hex SHA-256 of the UTF-8 password (a random
-    # 192-bit secret, so one fast hash suffices; compare with hmac.compare_digest).
+    # is the subscriber id ("subscriber" when there is none); the password itself never travels
+    # (ingest keeps it encrypted, so a re-subscribe answers the same URL). The hash is "sha256:" +
+    # hex SHA-256 of the UTF-8 password (a random 192-bit secret, so one fast hash suffices; compare
+    # with hmac.compare_digest).
     feed_username: str | None = None
     feed_password_hash: str | None = None
     # Pushed subscriptions (caldav, google): the sync service's connection and the calendar pushed into.
@@ -302,6 +307,21 @@ class AttendeeReplied(MessageData):
     replied_at: datetime
 
 
+# --- sync: Google ---------------------------------------------------------------------------------
+
+
+class GoogleConsentGranted(MessageData):
+    """A subscriber consented on Google's screen and sync filled their calendar: ingest activates
+    the subscription (`is_new`) or records the re-authorization, and announces it."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    connection_id: uuid.UUID
+    google_email: str
+    is_new: bool
+    granted_at: datetime
+
+
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "account.created": AccountCreated,
     "api_key.created": ApiKeyCreated,
@@ -328,6 +348,7 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "push.stopped": PushStopped,
     "webhook_delivery.due": WebhookDeliveryDue,
     "attendee.replied": AttendeeReplied,
+    "consent.granted": GoogleConsentGranted,
 }
 
 SCHEMA_VERSION = 1

@@ -110,10 +110,19 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
     log.info("service.stopped", pid=os.getpid())
 
 
-def _serve_or_exit(build: Callable[[], web.Application], options: RunOptions, reuse_port: bool) -> int:
+def _serve_or_exit(
+    build: Callable[[], web.Application], options: RunOptions, reuse_port: bool, service: str = "service"
+) -> int:
     """Run one serving process; returns its exit status (1 when it could not start or crashed)."""
     try:
-        asyncio.run(_serve(build(), options, reuse_port))
+        app = build()
+    except SettingsError as exc:
+        # A setting the service cannot start without (KALENDS_ENCRYPTION_KEYS, say): say which, plainly.
+        print(f"kalends {service}: cannot start: {exc}", file=sys.stderr, flush=True)
+        log.error("service.misconfigured", error=str(exc))
+        return 2
+    try:
+        asyncio.run(_serve(app, options, reuse_port))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.info("service.start_cancelled", pid=os.getpid())
         return 0
@@ -158,7 +167,7 @@ def run(
     _install_uvloop()
 
     if options.workers <= 1:
-        raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False))
+        raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False, service))
 
     # Extra processes serve HTTP only; this process keeps the role's background work. The kernel
     # spreads connections over every process listening with SO_REUSEPORT.
@@ -170,11 +179,11 @@ def run(
             try:
                 _die_with_parent()
                 child = RunOptions("api", options.host, options.port, 1)
-                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True)
+                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True, service)
             finally:
                 os._exit(status)
         children.append(pid)
-    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True)
+    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True, service)
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)

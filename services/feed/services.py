@@ -256,7 +256,8 @@ class FeedService:
             last_modified=ceil_second(max(m for m in moments if m is not None)),
             filename=f"{calendar['code']}.ics",
             feed_username=subscription["feed_username"],
-            feed_password_hash=subscription["feed_password_hash"] if calendar["protected"] else None,
+            feed_password_hash=subscription["feed_password_hash"],
+            protected=bool(calendar["protected"]),
         )
         self._feeds.put(
             subscription_id, CachedFeed(calendar["calendar_id"], calendar_version, subscription_version, feed)

@@ -8,9 +8,11 @@ from pathlib import Path
 from aiohttp import web
 
 from services.sync.adapters.caldav import CalDavProvider
+from services.sync.api.google_handlers import google_routes
 from services.sync.api.routes import routes
 from services.sync.app_keys import CONNECTIONS, ENGINE, SETTINGS
 from services.sync.domain.provider import Provider
+from services.sync.google_app import google
 from services.sync.messaging.projection import handle
 from services.sync.messaging.topology import PROJECTION_QUEUE
 from services.sync.push import SCHEMA, PushEngine
@@ -74,6 +76,7 @@ def create_app(settings: SyncSettings, box: SecretBox, role: str = "all") -> web
     app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     app.cleanup_ctx.append(providers(settings))
+    app.cleanup_ctx.append(google(settings, box, PROVIDERS, role))
     app.cleanup_ctx.append(use_cases(box))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
@@ -81,5 +84,5 @@ def create_app(settings: SyncSettings, box: SecretBox, role: str = "all") -> web
         app.cleanup_ctx.append(push_engine(settings, box))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
-        add_routes(app, routes())
+        add_routes(app, [*routes(), *google_routes()])
     return app

@@ -79,10 +79,13 @@ def _subscription_id(request: web.Request) -> uuid.UUID:
 
 
 def _check_credentials(request: web.Request, feed: Feed) -> None:
-    if not feed.protected or feed.feed_password_hash is None:
+    """Fails closed: a protected calendar's feed is served only to credentials that match a stored
+    hash; a subscription without one (made before the calendar became protected, a Google one) gets
+    401 whatever it sends, until the merchant issues it credentials (rotate-credentials)."""
+    if not feed.protected:
         return
     header = request.headers.get("Authorization", "")
-    if header and credentials_match(header, feed.feed_username, feed.feed_password_hash):
+    if feed.feed_password_hash and header and credentials_match(header, feed.feed_username, feed.feed_password_hash):
         return
     raise Unauthorized(
         "this calendar is protected: use the credentials of your webcal URL",

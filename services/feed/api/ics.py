@@ -39,7 +39,7 @@ async def create_calendar(request: web.Request) -> web.Response:
         body=body,
         headers={
             "Content-Type": CONTENT_TYPE,
-            "Content-Disposition": 'attachment; filename="calendar.ics"',
+            "Content-Disposition": "inline; filename=calendar.ics",  # as seed 001 shows it
             "Cache-Control": "no-store",
         },
     )

@@ -22,6 +22,8 @@ class Feed:
     filename: str
     feed_username: str | None = None
     feed_password_hash: str | None = None
+    # The calendar's flag, not the presence of a hash: a protected feed without a hash serves no one.
+    protected: bool = False
     _gzip: bytes | None = field(default=None, repr=False)
 
     @property
@@ -33,10 +35,6 @@ class Feed:
     @property
     def gzip_etag(self) -> str:
         return self.etag[:-1] + '-gzip"'
-
-    @property
-    def protected(self) -> bool:
-        return bool(self.feed_password_hash)
 
     @property
     def size(self) -> int:

@@ -335,6 +335,7 @@ async def manual_events(conn: asyncpg.Connection, subscription_id: uuid.UUID) ->
 async def insert_subscription(
     conn: asyncpg.Connection,
     *,
+    active: bool = True,
     subscription_id: uuid.UUID,
     account_id: uuid.UUID,
     calendar_id: uuid.UUID,
@@ -348,8 +349,8 @@ async def insert_subscription(
     return await conn.fetchrow(
         f"""
         INSERT INTO {SCHEMA}.subscriptions (subscription_id, account_id, calendar_id, subscription_type,
-            subscriber_id, feed_username, feed_password_hash, details)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            subscriber_id, feed_username, feed_password_hash, details, active)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (calendar_id, subscriber_id, subscription_type) WHERE active AND subscriber_id IS NOT NULL
         DO NOTHING
         RETURNING *
@@ -362,6 +363,7 @@ async def insert_subscription(
         feed_username,
         feed_password_hash,
         details,
+        active,
     )
 
 
@@ -460,3 +462,23 @@ async def subscriptions_of_account(
 
 async def account_of(conn: asyncpg.Connection, account_id: uuid.UUID) -> Record | None:
     return await conn.fetchrow(f"SELECT * FROM {SCHEMA}.accounts WHERE account_id = $1", account_id)
+
+
+async def activate_subscription(
+    conn: asyncpg.Connection, subscription_id: uuid.UUID, details: dict[str, Any]
+) -> Record | None:
+    """A Google subscription after its consent: active, with its Google account in `details`.
+    None when the subscriber has another active subscription of the same type (unique index)."""
+    try:
+        async with conn.transaction():
+            return await conn.fetchrow(
+                f"""
+                UPDATE {SCHEMA}.subscriptions SET active = true, details = $2, version = version + 1,
+                    updated_at = now()
+                WHERE subscription_id = $1 RETURNING *
+                """,
+                subscription_id,
+                details,
+            )
+    except asyncpg.UniqueViolationError:
+        return None

@@ -17,6 +17,7 @@ from services.ingest.api.schemas import (
     TagBody,
     UpdateSubscriptionBody,
 )
+from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
 from shared.http import read_form, read_json, read_model
@@ -157,12 +158,9 @@ async def delete_event(request: web.Request) -> web.Response:
 
 async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
-    outcome = await _ingest(request).subscribe(
-        _account(request),
-        _path(request, "calendarCode"),
-        body,
-        webcal_only=False,
-        authorization=request.headers.get("Authorization"),
+    require_routing_hint(body.subscription_method, body.user_agent)
+    outcome = await _ingest(request).subscribe_routed(
+        _account(request), _path(request, "calendarCode"), body, request.headers["Authorization"]
     )
     return json_response(schemas.subscribed_body(outcome))
 
@@ -187,18 +185,24 @@ async def subscriptions_of_username(request: web.Request) -> web.Response:
 
 async def update_subscription(request: web.Request) -> web.Response:
     body = await read_model(request, UpdateSubscriptionBody)
-    row = await _ingest(request).update_subscription(
-        _account(request), _path(request, "calendarCode"), _path(request, "subscriptionId"), body
+    ingest, code = _ingest(request), _path(request, "calendarCode")
+    row = await ingest.update_subscription(_account(request), code, _path(request, "subscriptionId"), body)
+    answer: dict[str, Any] = {
+        "success": True,
+        "statusCode": 200,
+        "errors": [],
+        "message": "Subscription updated",
+        "subscriptionId": str(row["subscription_id"]),
+        "subscriberId": row["subscriber_id"],
+        "subscriptionType": row["subscription_type"],
+    }
+    # seed 002's Google Reauthorization: Google revoked us, so the user must consent again.
+    consent = await ingest.reauthorization(
+        _account(request), code, row, body.redirect_to, request.headers["Authorization"]
     )
-    return json_response(
-        {
-            "success": True,
-            "message": "Subscription updated",
-            "subscriptionId": str(row["subscription_id"]),
-            "subscriberId": row["subscriber_id"],
-            "subscriptionType": row["subscription_type"],
-        }
-    )
+    if consent is not None:
+        answer["RedirectTo"] = consent
+    return json_response(answer)
 
 
 async def deactivate_subscriptions(request: web.Request) -> web.Response:
@@ -207,6 +211,8 @@ async def deactivate_subscriptions(request: web.Request) -> web.Response:
     return json_response(
         {
             "success": True,
+            "statusCode": 200,
+            "errors": [],
             "message": f"{len(rows)} subscription(s) deactivated",
             "subscriptions": [
                 {
@@ -219,6 +225,13 @@ async def deactivate_subscriptions(request: web.Request) -> web.Response:
             ],
         }
     )
+
+
+async def rotate_credentials(request: web.Request) -> web.Response:
+    outcome = await _ingest(request).rotate_credentials(
+        _account(request), _path(request, "calendarCode"), _path(request, "subscriptionId")
+    )
+    return json_response(schemas.subscribed_body(outcome))
 
 
 async def subscription_event(request: web.Request) -> web.Response:

@@ -112,6 +112,30 @@ def routes() -> list[Route]:
             DeactivateBody,
             name="deactivate_trailing_slash",
         ),
+        # The seed's own deactivation curl sends its body with POST (curl -d without -X).
+        Route(
+            "POST",
+            SUB,
+            h.deactivate_subscriptions,
+            "Deactivate (seed curl form)",
+            DeactivateBody,
+            name="deactivate_post",
+        ),
+        Route(
+            "POST",
+            SUB + "/",
+            h.deactivate_subscriptions,
+            "Deactivate (seed curl form)",
+            DeactivateBody,
+            name="deactivate_post_trailing_slash",
+        ),
+        Route(
+            "POST",
+            SUB + "/{subscriptionId}/rotate-credentials",
+            h.rotate_credentials,
+            "issue a protected subscription a new feed password (answers its new subscriptionUrl)",
+            responses={"404": "no such subscription", "409": "inactive, not webcal, or calendar not protected"},
+        ),
         Route(
             "POST",
             "/v1/webcal/{merchantCode}/{calCode}",

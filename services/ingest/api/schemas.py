@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from services.ingest.api.analytics import EXTRA_ANALYTICS_NAMES, WebcalExtras
 from shared.http import CaseInsensitiveModel, ignored_fields
 from shared.messages import EventData
 
@@ -249,7 +250,7 @@ class CalDavParams(IngestModel):
         return check_url(value, "caldav.url") or value
 
 
-class SubscribeBody(IngestModel):
+class SubscribeBody(IngestModel, WebcalExtras):
     """Seed 002's subscriptionParams and the webcal variant's calendarParams."""
 
     subscriber_id: str | None = Field(default=None, min_length=1, max_length=255)
@@ -433,6 +434,8 @@ def subscribed_body(outcome: Any) -> dict[str, Any]:
     """Seed 002's create responses: the webcal shape, or the google one (new / existing)."""
     body: dict[str, Any] = {
         "success": True,
+        "statusCode": 200,
+        "errors": [],
         "subscriptionType": outcome.subscription_type,
         "subscriptionId": str(outcome.subscription_id),
         "subscriberId": outcome.subscriber_id,
@@ -479,7 +482,7 @@ def subscription_body(view: Any) -> dict[str, Any]:
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
     if details.get("sync_calendar_url"):
         body["calendarUrl"] = details["sync_calendar_url"]
-    for wire, name in ANALYTICS_NAMES:
+    for wire, name in ANALYTICS_NAMES + EXTRA_ANALYTICS_NAMES:
         if details.get(name) is not None:
             body[wire] = details[name]
     if view.manual_events:

@@ -100,3 +100,13 @@ def webcal_url(
     if username is not None and password is not None:
         credentials = f"{quote(username, safe='')}:{quote(password, safe='')}@"
     return f"webcal://{credentials}{host}{base_path}/v1/webcal/{subscription_id}"
+
+
+def require_routing_hint(method: str | None, user_agent: str | None) -> None:
+    """Seed 002: `userAgent` is "Required if no subscriptionMethod value is passed through"; it is
+    what chooses between the webcal and the Google path."""
+    if (method is None or not method.strip()) and (user_agent is None or not user_agent.strip()):
+        raise InvalidRequest(
+            "userAgent: required when no subscriptionMethod is given; send the subscriber's user agent,"
+            " or subscriptionMethod (WebCal or Google)"
+        )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import asyncpg
+from aiohttp import web
 
 from services.ingest.adapters import api_keys, repository
-from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, Envelope
+from services.ingest.api.handlers import INGEST
+from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, Envelope, GoogleConsentGranted
 
 
 async def on_account_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
@@ -19,3 +23,14 @@ async def on_api_key(conn: asyncpg.Connection, envelope: Envelope) -> None:
     key = envelope.parsed()
     assert isinstance(key, ApiKeyCreated | ApiKeyRevoked)
     await api_keys.save_api_key(conn, key.key_hash, key.account_id, key.account_code, isinstance(key, ApiKeyRevoked))
+
+
+def on_consent_granted(app: web.Application) -> Callable[[asyncpg.Connection, Envelope], Awaitable[None]]:
+    """sync's `consent.granted`: the Google subscription becomes active (and is announced)."""
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        granted = envelope.parsed()
+        assert isinstance(granted, GoogleConsentGranted)
+        await app[INGEST].activate_google(conn, granted)
+
+    return handle

@@ -17,3 +17,5 @@ API_KEYS_QUEUE = QueueSpec(name="ingest.api_keys", routing_keys=("api_key.create
 # An attendee answered a mail invitation: ingest records the PARTSTAT on the event's attendee
 # (the catalog and the feed show it). One at a time, so two answers to one event never race.
 REPLIES_QUEUE = QueueSpec(name="ingest.replies", routing_keys=("attendee.replied",), concurrency=1)
+# sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
+GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))

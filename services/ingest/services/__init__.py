@@ -6,11 +6,13 @@ they are about (catalog, subscriptions, subscription events); `Ingest` is their 
 """
 
 from services.ingest.services._base import Account, Limits, Subscribed, SubscriptionView
+from services.ingest.services.credentials import CredentialUseCases
+from services.ingest.services.google import GoogleUseCases
 from services.ingest.services.subscription_events import SubscriptionEventUseCases
 
 
-class Ingest(SubscriptionEventUseCases):
-    """The composition root's one object of use-cases, over a pool and the public feed URL."""
+class Ingest(SubscriptionEventUseCases, CredentialUseCases, GoogleUseCases):
+    """The composition root's one object of use-cases, over a pool, the public feed URL and the key list."""
 
 
 __all__ = ["Account", "Ingest", "Limits", "Subscribed", "SubscriptionView"]

@@ -12,15 +12,18 @@ from typing import Any, TypeVar
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.geoip import CountryLookup
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.schemas import (
     EventBody,
 )
 from services.ingest.domain.events import EventDraft
+from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest
 from shared.messages import (
     Envelope,
     MessageData,
+    SubscriptionData,
     make_envelope,
 )
 from shared.outbox import enqueue
@@ -49,6 +52,8 @@ class Subscribed:
     redirect_to: str | None
     # CalDAV: the collection the subscription is pushed into.
     calendar_url: str | None = None
+    # A new Google subscription waits for the user's consent: not announced yet, this is its message.
+    pending: SubscriptionData | None = None
 
 
 @dataclass
@@ -139,11 +144,20 @@ class UseCaseBase:
         public_feed_url: str,
         limits: Limits | None = None,
         sync: SyncClient | None = None,
+        *,
+        secrets: SecretBox,
+        geo: CountryLookup | None = None,
     ) -> None:
         self._pool = pool
         self._public_feed_url = public_feed_url
         self._limits = limits or Limits()
         self._sync = sync
+        self._secrets = secrets
+        self._geo = geo
+
+    def _country(self, ip_address: str | None) -> dict[str, str]:
+        """`country_code`/`geo_country` of the address when a GeoIP database is configured."""
+        return self._geo.details(ip_address) if self._geo is not None else {}
 
     async def _transaction(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, attempts: int = 3) -> T:
         for attempt in range(attempts):

@@ -9,17 +9,17 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters.credentials import store_feed_credentials
 from services.ingest.adapters.sync_client import CalDavConnection
 from services.ingest.api.schemas import (
     DeactivateBody,
     SubscribeBody,
     UpdateSubscriptionBody,
 )
+from services.ingest.domain.credentials import for_subscribe
 from services.ingest.domain.events import event_fields
 from services.ingest.domain.subscriptions import (
     device_name,
-    hash_feed_password,
-    new_feed_password,
     referrer_source,
     subscription_type,
     webcal_url,
@@ -176,21 +176,26 @@ class SubscriptionUseCases(ManualEventUseCases):
                 "cable_provider": body.cable_provider or body.provider_name,
                 "cable_provider_location": body.cable_provider_location or body.provider_location,
             }
+            details.update({**body.extras(), **self._country(body.ip_address)})
             if kind == "caldav":
                 if not caldav:
                     caldav.append(await self._connect_caldav(account, calendar, body, authorization))
                 details["sync_connection_id"] = str(caldav[0].connection_id)
                 details["sync_calendar_url"] = caldav[0].calendar_url
-            # Every subscription keeps its webcal feed, pushed ones too (their fallback).
-            password = new_feed_password() if calendar["protected"] and kind != "google" else None
-            feed_username = subscriber if password else None
-            password_hash = hash_feed_password(password) if password else None
             existing = None
             if subscriber:
                 same_type = None if calendar["single_subscription_per_subscriber"] else kind
                 existing = await repo.active_subscription_of(conn, calendar["calendar_id"], subscriber, same_type)
             if existing is not None and body.events:
                 await self._check_manual_room(conn, existing["subscription_id"], body.events)
+            credentials = for_subscribe(
+                self._secrets,
+                protected=calendar["protected"],
+                subscription_type=kind,
+                subscriber=subscriber,
+                existing=existing,
+            )
+            feed_username, password_hash = credentials.username, credentials.password_hash
             if existing is not None:
                 kept = {
                     k: v
@@ -209,6 +214,7 @@ class SubscriptionUseCases(ManualEventUseCases):
             else:
                 inserted = await repo.insert_subscription(
                     conn,
+                    active=kind != "google",  # a Google subscription is active once the user consented
                     subscription_id=uuid.uuid4(),
                     account_id=account.account_id,
                     calendar_id=calendar["calendar_id"],
@@ -222,15 +228,21 @@ class SubscriptionUseCases(ManualEventUseCases):
                     raise _Retry
                 row = inserted
                 message_type = "subscription.created"
+            if credentials.issued or row["feed_password_encrypted"]:
+                row = await store_feed_credentials(conn, row["subscription_id"], credentials, new_version=False)
             manual = await self._manual_events(
                 conn, account, calendar, row["subscription_id"], body.events, manual_fields
             )
             message = await self._subscription_message(conn, row, calendar, account)
-            await self._publish(conn, account, [(message_type, message), *manual])
+            pending = not row["active"]  # a Google subscription is announced once the user consented
+            await self._publish(conn, account, [*([] if pending else [(message_type, message)]), *manual])
             url = None
             if kind != "google":
                 url = webcal_url(
-                    self._public_feed_url, row["subscription_id"], username=feed_username, password=password
+                    self._public_feed_url,
+                    row["subscription_id"],
+                    username=credentials.username,
+                    password=credentials.password,
                 )
             return Subscribed(
                 subscription_id=row["subscription_id"],
@@ -240,6 +252,7 @@ class SubscriptionUseCases(ManualEventUseCases):
                 subscription_url=url,
                 redirect_to=body.redirect_to,
                 calendar_url=caldav[0].calendar_url if caldav else None,
+                pending=message if pending else None,
             )
 
         return await self._transaction(work)
@@ -388,20 +401,6 @@ class SubscriptionUseCases(ManualEventUseCases):
 
         return await self._transaction(work)
 
-    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
-        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
-        transaction; an inactive or unknown subscription is left as it is)."""
-        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
-        if row is None or not row["active"]:
-            return
-        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
-        owner = await repo.account_of(conn, row["account_id"])
-        assert calendar is not None and owner is not None
-        account = Account(row["account_id"], owner["account_code"])
-        await self._deactivate(
-            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
-        )
-
     # --- the subscriber's unsubscribe page (no token: the subscription id is the capability) ------
 
     async def subscription_for_page(self, subscription_id: str) -> tuple[asyncpg.Record, asyncpg.Record, str] | None:
@@ -439,3 +438,17 @@ class SubscriptionUseCases(ManualEventUseCases):
             return saved, calendar
 
         return await self._transaction(work)
+
+    async def stop_pushed(self, conn: asyncpg.Connection, stopped: PushStopped) -> None:
+        """sync gave up on a pushed subscription: deactivate it with sync's reason (in the consumer's
+        transaction; an inactive or unknown subscription is left as it is)."""
+        row = await repo.subscription_by_id(conn, stopped.subscription_id, for_update=True)
+        if row is None or not row["active"]:
+            return
+        calendar = await repo.calendar_by_id(conn, row["calendar_id"])
+        owner = await repo.account_of(conn, row["account_id"])
+        assert calendar is not None and owner is not None
+        account = Account(row["account_id"], owner["account_code"])
+        await self._deactivate(
+            conn, account, calendar, row, "DeactivatedByProvider", f"{stopped.code}: {stopped.reason}"
+        )

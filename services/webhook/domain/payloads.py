@@ -117,6 +117,8 @@ def _channel_finder(details: dict[str, Any], sub: SubscriptionData, location_key
 
 
 def _tail(details: dict[str, Any], sub: SubscriptionData) -> None:
+    _put(details, "countryCode", sub.country_code)
+    _put(details, "geoCountry", sub.geo_country)
     details["deviceName"] = sub.device_name or device_name(sub.user_agent)
     _put(details, "utmSource", sub.utm_source)
     _put(details, "utmMedium", sub.utm_medium)

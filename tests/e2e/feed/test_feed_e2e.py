@@ -41,7 +41,7 @@ async def add_event(merchant: Merchant, cal: str, **fields: Any) -> dict[str, An
 
 
 async def subscribe(merchant: Merchant, cal: str, **fields: Any) -> dict[str, Any]:
-    body = {"subscriberId": f"fan-{uuid.uuid4().hex[:6]}", **fields}
+    body = {"subscriberId": f"fan-{uuid.uuid4().hex[:6]}", "subscriptionMethod": "webcal", **fields}
     answer: dict[str, Any] = await merchant.call("POST", f"/v1/subscribe/{merchant.code}/{cal}", body)
     return answer
 

@@ -142,7 +142,7 @@ async def test_invalid_subscription_fields_are_a_400_whose_reason_names_the_fiel
         ({"events": [{"eventId": "e", "title": "t", "start": "2026-01-02", "end": "2026-01-01"}]}, "events[0].end"),
         ({"subscriberId": "x" * 300}, "subscriberId"),
     ]:
-        status, answer = await acme.call("POST", path, body)
+        status, answer = await acme.call("POST", path, {"userAgent": "Mozilla/5.0 (Windows NT 10.0)", **body})
         assert status == 400, (body, answer)
         assert answer["errors"][0]["reason"].startswith(f"{field}:"), (body, answer)
     status, answer = await acme.call("POST", path, raw='{"subscriberId": "a",}')
@@ -157,7 +157,9 @@ async def test_another_accounts_token_is_a_403_and_its_ids_are_404s(acme: Mercha
         f"/v1/calendars/{acme.code}/private-league/events",
         {"eventId": "p1", "title": "P", "start": "2026-01-01"},
     )
-    status, sub = await acme.call("POST", f"/v1/subscribe/{acme.code}/private-league", {"subscriberId": "s"})
+    status, sub = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/private-league", {"subscriberId": "s", "subscriptionMethod": "webcal"}
+    )
     assert status == 200
     # The rival's token on the acme's paths: 403.
     for method, path in [

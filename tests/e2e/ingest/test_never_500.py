@@ -92,7 +92,9 @@ async def target(acme: Merchant) -> Target:
         "POST", f"/v1/calendars/{acme.code}/fuzz/events", {"eventId": "e", "title": "t", "start": "2026-01-01"}
     )
     assert status == 201
-    status, sub = await acme.call("POST", f"/v1/subscribe/{acme.code}/fuzz", {"subscriberId": "fuzzer"})
+    status, sub = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/fuzz", {"subscriberId": "fuzzer", "subscriptionMethod": "webcal"}
+    )
     assert status == 200
     return Target(acme.base, acme.token, acme.code, sub["subscriptionId"], event["id"])
 
@@ -109,6 +111,8 @@ ROUTES = [
     ("POST", "/v2/subscribe/{a}/fuzz"),
     ("PUT", "/v1/subscription/{a}/fuzz/{s}"),
     ("DELETE", "/v1/subscription/{a}/fuzz"),
+    ("POST", "/v1/subscription/{a}/fuzz"),
+    ("POST", "/v1/subscription/{a}/fuzz/{s}/rotate-credentials"),
     ("POST", "/v1/webcal/{a}/fuzz"),
     ("POST", "/v1/subscriptionevent/{a}"),
     ("GET", "/v1/subscription/{s}"),

@@ -185,49 +185,28 @@ async def calendar_with_tags(m: Merchant, code: str, **extra: Any) -> list[str]:
     return ids
 
 
-async def test_create_subscription_seed_examples_answer_the_seeds_google_shapes(acme: Merchant) -> None:
+async def test_without_a_google_client_the_seeds_google_examples_are_refused_or_routed_to_webcal(
+    acme: Merchant,
+) -> None:
+    """This stack has no KALENDS_GOOGLE_CLIENT_ID: an explicit Google subscription is a clear 409, and a
+    subscriber routed to Google by their device gets webcal, never a dead end. (The Google shapes, with
+    a Google double, are in tests/e2e/google.)"""
     tag_ids = await calendar_with_tags(acme, "acmecal_1")
-    status, body = await acme.call("POST", f"/v2/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_GOOGLE)
-    # The seed's placeholder ids are not UUIDs: unknown tags are refused, naming the field.
-    assert status == 400, body
-    assert body["errors"][0]["reason"].startswith("calendarTags[0].internalId")
-
-    status, created = await acme.call(
+    status, refused = await acme.call(
         "POST", f"/v2/subscribe/{acme.code}/acmecal_1", raw=with_real_tags(SEED_CREATE_GOOGLE, tag_ids)
     )
+    assert status == 409, refused
+    assert refused["errors"][0]["code"] == "GoogleNotConfigured"
+    assert "KALENDS_GOOGLE_CLIENT_ID" in refused["errors"][0]["reason"]
+
+    # The second example names no method; its Android (FB4A) user agent would route to Google.
+    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_WITH_EVENTS)
     assert status == 200, created
-    assert set(created) == {"success", "subscriptionType", "subscriptionId", "subscriberId", "redirectTo"}
-    assert created["success"] is True and created["subscriptionType"] == "google"
-    assert created["subscriberId"] == "jsmith" and re.fullmatch(UUID_RE, created["subscriptionId"])
-    assert created["redirectTo"] == "https://yourdomain.com/confirmation"
-
+    assert created["subscriptionType"] == "webcal" and created["isNewSubscription"] is True
+    assert created["subscriptionUrl"].startswith("webcal://") and "redirectTo" not in created
     status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
-    assert status == 200, details
-    assert details["calendar"] == {"code": "acmecal_1", "name": "Calendar acmecal_1", "image": IMAGE}
-    assert [t["name"] for t in details["tags"]] == ["All Teams", "Team B", "Team A"]
-    assert details["timezoneId"] == "Eastern Standard Time"
-    assert details["subscriptionType"] == "google" and details["subscriberId"] == "jsmith"
-    assert details["emailAddress"] == "jsmith@gmail.com" and details["isActive"] is True
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", details["createdAt"])
-    assert {e["externalId"] for e in details["events"]} == {"90712", "37818"}
-    assert all(e["isExcluded"] is False and e["name"] for e in details["events"])
-    assert (details["utmSource"], details["ipAddress"], details["deviceName"]) == (
-        "Facebook",
-        "64.64.64.64",
-        "Android Phone",
-    )
-
-    # The second example: same subscriber, same (google) path from the user agent -> updated.
-    status, again = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_1", raw=SEED_CREATE_WITH_EVENTS)
-    assert status == 200, again
-    assert again == {
-        "success": True,
-        "subscriptionType": "google",
-        "subscriptionId": created["subscriptionId"],
-        "subscriberId": "jsmith",
-        "isNewSubscription": False,
-    }
-    status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
+    assert details["subscriptionType"] == "webcal" and details["isActive"] is True
+    assert details["deviceName"] == "Android Phone"
     (manual,) = details["manualEvents"]
     assert manual["externalId"] == "BookingId:12345678" and manual["title"] == "The Lion King"
     assert (manual["start"], manual["end"], manual["timezone"]) == (
@@ -255,11 +234,22 @@ async def test_webcal_seed_example_answers_the_webcal_url_as_text(acme: Merchant
     assert sub["emailAddress"] == "jsmith@gmail.com" and sub["timezoneId"] == "Eastern Standard Time"
     assert sub["urlReferrer"] == "http://m.facebook.com/" and sub["enteredPostCode"] == "90210"
     assert sub["cableProvider"] == "Time Warner Cable" and sub["cableProviderLocation"] == "Beverly Hills"
+    # The seed's channel-finder extras are kept with the analytics (camelCase, as every GET name is).
+    assert (sub["clickId"], sub["sourceId"], sub["networkDevice"]) == (
+        "ada0c00e-835a-4638-bb38-0873478f0d38",
+        "1",
+        "CABLE",
+    )
+    assert (sub["stationNum"], sub["stationName"]) == ("10741", "KTTV")
+    assert sub["channelFinderLineUpId"] == "USA-CA00053-DEFAULT" and sub["subscriptionPlatformType"] == "apple"
+    assert "countryCode" not in sub  # this stack has no KALENDS_GEOIP_DB
 
 
 async def test_update_seed_examples_set_include_and_exclude_lists(acme: Merchant) -> None:
     tag_ids = await calendar_with_tags(acme, "acmecal_3")
-    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_3", {"subscriberId": "ann"})
+    status, created = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_3", {"subscriberId": "ann", "userAgent": "Mozilla/5.0 (X11)"}
+    )
     assert status == 200 and created["subscriptionType"] == "webcal" and created["isNewSubscription"] is True
     path = f"/v1/subscription/{acme.code}/acmecal_3/{created['subscriptionId']}"
 
@@ -269,6 +259,7 @@ async def test_update_seed_examples_set_include_and_exclude_lists(acme: Merchant
         status, body = await acme.call("PUT", path, raw=with_real_tags(seed, tag_ids))
         assert status == 200, body
         assert body["success"] is True and body["message"] == "Subscription updated"
+        assert body["statusCode"] == 200 and body["errors"] == []
         assert body["subscriptionId"] == created["subscriptionId"] and body["subscriptionType"] == "webcal"
     status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
     flags = {(e["externalId"], e["isExcluded"]) for e in details["events"]}
@@ -282,24 +273,25 @@ async def test_deactivate_seed_examples_by_id_and_by_username(acme: Merchant) ->
     status, body = await acme.call("DELETE", f"/v1/subscription/{acme.code}/acmecal_4/", raw=SEED_DEACTIVATE_ID)
     assert status == 404 and body["errors"][0]["reason"].startswith("id:")
 
+    # One active subscription per subscriber and type, and this stack has no Google client: one webcal
+    # subscription here. (A webcal and a Google subscription of one username: tests/e2e/google.)
     ids = []
-    for method in ("webcal", "google"):
-        status, created = await acme.call(
-            "POST",
-            f"/v1/subscribe/{acme.code}/acmecal_4",
-            {"subscriberId": "john.doe@mymail.com", "subscriptionMethod": method, "redirectTo": "https://x.test/"},
-        )
-        assert status == 200, created
-        ids.append(created["subscriptionId"])
+    status, created = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "john.doe@mymail.com"}
+    )
+    assert status == 200, created
+    ids.append(created["subscriptionId"])
     status, body = await acme.call("DELETE", f"/v1/subscription/{acme.code}/acmecal_4/", raw=SEED_DEACTIVATE_USERNAME)
     assert status == 200, body
     assert sorted(s["subscriptionId"] for s in body["subscriptions"]) == sorted(ids)
     assert all(s["isActive"] is False and s["deactivatedDate"] for s in body["subscriptions"])
     status, listed = await acme.call("GET", f"/v1/subscription/{acme.code}/acmecal_4/john.doe@mymail.com")
-    assert status == 200 and len(listed) == 2
+    assert status == 200 and len(listed) == 1
     assert all(s["isActive"] is False and s["deactivatedDate"] for s in listed)
 
-    status, single = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "solo"})
+    status, single = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "solo", "subscriptionMethod": "WebCal"}
+    )
     status, body = await acme.call(
         "DELETE", f"/v1/subscription/{acme.code}/acmecal_4", {"id": single["subscriptionId"]}
     )
@@ -338,5 +330,30 @@ async def test_protected_calendars_give_webcal_urls_with_the_username_and_a_rand
     first, second = (re.fullmatch(pattern, u) for u in urls)
     assert first and second
     assert first.group(2) == second.group(2)  # the same subscription...
-    assert first.group(1) != second.group(1)  # ...with a fresh password each time (only its hash is kept)
+    assert first.group(1) == second.group(1)  # ...with the same password: re-subscribing gives the same URL
     assert uuid.UUID(first.group(2))
+
+
+async def test_the_seeds_deactivation_curl_is_a_post_with_a_body(acme: Merchant) -> None:
+    await calendar_with_tags(acme, "acmecal_5")
+    status, body = await acme.call("POST", f"/v1/subscription/{acme.code}/acmecal_5/", raw=SEED_DEACTIVATE_ID)
+    assert status == 404 and body["errors"][0]["reason"].startswith("id:")
+    subscribe = {"subscriberId": "john.doe@mymail.com", "userAgent": "Mozilla/5.0 (Windows NT 10.0)"}
+    status, created = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_5", subscribe)
+    assert status == 200, created
+    status, body = await acme.call("POST", f"/v1/subscription/{acme.code}/acmecal_5/", raw=SEED_DEACTIVATE_USERNAME)
+    assert status == 200, body
+    assert body["success"] is True and body["statusCode"] == 200 and body["errors"] == []
+    assert [s["subscriptionId"] for s in body["subscriptions"]] == [created["subscriptionId"]]
+    status, details = await acme.call("GET", f"/v1/subscription/{created['subscriptionId']}")
+    assert details["isActive"] is False and details["actionType"] == "DeactivatedByUsername"
+
+
+async def test_without_user_agent_or_subscription_method_the_seeds_subscribe_is_a_400(acme: Merchant) -> None:
+    await calendar_with_tags(acme, "acmecal_6")
+    seed = json.loads(SEED_CREATE_WITH_EVENTS)
+    del seed["userAgent"]
+    status, body = await acme.call("POST", f"/v1/subscribe/{acme.code}/acmecal_6", seed)
+    assert status == 400, body
+    reason = body["errors"][0]["reason"]
+    assert reason.startswith("userAgent:") and "subscriptionMethod" in reason

@@ -34,7 +34,9 @@ async def test_a_subscriber_unsubscribes_with_a_reason_in_a_browser_without_scri
 ) -> None:
     status, _ = await acme.call("POST", f"/v1/calendars/{acme.code}", {"code": "unsub", "name": "Fixtures <2026>"})
     assert status == 201
-    status, sub = await acme.call("POST", f"/v1/subscribe/{acme.code}/unsub", {"subscriberId": "leaver"})
+    status, sub = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/unsub", {"subscriberId": "leaver", "subscriptionMethod": "webcal"}
+    )
     assert status == 200
     url = f"{acme.base}/v1/unsubscribe/{sub['subscriptionId']}"
 

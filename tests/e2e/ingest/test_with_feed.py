@@ -62,6 +62,7 @@ async def test_a_tag_filtered_subscription_gets_its_events_manual_events_and_sub
         assert (await acme.call("POST", f"/v1/calendars/{acme.code}/fed/events", event))[0] == 201
     body = {
         "subscriberId": "fan",
+        "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15",
         "calendarTags": [{"externalId": "TeamA"}],
         "events": [{"eventId": "booking-1", "title": "Your seats", "start": "2026-12-06T10:00:00"}],
     }
@@ -102,3 +103,64 @@ async def test_the_feed_accepts_the_protected_webcal_urls_credentials_and_refuse
         assert response.status == 401
     async with http.get(url) as response:
         assert response.status == 401
+
+
+async def feed_status(http: aiohttp.ClientSession, url: str, auth: aiohttp.BasicAuth | None, want: int) -> int:
+    """Poll until the feed answers `want` (or time runs out); returns the last status."""
+    deadline = time.monotonic() + 20
+    while True:
+        async with http.get(url, auth=auth) as response:
+            if response.status == want or time.monotonic() > deadline:
+                return response.status
+        await asyncio.sleep(0.2)
+
+
+async def test_rotated_credentials_end_the_old_ones_at_the_feed_and_resubscribing_keeps_the_new(
+    acme: Merchant, stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    if "feed" not in stack.processes:
+        await stack.start("feed")
+    calendar = {"code": "rotating", "name": "R", "protected": True}
+    assert (await acme.call("POST", f"/v1/calendars/{acme.code}", calendar))[0] == 201
+    subscribe = {"subscriberId": "rota", "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"}
+    status, first = await acme.call("POST", f"/v1/subscribe/{acme.code}/rotating", subscribe)
+    assert status == 200, first
+    url, old = http_url(first["subscriptionUrl"])
+    assert await feed_status(http, url, old, 200) == 200
+    status, again = await acme.call("POST", f"/v1/subscribe/{acme.code}/rotating", subscribe)
+    assert again["subscriptionUrl"] == first["subscriptionUrl"]
+    assert await feed_status(http, url, old, 200) == 200  # re-subscribing did not lock the subscriber out
+
+    path = f"/v1/subscription/{acme.code}/rotating/{first['subscriptionId']}/rotate-credentials"
+    status, rotated = await acme.call("POST", path)
+    assert status == 200, rotated
+    new_url, new = http_url(rotated["subscriptionUrl"])
+    assert new_url == url and new is not None and old is not None and new.password != old.password
+    assert await feed_status(http, url, old, 401) == 401
+    assert await feed_status(http, url, new, 200) == 200
+    status, later = await acme.call("POST", f"/v1/subscribe/{acme.code}/rotating", subscribe)
+    assert later["subscriptionUrl"] == rotated["subscriptionUrl"]
+
+
+async def test_a_subscription_from_before_protection_is_refused_by_the_feed_until_it_has_credentials(
+    acme: Merchant, stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    if "feed" not in stack.processes:
+        await stack.start("feed")
+    assert (await acme.call("POST", f"/v1/calendars/{acme.code}", {"code": "closing", "name": "C"}))[0] == 201
+    event = {"eventId": "e1", "title": "Soon private", "start": "2026-12-05T19:00:00"}
+    assert (await acme.call("POST", f"/v1/calendars/{acme.code}/closing/events", event))[0] == 201
+    subscribe = {"subscriberId": "early", "subscriptionMethod": "webcal"}
+    status, early = await acme.call("POST", f"/v1/subscribe/{acme.code}/closing", subscribe)
+    url, auth = http_url(early["subscriptionUrl"])
+    assert auth is None
+    await feed_text(http, url, lambda b: "Soon private" in b)
+
+    assert (await acme.call("PUT", f"/v1/calendars/{acme.code}/closing", {"protected": True}))[0] == 200
+    assert await feed_status(http, url, None, 401) == 401
+    assert await feed_status(http, url, aiohttp.BasicAuth("early", ""), 401) == 401
+    status, again = await acme.call("POST", f"/v1/subscribe/{acme.code}/closing", subscribe)
+    assert status == 200, again
+    new_url, new = http_url(again["subscriptionUrl"])
+    assert new_url == url and new is not None
+    await feed_text(http, url, lambda b: "Soon private" in b, auth=new)

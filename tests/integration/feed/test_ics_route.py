@@ -57,7 +57,7 @@ async def test_the_seed_example_gives_an_ics_file_with_a_vtimezone(feed: FeedHar
     status, body, headers = await post_until(feed, key, SEED_EXAMPLE, 200)
     assert status == 200, body
     assert headers["Content-Type"] == "text/calendar; charset=utf-8"
-    assert headers["Content-Disposition"] == 'attachment; filename="calendar.ics"'
+    assert headers["Content-Disposition"] == "inline; filename=calendar.ics"
     event = icalendar.Calendar.from_ical(body).walk("VEVENT")[0]
     assert str(event["SUMMARY"]) == "Dunder Mifflin Christmas Party"
     assert event["DTSTART"].params["TZID"] == "America/New_York"

@@ -22,7 +22,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from services.ingest.app import create_app
+from services.ingest.settings import IngestSettings
 from shared.amqp import Names, declare_platform
+from shared.crypto import SecretBox
 from shared.settings import PlatformSettings
 
 FEED_URL = "https://feeds.example.test:8443"
@@ -98,6 +100,7 @@ class Harness:
     issuer: Issuer
     messages: Messages
     database_url: str
+    secrets: SecretBox | None = None
 
     def merchant(self, code: str | None = None) -> Merchant:
         account_id = uuid.uuid4()
@@ -108,7 +111,8 @@ class Harness:
 
 @pytest.fixture
 def ingest_environ() -> dict[str, str]:
-    """KALENDS_* variables the app is created with (a test module overrides this to set limits)."""
+    """KALENDS_* variables the app is created with (a test module overrides this to set limits, a
+    GeoIP database...); the harness adds an encryption key of its own unless one is given."""
     return {}
 
 
@@ -118,7 +122,7 @@ async def harness(
     amqp_url: str,
     amqp_names: Names,
     amqp_connection: aio_pika.abc.AbstractRobustConnection,
-    issuer,
+    issuer: Issuer,
     ingest_environ: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
@@ -142,14 +146,16 @@ async def harness(
         log_format="console",
         log_level="warning",
     )
+    environ = {"KALENDS_ENCRYPTION_KEYS": SecretBox.generate_key(), **ingest_environ}
     with monkeypatch.context() as env:
-        for name, value in ingest_environ.items():
+        for name, value in environ.items():
             env.setenv(name, value)
-        app = create_app(settings, "all")
+        ingest_settings = IngestSettings.from_platform(settings)
+        app = create_app(settings, "all", ingest_settings)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        yield Harness(client, issuer, messages, database_url)
+        yield Harness(client, issuer, messages, database_url, ingest_settings.secrets)
     finally:
         await client.close()
         await channel.close()

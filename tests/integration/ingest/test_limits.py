@@ -54,7 +54,7 @@ async def test_a_subscription_pushed_past_its_manual_event_limit_gets_400_and_no
     h, m = harness, harness.merchant()
     await _call(h, m, "POST", f"/v1/calendars/{m.code}", {"code": "season", "name": "Season"}, status=201)
     path = f"/v1/subscribe/{m.code}/season"
-    body = {"subscriberId": "fan", "events": [_manual(0), _manual(1)]}
+    body = {"subscriberId": "fan", "subscriptionMethod": "webcal", "events": [_manual(0), _manual(1)]}
     first = await _call(h, m, "POST", path, body)
     # Re-sending held events updates them: they do not count twice.
     await _call(h, m, "POST", path, {**body, "events": [_manual(0, "Moved"), _manual(1), _manual(2)]})
@@ -67,7 +67,11 @@ async def test_a_subscription_pushed_past_its_manual_event_limit_gets_400_and_no
     assert f"at most {MANUAL_LIMIT} manual events" in reason and "has 3" in reason and "adds 2" in reason
     assert await _row_counts(h) == before  # no event, no subscription change, no message
     # A new subscription asking for more than the limit in one request is refused the same way.
-    too_many = {"subscriberId": "other", "events": [_manual(n) for n in range(MANUAL_LIMIT + 1)]}
+    too_many = {
+        "subscriberId": "other",
+        "subscriptionMethod": "webcal",
+        "events": [_manual(n) for n in range(MANUAL_LIMIT + 1)],
+    }
     refused = await _call(h, m, "POST", path, too_many, status=400)
     assert (
         f"at most {MANUAL_LIMIT} manual events; this request has {MANUAL_LIMIT + 1}" in refused["errors"][0]["reason"]
@@ -80,7 +84,7 @@ async def test_manual_events_travel_one_message_each_and_only_when_they_change(h
     h, m = harness, harness.merchant()
     await _call(h, m, "POST", f"/v1/calendars/{m.code}", {"code": "season", "name": "Season"}, status=201)
     path = f"/v1/subscribe/{m.code}/season"
-    body = {"subscriberId": "fan", "events": [_manual(0), _manual(1)]}
+    body = {"subscriberId": "fan", "subscriptionMethod": "webcal", "events": [_manual(0), _manual(1)]}
     created = await _call(h, m, "POST", path, body)
     received = await h.messages.wait_for(4)
     assert [r["type"] for r in received] == [

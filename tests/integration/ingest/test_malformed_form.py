@@ -11,7 +11,8 @@ async def test_a_multipart_unsubscribe_post_without_a_boundary_is_a_400_and_leav
     h, m = harness, harness.merchant()
     response = await h.client.post(f"/v1/calendars/{m.code}", json={"code": "c", "name": "C"}, headers=m.headers)
     assert response.status == 201
-    response = await h.client.post(f"/v1/subscribe/{m.code}/c", json={"subscriberId": "a"}, headers=m.headers)
+    body = {"subscriberId": "a", "subscriptionMethod": "webcal"}
+    response = await h.client.post(f"/v1/subscribe/{m.code}/c", json=body, headers=m.headers)
     sid = (await response.json())["subscriptionId"]
 
     broken = await h.client.post(

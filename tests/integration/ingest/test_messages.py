@@ -154,8 +154,16 @@ async def test_subscription_event_is_published_once_for_the_accounts_active_subs
     h, m, other = harness, harness.merchant(), harness.merchant()
     await _calendar(h, m)
     await _calendar(h, other)
-    mine = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a"}, status=200)
-    theirs = await _post(h, other, f"/v1/subscribe/{other.code}/season", {"subscriberId": "b"}, status=200)
+    mine = await _post(
+        h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a", "subscriptionMethod": "webcal"}, status=200
+    )
+    theirs = await _post(
+        h,
+        other,
+        f"/v1/subscribe/{other.code}/season",
+        {"subscriberId": "b", "subscriptionMethod": "webcal"},
+        status=200,
+    )
     await h.messages.wait_for(4)
     h.messages.clear()
     body = {
@@ -198,7 +206,9 @@ async def test_account_created_from_auth_gives_subscription_messages_the_merchan
     finally:
         await conn.close()
     await _calendar(h, m)
-    await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "x"}, status=200)
+    await _post(
+        h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "x", "subscriptionMethod": "webcal"}, status=200
+    )
     received = await h.messages.wait_for(3)
     assert h.messages.of("subscription.created")[0]["data"]["merchantName"] == "Acme Sports"
     assert len(received) == 3
@@ -234,8 +244,12 @@ async def test_a_subscription_event_posted_again_is_updated_and_reaches_the_unio
 ) -> None:
     h, m = harness, harness.merchant()
     await _calendar(h, m)
-    first = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a"}, status=200)
-    second = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "b"}, status=200)
+    first = await _post(
+        h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a", "subscriptionMethod": "webcal"}, status=200
+    )
+    second = await _post(
+        h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "b", "subscriptionMethod": "webcal"}, status=200
+    )
     await h.messages.wait_for(3)
     h.messages.clear()
     event = {"eventId": "promo", "title": "Promo", "start": "2026-05-01T09:00:00"}
@@ -260,7 +274,9 @@ async def test_update_and_the_unsubscribe_page_publish_updated_then_deactivated_
 ) -> None:
     h, m = harness, harness.merchant()
     await _calendar(h, m)
-    created = await _post(h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a"}, status=200)
+    created = await _post(
+        h, m, f"/v1/subscribe/{m.code}/season", {"subscriberId": "a", "subscriptionMethod": "webcal"}, status=200
+    )
     sid = created["subscriptionId"]
     response = await h.client.put(
         f"/v1/subscription/{m.code}/season/{sid}", json={"marketingAllowed": True}, headers=m.headers

@@ -65,10 +65,10 @@ def make_services(root: Path, names: list[str]) -> Path:
 
 
 class RunScript:
-    def __init__(self, services: Path, env: dict[str, str]) -> None:
+    def __init__(self, services: Path, env: dict[str, str], *args: str) -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run", "--services-dir", str(services), "--ready-timeout", "30"],
+            [sys.executable, "-m", "scripts.run", "--services-dir", str(services), "--ready-timeout", "30", *args],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.PIPE,

@@ -27,6 +27,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int  # what the receiver answered
+    query: dict[str, str] = field(default_factory=dict)
 
     @property
     def json(self) -> Any:
@@ -76,7 +77,9 @@ class Receiver:
             )
             if seen < self._fail_each[request.path]:
                 reply = Reply(500, body=b"not yet")
-        self.received.append(Received(request.path, time.time(), dict(request.headers), body, reply.status))
+        self.received.append(
+            Received(request.path, time.time(), dict(request.headers), body, reply.status, dict(request.query))
+        )
         self._changed.set()
         if reply.delay:
             await asyncio.sleep(reply.delay)

@@ -87,6 +87,15 @@ def test_the_event_object_wraps_the_details_and_encodes_to_compact_utf8_json() -
     assert b" " not in body.replace(b"This is a test payload", b"").replace(b"2026-01-01 00", b"")
 
 
+def test_the_country_ingest_found_is_sent_as_the_seeds_country_code_and_geo_country() -> None:
+    sub = minimal(country_code="US", geo_country="United States", deactivated_at=datetime(2026, 5, 2, tzinfo=UTC))
+    for details in (payloads.subscribe_details(sub), payloads.unsubscribe_details(sub)):
+        assert (details["countryCode"], details["geoCountry"]) == ("US", "United States")
+        keys = list(details)
+        assert keys.index("geoCountry") == keys.index("countryCode") + 1 == keys.index("deviceName") - 1
+    assert "countryCode" not in payloads.subscribe_details(minimal())
+
+
 def test_the_subscription_method_names_pushed_subscriptions_by_their_provider() -> None:
     assert payloads.subscribe_details(minimal(subscription_type="google"))["subscriptionMethod"] == "Google"
     assert payloads.subscribe_details(minimal(subscription_type="caldav"))["subscriptionMethod"] == "CalDAV"
