@@ -65,7 +65,9 @@ async def test_an_event_created_with_an_api_key_shows_in_the_calendar_feed_with_
     status, stored = await acme.call("GET", f"/v1/calendars/{acme.code}/uni/events/{created['event_id']}")
     assert status == 200 and stored["description"] == "Bring the figures"
 
-    status, sub = await acme.call("POST", f"/v1/subscribe/{acme.code}/uni", {"subscriberId": "u1", "subscriptionMethod": "WebCal"})
+    status, sub = await acme.call(
+        "POST", f"/v1/subscribe/{acme.code}/uni", {"subscriberId": "u1", "subscriptionMethod": "WebCal"}
+    )
     assert status == 200, sub
     url, _ = http_url(sub["subscriptionUrl"])
     text = await feed_text(http, url, lambda b: "Quarterly review" in b)
