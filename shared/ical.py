@@ -220,6 +220,10 @@ def render_event(event: EventInput) -> RenderedEvent:
         name = css_color_name(event.color)
         if name:
             component.add("color", name)
+        if event.color.startswith("#"):
+            # COLOR holds only a CSS3 name; these keep the merchant's exact hex for clients reading them.
+            component.add("x-apple-calendar-color", event.color.upper())
+            component.add("x-outlook-color", event.color.upper())
     if event.organizer and event.organizer.get("email"):
         organizer = vCalAddress(_mailto(event.organizer["email"]))
         if event.organizer.get("name"):

@@ -188,6 +188,7 @@ class EventData(MessageData):
     deleted: bool = False
     # True: the mail service invites the attendees (iMIP REQUEST/CANCEL) on every change.
     notify: bool = False
+    attendees_hidden: bool = False  # each invitation lists only its own attendee (Unipile)
 
 
 # --- ingest: subscriptions ----------------------------------------------------------------------
@@ -289,21 +290,6 @@ class WebhookDeliveryDue(MessageData):
     attempt: int
 
 
-# --- sync: Google ---------------------------------------------------------------------------------
-
-
-class GoogleConsentGranted(MessageData):
-    """A subscriber consented on Google's screen and sync filled their calendar: ingest activates
-    the subscription (`is_new`) or records the re-authorization, and announces it."""
-
-    subscription_id: uuid.UUID
-    account_id: uuid.UUID
-    connection_id: uuid.UUID
-    google_email: str
-    is_new: bool
-    granted_at: datetime
-
-
 # --- mail ---------------------------------------------------------------------------------------
 
 
@@ -319,6 +305,21 @@ class AttendeeReplied(MessageData):
     method: Literal["REPLY", "COUNTER"] = "REPLY"
     comment: str | None = None
     replied_at: datetime
+
+
+# --- sync: Google ---------------------------------------------------------------------------------
+
+
+class GoogleConsentGranted(MessageData):
+    """A subscriber consented on Google's screen and sync filled their calendar: ingest activates
+    the subscription (`is_new`) or records the re-authorization, and announces it."""
+
+    subscription_id: uuid.UUID
+    account_id: uuid.UUID
+    connection_id: uuid.UUID
+    google_email: str
+    is_new: bool
+    granted_at: datetime
 
 
 MESSAGE_TYPES: dict[str, type[MessageData]] = {
@@ -346,8 +347,8 @@ MESSAGE_TYPES: dict[str, type[MessageData]] = {
     "subscription_event.accepted": SubscriptionEventAccepted,
     "push.stopped": PushStopped,
     "webhook_delivery.due": WebhookDeliveryDue,
-    "consent.granted": GoogleConsentGranted,
     "attendee.replied": AttendeeReplied,
+    "consent.granted": GoogleConsentGranted,
 }
 
 SCHEMA_VERSION = 1

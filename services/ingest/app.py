@@ -14,8 +14,15 @@ from services.ingest.adapters.repository import SCHEMA
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.routes import routes
-from services.ingest.messaging.consumers import on_account_created, on_consent_granted
-from services.ingest.messaging.topology import ACCOUNTS_QUEUE, GOOGLE_QUEUE, PUSH_QUEUE, REPLIES_QUEUE
+from services.ingest.api.unipile import unipile_routes
+from services.ingest.messaging.consumers import on_account_created, on_api_key, on_consent_granted
+from services.ingest.messaging.topology import (
+    ACCOUNTS_QUEUE,
+    API_KEYS_QUEUE,
+    GOOGLE_QUEUE,
+    PUSH_QUEUE,
+    REPLIES_QUEUE,
+)
 from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
@@ -91,13 +98,14 @@ def create_app(
                 SCHEMA,
                 [
                     (ACCOUNTS_QUEUE, on_account_created),
+                    (API_KEYS_QUEUE, on_api_key),
                     (PUSH_QUEUE, _push_stopped(app)),
-                    (GOOGLE_QUEUE, on_consent_granted(app)),
                     (REPLIES_QUEUE, _attendee_replied(app)),
+                    (GOOGLE_QUEUE, on_consent_granted(app)),
                 ],
             )
         )
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
-        add_routes(app, routes())
+        add_routes(app, routes() + unipile_routes())
     return app

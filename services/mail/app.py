@@ -13,10 +13,12 @@ from aiohttp import web
 from services.mail import services
 from services.mail.adapters.repository import SCHEMA
 from services.mail.adapters.smtp import SmtpSender
+from services.mail.api.convier import convier_routes
 from services.mail.api.handlers import SETTINGS
 from services.mail.api.routes import routes
+from services.mail.messaging.api_keys import on_api_key
 from services.mail.messaging.inbound import ReplyHandler, start_listener
-from services.mail.messaging.topology import SCHEDULING
+from services.mail.messaging.topology import API_KEYS, SCHEDULING
 from services.mail.messaging.worker import MailWorker
 from services.mail.settings import MailSettings
 from shared import lifecycle
@@ -82,11 +84,13 @@ def create_app(settings: MailSettings, role: str = "all") -> web.Application:
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(SCHEDULING, event_handler(settings))]))
+        app.cleanup_ctx.append(
+            lifecycle.consumers(SCHEMA, [(SCHEDULING, event_handler(settings)), (API_KEYS, on_api_key)])
+        )
         app.cleanup_ctx.append(sending_worker(settings))
         if settings.inbound_port is not None:
             app.cleanup_ctx.append(reply_listener(settings))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
-        add_routes(app, routes())
+        add_routes(app, routes() + convier_routes())
     return app

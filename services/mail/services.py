@@ -206,6 +206,7 @@ async def handle_event(conn: asyncpg.Connection, event: EventData, mail_from: st
                 sequence=event.sequence,
                 event_id=event.event_id,
                 fingerprint=fingerprint if method == "REQUEST" else None,
+                options=EmailOptions(hide_attendees=event.attendees_hidden),
             )
 
 

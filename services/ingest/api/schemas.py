@@ -174,6 +174,8 @@ class EventBody(IngestModel):
     event_id: str | None = Field(default=None, min_length=1, max_length=255)
     title: str = Field(min_length=1, max_length=500)
     description: str = Field(default="", max_length=20_000)
+    # Unipile's and Outlook's name for the description; `description` wins when both are sent.
+    body: str | None = Field(default=None, max_length=20_000, exclude=True)
     location: str = Field(default="", max_length=1000)
     start: str = Field(max_length=40)
     end: str | None = Field(default=None, max_length=40)

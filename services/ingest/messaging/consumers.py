@@ -1,4 +1,4 @@
-"""Consumers of other services' messages: auth's account.created fills the accounts table."""
+"""Consumers of other services' messages: auth's account.created and api_key.* messages."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from services.ingest.adapters import repository
+from services.ingest.adapters import api_keys, repository
 from services.ingest.api.handlers import INGEST
-from shared.messages import AccountCreated, Envelope, GoogleConsentGranted
+from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, Envelope, GoogleConsentGranted
 
 
 async def on_account_created(conn: asyncpg.Connection, envelope: Envelope) -> None:
     account = envelope.parsed()
     assert isinstance(account, AccountCreated)
     await repository.save_account(conn, account.account_id, account.account_code, account.name)
+
+
+async def on_api_key(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """auth's api_key.created / api_key.revoked: keep the hash, for X-API-KEY (Unipile route)."""
+    key = envelope.parsed()
+    assert isinstance(key, ApiKeyCreated | ApiKeyRevoked)
+    await api_keys.save_api_key(conn, key.key_hash, key.account_id, key.account_code, isinstance(key, ApiKeyRevoked))
 
 
 def on_consent_granted(app: web.Application) -> Callable[[asyncpg.Connection, Envelope], Awaitable[None]]:

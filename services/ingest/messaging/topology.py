@@ -11,8 +11,11 @@ ACCOUNTS_QUEUE = QueueSpec(name="ingest.accounts", routing_keys=("account.create
 # ingest deactivates it, which tells feed, sync and the webhooks (Unsubscribe).
 PUSH_QUEUE = QueueSpec(name="ingest.push", routing_keys=("push.stopped",))
 
-# sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
-GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))
+# API keys from auth (hashes only): X-API-KEY on the Unipile route.
+API_KEYS_QUEUE = QueueSpec(name="ingest.api_keys", routing_keys=("api_key.created", "api_key.revoked"))
+
 # An attendee answered a mail invitation: ingest records the PARTSTAT on the event's attendee
 # (the catalog and the feed show it). One at a time, so two answers to one event never race.
 REPLIES_QUEUE = QueueSpec(name="ingest.replies", routing_keys=("attendee.replied",), concurrency=1)
+# sync's word that a subscriber consented on Google's screen: ingest activates the subscription.
+GOOGLE_QUEUE = QueueSpec(name="ingest.google", routing_keys=("consent.granted",))

@@ -116,7 +116,7 @@ def _draft(body: EventBody) -> EventDraft:
         end=body.end,
         timezone=body.timezone,
         all_day=body.all_day_event,
-        description=body.description,
+        description=body.description or body.body or "",
         location=body.location,
         notify_before=body.notify_before,
         time_zone_tag=body.time_zone_tag,

@@ -284,12 +284,17 @@ class CatalogUseCases(UseCaseBase):
                 code="InvalidRequestParameter",
             )
 
-    async def save_event(self, account: Account, code: str, body: EventBody) -> tuple[EventData, bool]:
-        """POST: create the event, or update the one of the same external id; True when created."""
+    async def save_event(
+        self, account: Account, code: str, body: EventBody, *, attendees_hidden: bool = False
+    ) -> tuple[EventData, bool]:
+        """POST: create the event, or update the one of the same external id; True when created.
+        `attendees_hidden`: each attendee's invitation lists only them (EventData.attendees_hidden)."""
 
         async def work(conn: asyncpg.Connection) -> tuple[EventData, bool]:
             calendar = await self._calendar(conn, account, code)
             fields = await self._calendar_event_fields(conn, calendar, body)
+            if attendees_hidden:
+                fields["attendees_hidden"] = True
             key = body.merchant_id
             existing = await repo.calendar_event(conn, calendar["calendar_id"], key, for_update=True) if key else None
             if existing is not None and existing["external_id"] != key:

@@ -15,9 +15,11 @@ from shared.amqp import Names
 from shared.consumer import QueueSpec
 
 SCHEDULING = QueueSpec("mail.scheduling", ("event.created", "event.updated", "event.deleted"), concurrency=1)
+# auth's API keys (hashes only): Convier's `Bearer <api key>`.
+API_KEYS = QueueSpec("mail.api_keys", ("api_key.created", "api_key.revoked"))
 
 
 async def delete_topology(channel: AbstractChannel, names: Names) -> None:
     """Remove this prefix's queues (tests)."""
-    for name in [names(SCHEDULING.name), names(SCHEDULING.name) + ".dlq"]:
+    for name in [names(spec.name) + suffix for spec in (SCHEDULING, API_KEYS) for suffix in ("", ".dlq")]:
         await channel.queue_delete(name)

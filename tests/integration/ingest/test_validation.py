@@ -84,13 +84,14 @@ async def test_unknown_catalog_fields_are_ignored_and_named_in_warnings(harness:
         "title": "t",
         "Start": "2026-04-01T19:00:00",
         "externalId": "e1",
-        "body": "the description, misnamed",
+        "body": "the description, as Unipile and Outlook name it",
+        "summary": "misnamed",
         "organizer": {"email": "o@example.com", "phone": "123"},
     }
     response = await harness.client.post(f"{cal}/events", json=event, headers=m.headers)
     body = await response.json()
-    assert response.status == 201 and body["description"] == ""
-    assert body["warnings"] == ["unknown field 'body' ignored", "unknown field 'organizer.phone' ignored"]
+    assert response.status == 201 and body["description"] == "the description, as Unipile and Outlook name it"
+    assert body["warnings"] == ["unknown field 'summary' ignored", "unknown field 'organizer.phone' ignored"]
     response = await harness.client.patch(f"{cal}/events/e1", json={"Descripton": "typo"}, headers=m.headers)
     assert (await response.json())["warnings"] == ["unknown field 'descripton' ignored"]
     response = await harness.client.put(f"{cal}/events/e1", json={**event, "description": "d"}, headers=m.headers)

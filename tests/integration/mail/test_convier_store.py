@@ -1,0 +1,89 @@
+"""Convier requests stored by (account, uid) in PostgreSQL: updates raise SEQUENCE, removed
+attendees get a CANCEL, a refused request leaves nothing behind."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from services.mail import services
+from services.mail.convier_requests import send_request
+from services.mail.domain.convier import ConvierError
+from services.mail.domain.convier_request import parse_request
+from shared.messages import EventData, Person
+
+MAIL_FROM = "calendar@kalends.test"
+
+
+def event(*attendees: str, uid: str = "standup@acme") -> dict[str, object]:
+    return {"event": {"uid": uid, "summary": "Standup", "start": "2026-05-04T09:00:00", "attendees": list(attendees)}}
+
+
+async def sent(pool: asyncpg.Pool, account_id: uuid.UUID) -> list[tuple[str, str, int]]:
+    rows = await pool.fetch(
+        "SELECT attendee_email, method, sequence FROM mail.deliveries WHERE account_id = $1"
+        " ORDER BY sequence, method, attendee_email",
+        account_id,
+    )
+    return [(r["attendee_email"], r["method"], r["sequence"]) for r in rows]
+
+
+async def test_the_same_uid_again_raises_sequence_and_cancels_the_removed_attendee(pool: asyncpg.Pool) -> None:
+    account = uuid.uuid4()
+    first = await send_request(pool, account, parse_request("event", event("a@x.org", "b@x.org")), mail_from=MAIL_FROM)
+    second = await send_request(pool, account, parse_request("event", event("a@x.org")), mail_from=MAIL_FROM)
+    assert (first.sequence, second.sequence, second.invited, second.cancelled) == (0, 1, 1, 1)
+    assert await sent(pool, account) == [
+        ("a@x.org", "REQUEST", 0),
+        ("b@x.org", "REQUEST", 0),
+        ("b@x.org", "CANCEL", 1),
+        ("a@x.org", "REQUEST", 1),
+    ]
+
+
+async def test_a_uid_of_another_component_is_refused_and_changes_nothing(pool: asyncpg.Pool) -> None:
+    account = uuid.uuid4()
+    await send_request(pool, account, parse_request("event", event("a@x.org", uid="u-2")), mail_from=MAIL_FROM)
+    todo = parse_request("todo", {"todo": {"uid": "u-2", "summary": "x", "attendees": ["c@x.org"]}})
+    with pytest.raises(ConvierError) as caught:
+        await send_request(pool, account, todo, mail_from=MAIL_FROM)
+    assert caught.value.status == 402
+    assert await sent(pool, account) == [("a@x.org", "REQUEST", 0)]
+    assert await pool.fetchval("SELECT sequence FROM mail.convier_requests WHERE account_id = $1", account) == 0
+
+
+async def test_method_cancel_cancels_everyone_invited(pool: asyncpg.Pool) -> None:
+    account = uuid.uuid4()
+    await send_request(pool, account, parse_request("event", event("a@x.org", uid="u-3")), mail_from=MAIL_FROM)
+    cancel = parse_request("event", {**event("a@x.org", uid="u-3"), "method": "cancel"})
+    result = await send_request(pool, account, cancel, mail_from=MAIL_FROM)
+    assert (result.sequence, result.cancelled) == (1, 1)
+    assert ("a@x.org", "CANCEL", 1) in await sent(pool, account)
+    assert "STATUS:CANCELLED" in result.calendar
+
+
+async def test_a_catalog_event_with_attendees_hidden_records_invitations_that_hide_the_others(
+    pool: asyncpg.Pool,
+) -> None:
+    account = uuid.uuid4()
+    now = datetime.now(UTC)
+    hidden = EventData(
+        event_id=uuid.uuid4(),
+        calendar_id=uuid.uuid4(),
+        account_id=account,
+        sequence=0,
+        changed_at=now,
+        created_at=now,
+        title="Kick-off",
+        start="2026-12-10T18:00:00",
+        end="2026-12-10T20:00:00",
+        attendees=[Person(email="a@x.org"), Person(email="b@x.org")],
+        notify=True,
+        attendees_hidden=True,
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        await services.handle_event(conn, hidden, MAIL_FROM)
+    assert await pool.fetchval("SELECT bool_and(hide_attendees) FROM mail.invitations WHERE account_id = $1", account)
