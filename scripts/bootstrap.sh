@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=.venv
-STAMP=$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+STAMP=$VENV/.installed-$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
 
 pick_python() {
   for candidate in python3.13 python3.12 python3.11 python3; do
@@ -39,6 +39,16 @@ if [[ ! -f $STAMP ]]; then
   echo "bootstrap: installing dependencies into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
   "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  # caldav needs niquests, which needs urllib3-future: its wheel (and a .pth run at every start) writes
+  # itself over urllib3, and requests (schemathesis) breaks on it. Built with URLLIB3_NO_OVERRIDE it
+  # stays urllib3_future only (niquests imports that), then urllib3 itself is put back.
+  if "$VENV/bin/python" -m pip show -q urllib3-future >/dev/null 2>&1; then
+    u3f=$("$VENV/bin/python" -m pip show urllib3-future | sed -n 's/^Version: //p')
+    u3=$("$VENV/bin/python" -m pip show urllib3 | sed -n 's/^Version: //p')
+    URLLIB3_NO_OVERRIDE=1 "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps \
+      --no-binary urllib3-future "urllib3-future==$u3f"
+    "$VENV/bin/python" -m pip install -q --force-reinstall --no-deps "urllib3==$u3"
+  fi
   rm -f "$VENV"/.installed-*
   touch "$STAMP"
 fi

@@ -98,6 +98,7 @@ def google_routes() -> list[Route]:
             responses={
                 "302": "to the merchant's redirectTo with the result",
                 "400": "forged, expired or replayed state",
+                "409": "Google is not enabled on this server",
             },
             name="google_callback",
         ),

@@ -1,8 +1,9 @@
 """The whole platform as processes, and a populated account to aim whole-API suites at.
 
 `world` starts every service of SUITE_SERVICES (auth first: the others fetch its keys) and gives
-account A a calendar with tags, an event, a subscription and a webhook with a delivery, plus a second
-("doomed") set that destructive operations may delete; account B has a calendar of the same code.
+account A a calendar with tags, an event (its attendee invited by mail), a subscription and a webhook
+with a delivery, plus a second ("doomed") set that destructive operations may delete; account B has a
+calendar of the same code. Mail sends to a local SMTP server (aiosmtpd).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from shared.testing import (
     random_name,
     remember_prefix,
 )
+from shared.testing_smtp import SmtpServer
 from tests.integration.webhook.receiver import Receiver
 
 # Every service with an HTTP API; a new service is one more name here (auth first).
-SUITE_SERVICES = ("auth", "ingest", "feed", "webhook")
+SUITE_SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
 SERVICE_ENV: dict[str, dict[str, str]] = {
     "webhook": {"KALENDS_WEBHOOK_RETRY_SCHEDULE": "0,1", "KALENDS_WEBHOOK_TIMEOUT": "1"},
+    "sync": {"KALENDS_SYNC_ALLOW_PRIVATE": "1", "KALENDS_SYNC_TIMEOUT": "2", "KALENDS_SYNC_POLL_INTERVAL": "0.2"},
+    "mail": {"KALENDS_MAIL_RETRY_SCHEDULE": "0,1", "KALENDS_SMTP_TIMEOUT": "2"},
 }
 CALENDAR = "cal-a"
 DOOMED = "cal-doomed"
@@ -80,6 +84,8 @@ async def _calendar(owner: Account, code: str) -> dict[str, str]:
     )
     tag = await owner.call("POST", "ingest", cal + "/tags", {"name": "Team A", "externalId": "team-a"}, 201)
     event = {"externalId": EVENT, "title": "Match", "start": "2031-05-01T18:00:00", "timezone": "Europe/Paris"}
+    # An attendee to invite: mail then has a delivery of the account's to list.
+    event |= {"attendees": [{"email": f"guest@{code}.example.com"}], "notify": True}
     created = await owner.call("POST", "ingest", cal + "/events", {**event, "tags": [{"internalId": tag["id"]}]}, 201)
     subscribed = await owner.call(
         "POST",
@@ -107,6 +113,17 @@ async def _delivery(owner: Account, webhook_id: str, timeout: float = 20.0) -> s
         await asyncio.sleep(0.2)
 
 
+async def _sent_invitations(owner: Account, count: int, timeout: float = 20.0) -> None:
+    """Until mail has sent `count` invitations of the account (to the local SMTP server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = await owner.call("GET", "mail", f"/v1/mail/{owner.code}/deliveries")
+        if sum(d["status"] == "sent" for d in page["deliveries"]) >= count:
+            return
+        assert time.monotonic() < deadline, f"mail did not send {count} invitations: {page}"
+        await asyncio.sleep(0.2)
+
+
 async def populate(stack: Stack, receiver: Receiver) -> World:
     a = Account(stack, await stack.new_account(name="Tenant A"))
     b = Account(stack, await stack.new_account(name="Tenant B"))
@@ -118,6 +135,7 @@ async def populate(stack: Stack, receiver: Receiver) -> World:
     doomed = await _calendar(a, DOOMED)
     a.ids |= {f"doomed{k[0].upper()}{k[1:]}": v for k, v in doomed.items()}
     a.ids["deliveryId"] = await _delivery(a, webhook["id"])
+    await _sent_invitations(a, 2)  # the attendees of A's two events
     a.ids["apiKey"] = str((await stack.admin("create-api-key", a.code))["apiKey"])
     # B has a calendar of the same code, so paths of B's account with A's ids reach the id lookups.
     b.ids = await _calendar(b, CALENDAR)
@@ -136,6 +154,8 @@ async def suite_stack(server_db_url: str, template_db: str, amqp_url: str) -> As
         "KALENDS_AMQP_PREFIX": names.prefix,
         "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
     }
+    smtp = SmtpServer().start()  # where mail sends the invitations of attendees' events
+    env["KALENDS_SMTP_URL"] = smtp.url
     stack = Stack(env)
     try:
         await stack.start(SUITE_SERVICES[0])  # auth: the others fetch its keys when they start
@@ -143,6 +163,7 @@ async def suite_stack(server_db_url: str, template_db: str, amqp_url: str) -> As
         yield stack
     finally:
         stack.stop_all()
+        smtp.stop()
         await delete_prefixed(amqp_url, {names.prefix})
         await drop_database(server_db_url, name)
 

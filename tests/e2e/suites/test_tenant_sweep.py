@@ -28,7 +28,7 @@ SCOPED_NAMES = ACCOUNT_PARAMS | {"calendarCode", "calCode", "username"}
 PARAM = re.compile(r"\{([^}]+)\}")
 REFUSED = {403, 404}
 # Request bodies whose sample (below) names A's objects by id.
-BODIES_WITH_IDS = {"UpdateSubscriptionBody", "DeactivateBody", "SubscriptionEventBody"}
+BODIES_WITH_IDS = {"UpdateSubscriptionBody", "DeactivateBody", "SubscriptionEventBody", "CalDavConnect"}
 
 
 def a_values(world: World) -> dict[str, str]:
@@ -61,6 +61,13 @@ def sample_bodies(world: World) -> dict[str, Any]:
         "EndpointCreate": {"url": world.receiver.url("/intruder")},
         "EndpointUpdate": {"enabled": False, "url": world.receiver.url("/intruder")},
         "SecretRotation": {"gracePeriodSeconds": 0},
+        # A's calendar by id; the server is the receiver (no CalDAV there: a connection can only fail).
+        "CalDavConnect": {
+            "url": world.receiver.url("/caldav/"),
+            "username": "intruder",
+            "password": "intruder",
+            "calendarId": world.a.ids["calendarId"],
+        },
         None: {"title": "Hijacked", "name": "Hijacked", "enabled": False},  # routes without a declared body
     }
 
