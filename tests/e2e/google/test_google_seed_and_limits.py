@@ -37,7 +37,16 @@ async def test_the_seeds_google_examples_create_then_find_the_existing_subscript
     seed["calendarTags"] = [{"internalId": tags["All Teams"]}, {"internalId": tags["Team B"]}]
     seed["redirectTo"] = shop.page
     created = await shop.call("POST", "ingest", f"/v2/subscribe/{shop.code}/{code}", seed)
-    assert set(created) == {"success", "subscriptionType", "subscriptionId", "subscriberId", "redirectTo"}
+    assert set(created) == {
+        "success",
+        "statusCode",
+        "errors",
+        "subscriptionType",
+        "subscriptionId",
+        "subscriberId",
+        "redirectTo",
+    }
+    assert created["statusCode"] == 200 and created["errors"] == []
     assert created["subscriptionType"] == "google" and created["subscriberId"] == "jsmith"
     result = await shop.callback(await google.consent(created["redirectTo"], "jsmith.seed@gmail.test"))
     assert result["success"] == "true" and result["subscriptionId"] == created["subscriptionId"]
@@ -50,6 +59,8 @@ async def test_the_seeds_google_examples_create_then_find_the_existing_subscript
     again = await shop.call("POST", "ingest", f"/v1/subscribe/{shop.code}/{code}", json.loads(SEED_CREATE_WITH_EVENTS))
     assert again == {
         "success": True,
+        "statusCode": 200,
+        "errors": [],
         "subscriptionType": "google",
         "subscriptionId": created["subscriptionId"],
         "subscriberId": "jsmith",
@@ -100,7 +111,9 @@ async def test_deactivating_on_our_side_stops_pushing_and_revokes_with_the_last_
 ) -> None:
     first, _ = await simple_calendar(shop)
     second, _ = await simple_calendar(shop)
-    await shop.call("POST", "ingest", f"/v1/subscribe/{shop.code}/{first}", {"subscriberId": "kim"})  # webcal
+    await shop.call(
+        "POST", "ingest", f"/v1/subscribe/{shop.code}/{first}", {"subscriberId": "kim", "subscriptionMethod": "WebCal"}
+    )
     await shop.subscribe_google(first, "kim")
     await shop.subscribe_google(second, "kim")
     cal_one, cal_two = google.calendars_of("kim@gmail.test")  # in the order they were made

@@ -277,7 +277,9 @@ async def test_deactivate_seed_examples_by_id_and_by_username(acme: Merchant) ->
     # subscription here. (A webcal and a Google subscription of one username: tests/e2e/google.)
     ids = []
     status, created = await acme.call(
-        "POST", f"/v1/subscribe/{acme.code}/acmecal_4", {"subscriberId": "john.doe@mymail.com"}
+        "POST",
+        f"/v1/subscribe/{acme.code}/acmecal_4",
+        {"subscriberId": "john.doe@mymail.com", "subscriptionMethod": "WebCal"},
     )
     assert status == 200, created
     ids.append(created["subscriptionId"])
