@@ -16,6 +16,7 @@ from services.ingest.api.schemas import CalendarBody, EventBody
 from services.ingest.services import Ingest
 from services.ingest.services._base import Account
 from shared import db
+from shared.crypto import SecretBox
 from shared.messages import AttendeeReplied
 
 
@@ -38,7 +39,7 @@ def answer(account: Account, event_id: uuid.UUID, email: str, partstat: str) -> 
 
 
 async def test_an_answer_sets_that_attendees_partstat_and_is_published_once(pool: asyncpg.Pool) -> None:
-    ingest = Ingest(pool, "https://feeds.example.test")
+    ingest = Ingest(pool, "https://feeds.example.test", secrets=SecretBox([SecretBox.generate_key()]))
     account = Account(uuid.uuid4(), f"acct{uuid.uuid4().hex[:8]}")
     await ingest.create_calendar(account, CalendarBody.model_validate({"code": "launch", "name": "Launch"}))
     body = EventBody.model_validate(
