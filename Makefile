@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run test lint demo bench bootstrap clean
+.PHONY: run test test-faults lint demo bench bootstrap clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -18,6 +18,11 @@ test: bootstrap
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
 	  if [[ $$status -eq 5 ]]; then echo "make test: pytest collected no tests (PYTEST_ARGS='$(PYTEST_ARGS)')" >&2; exit 1; fi; \
 	  exit $$status
+
+# The fault runs (private PostgreSQL and RabbitMQ restarted under load). Not in `make test`: see
+# tests/faults/test_faults.py for why; restart RabbitMQ afterwards if it stops answering.
+test-faults: bootstrap
+	@KALENDS_TEST_FAULTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/faults
 
 lint: bootstrap
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

@@ -8,6 +8,7 @@ the shared ones are never touched. Run with `-s` to see the counts of each run.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -17,7 +18,19 @@ from tests.faults.load import Outcome, converge, prepare, under_fault
 from tests.faults.servers import PrivatePostgres, PrivateRabbit
 from tests.integration.webhook.receiver import Receiver
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+# Opt-in (`make test-faults`): on RabbitMQ 3.10.8 here, starting and stopping the private node left the
+# SHARED broker accepting TCP but never answering the AMQP handshake (reproduced 2026-11-30: the shared
+# broker answered before `pytest tests/faults` and timed out after it), which stalls every later test.
+# Until the private node is isolated (its own epmd port via ERL_EPMD_PORT, say), it must not run beside
+# the shared broker in `make test`.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(150),
+    pytest.mark.skipif(
+        os.environ.get("KALENDS_TEST_FAULTS") != "1",
+        reason="fault runs stall the shared RabbitMQ on this machine; run them with `make test-faults`",
+    ),
+]
 
 
 @pytest.fixture
