@@ -2,12 +2,19 @@
 
 wrk (installed by scripts/tools/wrk.sh) posts client_credentials grants with HTTP Basic to a fresh
 auth process over a fresh database; the same wrk run against `/healthz` of the same process is the
-reference: the ceiling of the HTTP stack when a request does no work.
+reference: the ceiling of the HTTP stack when a request does no work. Beside req/s, each run
+prints the auth process's CPU milliseconds per request (`bench.cputime`), which the other loads on
+a shared machine hardly move.
+
+`KALENDS_TOKEN_ALG` (ES256 or RS256) picks the signing algorithm of the benchmarked process (the
+service's default when unset); `KALENDS_BENCH_PROFILE=<name>` also records a py-spy flame graph of
+the grant run into `bench/results/<name>.svg`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -15,14 +22,17 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+from cryptography.fernet import Fernet
 
+from bench.cputime import CpuMeter
 from shared.testing import DEFAULT_AMQP, DEFAULT_DB, ROOT, ServiceProcess, create_database, drop_database, random_name
 
 CONNECTIONS = 32
 THREADS = 2
-DURATION = 15  # seconds per run
+DURATION = int(os.environ.get("KALENDS_BENCH_SECONDS", "15"))  # seconds per run
 WARMUP = 2
 
 LUA_POST = """
@@ -75,6 +85,24 @@ def wrk(url: str, script: str, duration: int) -> dict[str, float]:
     }
 
 
+async def _token_header(url: str, authorization: str) -> dict[str, Any]:
+    """The JOSE header of one granted access token (which algorithm the process signs with)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/oauth2/token", data={"grant_type": "client_credentials"}, headers={"Authorization": authorization}
+        ) as response,
+    ):
+        body = await response.json()
+    head = str(body["access_token"]).split(".", 1)[0]
+    header: dict[str, Any] = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    return header
+
+
+def _algorithm(header: dict[str, Any]) -> str:
+    return str(header.get("alg", "?"))
+
+
 async def _check_grant(url: str, authorization: str) -> None:
     async with (
         aiohttp.ClientSession() as session,
@@ -89,6 +117,25 @@ async def _check_grant(url: str, authorization: str) -> None:
             raise RuntimeError(f"grant failed: {response.status} {body}")
 
 
+def measured(pid: int, url: str, script: str, duration: int) -> dict[str, float]:
+    """One wrk run with the server's CPU milliseconds per request beside it."""
+    with CpuMeter([pid]) as meter:
+        result = wrk(url, script, duration)
+    result["cpu_ms"] = meter.per_request_ms(int(result["requests"]))
+    return result
+
+
+def profiled(pid: int, name: str, duration: int) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` for `duration` seconds into bench/results/<name>.svg (started, not awaited)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out = ROOT / "bench" / "results" / f"{name}.svg"
+    return subprocess.Popen(
+        [str(spy), "record", "-o", str(out), "--pid", str(pid), "--duration", str(duration), "--subprocesses"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def main() -> str:
     subprocess.run(["bash", str(ROOT / "scripts" / "tools" / "wrk.sh")], check=True)
     server = os.environ.get("KALENDS_TEST_DATABASE_URL") or DEFAULT_DB
@@ -101,7 +148,11 @@ def main() -> str:
             "KALENDS_DATABASE_URL": database_url,
             "KALENDS_AMQP_URL": amqp,
             "KALENDS_AMQP_PREFIX": random_name("bench") + ".",
+            # Private signing keys are sealed at rest: the service does not start without a key list.
+            "KALENDS_ENCRYPTION_KEYS": os.environ.get("KALENDS_ENCRYPTION_KEYS") or Fernet.generate_key().decode(),
         }
+        if os.environ.get("KALENDS_TOKEN_ALG"):
+            env["KALENDS_TOKEN_ALG"] = os.environ["KALENDS_TOKEN_ALG"]
         process = ServiceProcess("auth", env, log_path=Path(tempfile.gettempdir()) / f"{name}.log")
         process.env = {**env, "KALENDS_AUTH_URL": process.url}
         process.start()
@@ -118,22 +169,31 @@ def main() -> str:
         authorization = aiohttp.encode_basic_auth(account["clientId"], account["clientSecret"])
         asyncio.run(_check_grant(process.url, authorization))
         wrk(process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), WARMUP)
-        grants = wrk(process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), DURATION)
-        health = wrk(process.url + "/healthz", LUA_GET, DURATION)
+        assert process.process is not None
+        pid = process.process.pid
+        algorithm = _algorithm(asyncio.run(_token_header(process.url, authorization)))
+        profile = os.environ.get("KALENDS_BENCH_PROFILE")
+        spy = profiled(pid, profile, DURATION - 2) if profile else None
+        grants = measured(pid, process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), DURATION)
+        if spy is not None:
+            spy.wait(60)
+        health = measured(pid, process.url + "/healthz", LUA_GET, DURATION)
     finally:
         if process is not None:
             process.stop()
         asyncio.run(drop_database(server, name))
     rows = [
-        "| run (wrk, 32 connections, 2 threads, one auth process, 2 shared cores) | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|",
+        "| run (wrk, 32 connections, 2 threads, one auth process, 2 shared cores)"
+        " | req/s | server CPU ms/req | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, result in (
-        ("POST /oauth2/token client_credentials (RS256 JWT + 2 PostgreSQL round trips + 1 commit)", grants),
+        (f"POST /oauth2/token client_credentials ({algorithm} JWT, client lookup, 1 insert + commit)", grants),
         ("GET /healthz of the same process (reference: HTTP stack, no work)", health),
     ):
         rows.append(
-            f"| {label} | {result['rps']:.0f} | {result['p50_ms']:.1f} | {result['p99_ms']:.1f} | {result['errors']} |"
+            f"| {label} | {result['rps']:.0f} | {result['cpu_ms']:.3f} | {result['p50_ms']:.1f}"
+            f" | {result['p99_ms']:.1f} | {result['errors']} |"
         )
     return "\n".join(rows)
 
