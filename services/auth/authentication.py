@@ -24,6 +24,8 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
+_UNKNOWN_CLIENT_HASH = hash_secret("\x00unknown client")
+
 
 @dataclass(frozen=True)
 class FailureLimits:
@@ -38,15 +40,21 @@ class FailureLimits:
 
 async def record_failure(pool: asyncpg.Pool, limits: FailureLimits, client_id: str | None, address: str) -> int | None:
     """Count one failed attempt; the seconds to wait when a count is now over its limit, else None."""
+    async with pool.acquire() as conn:
+        return await record_failure_on(conn, limits, client_id, address)
+
+
+async def record_failure_on(
+    conn: asyncpg.Connection, limits: FailureLimits, client_id: str | None, address: str
+) -> int | None:
     now = datetime.now(UTC)
     buckets = {ratelimit.address_bucket(address): limits.per_address}
     if client_id:
         buckets[ratelimit.pair_bucket(client_id, address)] = limits.per_client
     waits = []
-    async with pool.acquire() as conn:
-        for bucket, limit in buckets.items():
-            window = await repo.record_failure(conn, bucket, now, limits.window)
-            waits.append(ratelimit.retry_after(window, now, limits.window, limit + 1))
+    for bucket, limit in buckets.items():
+        window = await repo.record_failure(conn, bucket, now, limits.window)
+        waits.append(ratelimit.retry_after(window, now, limits.window, limit + 1))
     return max((w for w in waits if w is not None), default=None)
 
 
@@ -55,11 +63,22 @@ async def authenticate(
 ) -> tuple[Grantee, list[str]]:
     """The client behind `credentials` and its allowed grant types, or invalid_client / 429."""
     async with pool.acquire() as conn:
-        client = await repo.client_with_account(conn, credentials.client_id)
+        return await authenticate_on(conn, limits, credentials, address)
+
+
+# A client secret is a 256-bit random value and its stored form one SHA-256 (domain.credentials):
+# checking it costs about a microsecond, so there is no verified-secret cache here. Such a cache is
+# the answer to a slow KDF (bcrypt, argon2) run per grant; with SHA-256 it would only add a place
+# where a rotated or disabled client's secret could outlive the change.
+async def authenticate_on(
+    conn: asyncpg.Connection, limits: FailureLimits, credentials: ClientCredentials, address: str
+) -> tuple[Grantee, list[str]]:
+    """`authenticate` on a connection the caller holds (and keeps using for the grant)."""
+    client = await repo.client_with_account(conn, credentials.client_id)
     # The hash is compared even for an unknown client so both paths take the same time.
-    stored = client["secret_hash"] if client is not None else hash_secret("\x00unknown client")
+    stored = client["secret_hash"] if client is not None else _UNKNOWN_CLIENT_HASH
     if not secret_matches(credentials.client_secret, stored) or client is None:
-        wait = await record_failure(pool, limits, credentials.client_id, address)
+        wait = await record_failure_on(conn, limits, credentials.client_id, address)
         log.info("client_auth.failed", client_id=credentials.client_id[:100], address=address, limited=wait is not None)
         if wait is not None:
             raise errors.too_many_failures(wait)

@@ -7,6 +7,12 @@ rules in `domain.keys` keep a retired key published long enough to cover that ca
 The private half is stored encrypted with KALENDS_ENCRYPTION_KEYS (`SecretBox`), the public half in
 the clear. `seal_signing_keys` runs at start: it encrypts rows stored before that, and re-encrypts
 under the first key what an older key sealed.
+
+Keys are ES256 (EC P-256) or RS256 (RSA 2048), as KALENDS_TOKEN_ALG says. Switching the setting
+rotates at the next start: the new key signs, the old one stays in the JWKS until every token it
+signed has expired, so verifiers accept both during the switch. Every auth process of a deployment
+should run with the same setting (while two disagree, each rotates to its own algorithm when it
+reloads its signer, which keeps tokens valid but churns keys).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import ECKey, KeySet, RSAKey
 
 from services.auth.adapters import repository as repo
 from services.auth.domain import keys as rules
@@ -30,12 +36,25 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 KEY_BITS = 2048
+SigningKey = RSAKey | ECKey
 
 
-def generate_key() -> RSAKey:
-    key = RSAKey.generate_key(KEY_BITS, parameters={"use": "sig", "alg": "RS256"}, private=True)
+def generate_key(algorithm: str = "RS256") -> SigningKey:
+    key: SigningKey
+    if algorithm == "ES256":
+        key = ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"}, private=True)
+    elif algorithm == "RS256":
+        key = RSAKey.generate_key(KEY_BITS, parameters={"use": "sig", "alg": "RS256"}, private=True)
+    else:
+        raise ValueError(f"no signing keys for algorithm {algorithm!r}")
     key.ensure_kid()  # the RFC 7638 thumbprint
     return key
+
+
+def import_signing_key(private_jwk: dict[str, Any]) -> SigningKey:
+    if private_jwk.get("kty") == "EC":
+        return ECKey.import_key(cast(Any, private_jwk))
+    return RSAKey.import_key(cast(Any, private_jwk))
 
 
 async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *, force: bool = False) -> str:
@@ -48,9 +67,10 @@ async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *
         now = datetime.now(UTC)
         records = [repo.key_record(r) for r in await repo.signing_keys(conn)]
         current = rules.signing_key(records)
-        if current is not None and not force and not rules.rotation_due(current, now, settings.signing_key_max_age):
+        due = rules.rotation_due(current, now, settings.signing_key_max_age, settings.token_algorithm)
+        if current is not None and not force and not due:
             return current.kid
-        key = await asyncio.to_thread(generate_key)
+        key = await asyncio.to_thread(generate_key, settings.token_algorithm)
         assert key.kid is not None
         private = key.as_dict(private=True)
         sealed = settings.secret_box.encrypt(json.dumps(private))
@@ -59,15 +79,21 @@ async def ensure_signing_key(conn: asyncpg.Connection, settings: AuthSettings, *
         for record in records:
             if record.retired_at is None:
                 await repo.retire_signing_key(conn, record.kid, now, expires)
-        log.info("signing_key.created", kid=key.kid, retired=[r.kid for r in records if r.retired_at is None])
+        log.info(
+            "signing_key.created",
+            kid=key.kid,
+            algorithm=settings.token_algorithm,
+            retired=[r.kid for r in records if r.retired_at is None],
+        )
         return key.kid
 
 
-PUBLIC_MEMBERS = ("kty", "kid", "use", "alg", "n", "e")
+# RFC 7518 6.3.1 (RSA) and 6.2.1 (EC) public members: never `d`, `p`, `q` or the CRT values.
+PUBLIC_MEMBERS = ("kty", "kid", "use", "alg", "crv", "x", "y", "n", "e")
 
 
 def public_jwk(private_jwk: dict[str, Any]) -> dict[str, Any]:
-    """The public half of an RSA JWK (RFC 7518 6.3.1 members only): no key import per JWKS request."""
+    """The public half of an RSA or EC JWK (public members only): no key import per JWKS request."""
     return {name: private_jwk[name] for name in PUBLIC_MEMBERS if name in private_jwk}
 
 
@@ -101,7 +127,8 @@ async def seal_signing_keys(conn: asyncpg.Connection, box: SecretBox) -> int:
 @dataclass(frozen=True)
 class Signer:
     kid: str
-    key: RSAKey
+    key: SigningKey
+    algorithm: str
 
 
 class KeyStore:
@@ -131,7 +158,8 @@ class KeyStore:
                     row = await repo.private_signing_key(conn, kid)
                 assert row is not None
                 jwk = open_private_jwk(self._settings.secret_box, row)
-                self._signer = Signer(kid, RSAKey.import_key(jwk))
+                algorithm = str(jwk.get("alg") or ("ES256" if jwk.get("kty") == "EC" else "RS256"))
+                self._signer = Signer(kid, import_signing_key(jwk), algorithm)
                 self._signer_loaded = time.monotonic()
         return self._signer
 

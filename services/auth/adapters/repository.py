@@ -105,7 +105,9 @@ async def revoke_api_key(conn: asyncpg.Connection, key_hash: str) -> Row | None:
 
 
 def key_record(row: Row) -> KeyRecord:
-    return KeyRecord(row["kid"], row["created_at"], row["retired_at"], row["expires_at"])
+    public = row["public_jwk"] or {}
+    algorithm = str(public.get("alg") or ("ES256" if public.get("kty") == "EC" else "RS256"))
+    return KeyRecord(row["kid"], row["created_at"], row["retired_at"], row["expires_at"], algorithm)
 
 
 async def signing_keys(conn: asyncpg.Connection) -> list[Row]:
@@ -179,11 +181,6 @@ async def insert_family(conn: asyncpg.Connection, family_id: uuid.UUID, client_i
     )
 
 
-async def asynchronous_commit(conn: asyncpg.Connection) -> None:
-    """This transaction's commit does not wait for the WAL flush (for records that may be lost)."""
-    await conn.execute("SET LOCAL synchronous_commit = off")
-
-
 async def insert_family_with_refresh(
     conn: asyncpg.Connection,
     family_id: uuid.UUID,
@@ -192,11 +189,21 @@ async def insert_family_with_refresh(
     token_hash: bytes | None,
     issued_at: datetime,
     expires_at: datetime,
+    *,
+    flush: bool = True,
 ) -> None:
-    """A new family and its first refresh token in one statement: one round trip, one commit."""
+    """A new family and its first refresh token in one statement: one round trip, one commit.
+
+    With `flush=False` the commit does not wait for the WAL flush (for records that may be lost):
+    `set_config(..., true)` is SET LOCAL as an expression, so it rides in the same statement and
+    holds until the end of the statement's own transaction, where no BEGIN/SET/COMMIT round trips
+    are needed. It sits in the family's INSERT, which runs whether or not a refresh token follows.
+    """
     await conn.execute(
         "WITH family AS (INSERT INTO auth.token_families (id, client_id, account_id, created_at)"
-        " VALUES ($1, $2, $3, $5) RETURNING id)"
+        " SELECT $1, $2, $3, $5 FROM (SELECT set_config('synchronous_commit',"
+        " coalesce($7::text, current_setting('synchronous_commit')), true)) AS commit_mode"
+        " RETURNING id)"
         " INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at)"
         " SELECT $4, id, $5, $6 FROM family WHERE $4::bytea IS NOT NULL",
         family_id,
@@ -205,6 +212,7 @@ async def insert_family_with_refresh(
         token_hash,
         issued_at,
         expires_at,
+        None if flush else "off",
     )
 
 

@@ -94,16 +94,13 @@ async def token(request: web.Request, params: dict[str, str]) -> web.Response:
         raise errors.invalid_request("grant_type is required: client_credentials or refresh_token")
     if grant_type not in services.GRANT_TYPES:
         raise errors.unsupported_grant_type(grant_type)
-    grantee, grant_types = await _authenticate(request, params)
-    tokens = request.app[TOKENS]
-    if grant_type == "client_credentials":
-        # The seed's own refresh example sends client_credentials with a refresh_token: a plain grant.
-        issued = await tokens.client_credentials(grantee, grant_types)
-    else:
-        refresh_token = params.get("refresh_token", "")
-        if not refresh_token:
-            raise errors.invalid_request("refresh_token is required with grant_type=refresh_token")
-        issued = await tokens.refresh(grantee, grant_types, refresh_token)
+    credentials = _credentials(request, params)
+    address = client_address(request, request.app[SETTINGS].platform.trusted_proxies)
+    # The seed's own refresh example sends client_credentials with a refresh_token: a plain grant.
+    refresh_token = params.get("refresh_token") if grant_type == "refresh_token" else None
+    grantee, issued = await request.app[TOKENS].grant(
+        request.app[LIMITS], credentials, address, grant_type, refresh_token
+    )
     request.app[METRICS].issued.labels(grant_type).inc()
     # The request log line (one per request) carries who got the token; never the token itself.
     structlog.contextvars.bind_contextvars(

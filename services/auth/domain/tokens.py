@@ -61,8 +61,8 @@ def access_claims(
     }
 
 
-def access_header(kid: str) -> dict[str, str]:
-    return {"alg": "RS256", "typ": TOKEN_TYPE, "kid": kid}
+def access_header(kid: str, algorithm: str = "RS256") -> dict[str, str]:
+    return {"alg": algorithm, "typ": TOKEN_TYPE, "kid": kid}
 
 
 def token_response(tokens: IssuedTokens) -> dict[str, Any]:

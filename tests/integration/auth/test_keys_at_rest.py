@@ -49,7 +49,9 @@ async def test_a_new_signing_key_is_stored_encrypted_and_its_private_part_appear
 async def test_a_plaintext_key_from_before_is_sealed_and_keeps_signing(
     pool: asyncpg.Pool, settings: AuthSettings, limits: FailureLimits
 ) -> None:
-    key = generate_key()
+    # Keys from before sealing were all RS256; a process still configured for RS256 keeps them.
+    settings = dataclasses.replace(settings, token_algorithm="RS256")
+    key = generate_key("RS256")
     private = key.as_dict(private=True)
     async with pool.acquire() as conn:
         await conn.execute(
