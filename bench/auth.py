@@ -25,10 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from cryptography.fernet import Fernet
 
 from bench.cputime import CpuMeter
-from shared.testing import DEFAULT_AMQP, DEFAULT_DB, ROOT, ServiceProcess, create_database, drop_database, random_name
+from shared.testing import (
+    DEFAULT_AMQP,
+    DEFAULT_DB,
+    ROOT,
+    ServiceProcess,
+    create_database,
+    drop_database,
+    random_name,
+    with_database,
+)
 
 CONNECTIONS = 32
 THREADS = 2
@@ -117,12 +127,26 @@ async def _check_grant(url: str, authorization: str) -> None:
             raise RuntimeError(f"grant failed: {response.status} {body}")
 
 
-def measured(pid: int, url: str, script: str, duration: int) -> dict[str, float]:
-    """One wrk run with the server's CPU milliseconds per request beside it."""
-    with CpuMeter([pid]) as meter:
+def measured(pid: int, backends: list[int], url: str, script: str, duration: int) -> dict[str, float]:
+    """One wrk run with the server's CPU milliseconds per request beside it, and its PostgreSQL
+    backends' (the same two cores serve both)."""
+    with CpuMeter([pid]) as meter, CpuMeter(backends) as database:
         result = wrk(url, script, duration)
     result["cpu_ms"] = meter.per_request_ms(int(result["requests"]))
+    result["db_cpu_ms"] = database.per_request_ms(int(result["requests"]))
     return result
+
+
+async def _backends(server: str, database: str) -> list[int]:
+    """The PostgreSQL backend processes connected to `database` (the service's pool, once warm)."""
+    conn = await asyncpg.connect(with_database(server, "postgres"))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+        )
+    finally:
+        await conn.close()
+    return [int(r["pid"]) for r in rows]
 
 
 def profiled(pid: int, name: str, duration: int) -> subprocess.Popen[bytes]:
@@ -174,25 +198,28 @@ def main() -> str:
         algorithm = _algorithm(asyncio.run(_token_header(process.url, authorization)))
         profile = os.environ.get("KALENDS_BENCH_PROFILE")
         spy = profiled(pid, profile, DURATION - 2) if profile else None
-        grants = measured(pid, process.url + "/oauth2/token", LUA_POST.format(authorization=authorization), DURATION)
+        backends = asyncio.run(_backends(server, name))
+        post = LUA_POST.format(authorization=authorization)
+        grants = measured(pid, backends, process.url + "/oauth2/token", post, DURATION)
         if spy is not None:
             spy.wait(60)
-        health = measured(pid, process.url + "/healthz", LUA_GET, DURATION)
+        health = measured(pid, backends, process.url + "/healthz", LUA_GET, DURATION)
     finally:
         if process is not None:
             process.stop()
         asyncio.run(drop_database(server, name))
     rows = [
         "| run (wrk, 32 connections, 2 threads, one auth process, 2 shared cores)"
-        " | req/s | server CPU ms/req | p50 ms | p99 ms | errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        " | req/s | auth CPU ms/req | PostgreSQL CPU ms/req | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, result in (
         (f"POST /oauth2/token client_credentials ({algorithm} JWT, client lookup, 1 insert + commit)", grants),
         ("GET /healthz of the same process (reference: HTTP stack, no work)", health),
     ):
         rows.append(
-            f"| {label} | {result['rps']:.0f} | {result['cpu_ms']:.3f} | {result['p50_ms']:.1f}"
+            f"| {label} | {result['rps']:.0f} | {result['cpu_ms']:.3f} | {result['db_cpu_ms']:.3f}"
+            f" | {result['p50_ms']:.1f}"
             f" | {result['p99_ms']:.1f} | {result['errors']} |"
         )
     return "\n".join(rows)

@@ -29,11 +29,15 @@ SCHEMA = web.AppKey("schema", str)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-def database(settings: PlatformSettings, schema: str, migrations: Path) -> CleanupCtx:
+def database(
+    settings: PlatformSettings, schema: str, migrations: Path, *, reset: db.PoolReset | None = None
+) -> CleanupCtx:
+    """The migrated schema and the pool; `reset` as in `db.create_pool` (None: asyncpg's full reset)."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await db.prepare_database(settings.database_url, schema, migrations)
         async with db.pool_context(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, reset=reset
         ) as pool:
             app[POOL] = pool
             app[SCHEMA] = schema

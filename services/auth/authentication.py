@@ -75,6 +75,18 @@ async def authenticate_on(
 ) -> tuple[Grantee, list[str]]:
     """`authenticate` on a connection the caller holds (and keeps using for the grant)."""
     client = await repo.client_with_account(conn, credentials.client_id)
+    return await admit(conn, limits, credentials, address, client)
+
+
+async def admit(
+    conn: asyncpg.Connection,
+    limits: FailureLimits,
+    credentials: ClientCredentials,
+    address: str,
+    client: asyncpg.Record | None,
+) -> tuple[Grantee, list[str]]:
+    """Hold `credentials` to the client row read for them (`repo.client_with_account`'s columns):
+    the grantee and its grant types, or invalid_client / unauthorized_client / 429."""
     # The hash is compared even for an unknown client so both paths take the same time.
     stored = client["secret_hash"] if client is not None else _UNKNOWN_CLIENT_HASH
     if not secret_matches(credentials.client_secret, stored) or client is None:

@@ -16,8 +16,8 @@ from joserfc import jwt
 from services.auth import revocations
 from services.auth.adapters import repository as repo
 from services.auth.authentication import FailureLimits as FailureLimits
+from services.auth.authentication import admit, authenticate_on
 from services.auth.authentication import authenticate as authenticate
-from services.auth.authentication import authenticate_on
 from services.auth.domain import errors
 from services.auth.domain.credentials import (
     ClientCredentials,
@@ -204,14 +204,40 @@ class TokenService:
         grant_type: str,
         refresh_token: str | None = None,
     ) -> tuple[Grantee, IssuedTokens]:
-        """The token endpoint's use-case: authenticate the client, then grant, on one connection."""
+        """The token endpoint's use-case: authenticate the client and grant, on one connection."""
         async with self._pool.acquire() as conn:
-            grantee, grant_types = await authenticate_on(conn, limits, credentials, address)
             if grant_type == "client_credentials":
-                return grantee, await self._client_credentials(conn, grantee, grant_types)
+                return await self._client_credentials_grant(conn, limits, credentials, address)
+            grantee, grant_types = await authenticate_on(conn, limits, credentials, address)
             if not refresh_token:
                 raise errors.invalid_request("refresh_token is required with grant_type=refresh_token")
             return grantee, await self._refresh(conn, grantee, grant_types, refresh_token)
+
+    async def _client_credentials_grant(
+        self, conn: asyncpg.Connection, limits: FailureLimits, credentials: ClientCredentials, address: str
+    ) -> tuple[Grantee, IssuedTokens]:
+        """Authenticate and write the new family in one round trip (`repo.grant_family`), then sign."""
+        issued_at = _now()
+        family_id = uuid.uuid4()
+        # Made before we know whether the client may refresh; written and returned only if it may.
+        refresh = new_refresh_token()
+        row = await repo.grant_family(
+            conn,
+            credentials.client_id,
+            hash_secret(credentials.client_secret),
+            family_id,
+            hash_secret(refresh),
+            issued_at,
+            lifetime_end(issued_at, self._settings.refresh_token_ttl),
+        )
+        grantee, grant_types = await admit(conn, limits, credentials, address, row)
+        if "client_credentials" not in grant_types:
+            raise errors.unauthorized_client("this client may not use the client_credentials grant")
+        if row is None or not row["granted"]:  # admit() checked what the statement's WHERE checks
+            raise RuntimeError(f"grant for {grantee.client_id} passed every check but was not written")
+        access = await self._access_token(grantee, family_id, issued_at)
+        kept = refresh if "refresh_token" in grant_types else None
+        return grantee, self._issued(grantee, access, kept, issued_at)
 
     async def client_credentials(self, grantee: Grantee, grant_types: Sequence[str]) -> IssuedTokens:
         """A new family: an access token and, when the client may refresh, its first refresh token."""

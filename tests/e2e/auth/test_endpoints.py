@@ -102,7 +102,9 @@ async def test_tokens_signed_before_a_rotation_still_verify_and_new_ones_carry_t
     status, headers, jwks = await get_json(f"{auth_url}/.well-known/jwks.json")
     assert status == 200
     assert {k["kid"] for k in jwks["keys"]} >= {old_kid, rotated["kid"]}
-    assert all(set(k) >= {"kty", "n", "e", "kid"} and "d" not in k for k in jwks["keys"])
+    for key in jwks["keys"]:
+        public = {"EC": {"crv", "x", "y"}, "RSA": {"n", "e"}}[key["kty"]]
+        assert set(key) >= {"kty", "kid", "alg", *public} and "d" not in key
     assert "max-age=" in headers["Cache-Control"]
     assert (await pyjwt_claims(before["access_token"], auth_url))["client_id"] == account["clientId"]
     assert (await pyjwt_claims(after["access_token"], auth_url))["client_id"] == account["clientId"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from services.auth.domain import keys, ratelimit
 from services.auth.domain.keys import KeyRecord
 from services.auth.domain.ratelimit import Window
@@ -59,11 +61,33 @@ def test_a_failure_after_the_window_starts_a_new_one() -> None:
     assert ratelimit.after_failure(None, at(5), 60) == Window(at(5), 1)
 
 
-def test_the_public_jwk_keeps_no_private_member() -> None:
+@pytest.mark.parametrize("algorithm", ["ES256", "RS256"])
+def test_the_public_jwk_keeps_no_private_member(algorithm: str) -> None:
     from services.auth.keys import generate_key, public_jwk
 
-    key = generate_key()
+    key = generate_key(algorithm)
     private = key.as_dict(private=True)
     public = public_jwk(private)
     assert public == key.as_dict(private=False)
+    assert public["alg"] == algorithm and public["kid"] == key.kid
     assert not {"d", "p", "q", "dp", "dq", "qi"} & set(public)
+    if algorithm == "ES256":
+        assert public["kty"] == "EC" and public["crv"] == "P-256" and public["x"] and public["y"]
+
+
+def test_a_signing_key_of_another_algorithm_than_the_configured_one_is_rotated() -> None:
+    rsa = KeyRecord("k1", at(0), algorithm="RS256")
+    assert keys.rotation_due(rsa, at(1), 0, "ES256")  # KALENDS_TOKEN_ALG switched to ES256
+    assert not keys.rotation_due(rsa, at(1), 0, "RS256")
+    assert not keys.rotation_due(KeyRecord("k2", at(0), algorithm="ES256"), at(1), 100, "ES256")
+
+
+def test_the_algorithm_setting_defaults_to_es256_and_refuses_anything_else() -> None:
+    from services.auth.settings import AuthSettings
+    from shared.settings import SettingsError
+
+    assert AuthSettings.from_env({}).token_algorithm == "ES256"
+    assert AuthSettings.from_env({"KALENDS_TOKEN_ALG": "rs256"}).token_algorithm == "RS256"
+    for wrong in ("HS256", "none", "ES512"):
+        with pytest.raises(SettingsError, match="KALENDS_TOKEN_ALG must be one of ES256, RS256"):
+            AuthSettings.from_env({"KALENDS_TOKEN_ALG": wrong})
