@@ -1,0 +1,122 @@
+"""The token endpoint's use-case (TokenService.grant) against PostgreSQL: one statement authenticates
+and writes a client_credentials grant, and a refused grant writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.auth import services
+from services.auth.adapters import repository as repo
+from services.auth.domain.credentials import ClientCredentials, hash_secret
+from services.auth.domain.errors import OAuthError
+from services.auth.services import FailureLimits, TokenService
+from shared.testing import random_name
+
+ADDRESS = "198.51.100.4"
+
+
+async def families(pool: asyncpg.Pool, client_id: str) -> tuple[int, int]:
+    """(token families, refresh tokens) written for the client."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT count(DISTINCT f.id) AS families, count(r.token_hash) AS refresh_tokens"
+            " FROM auth.token_families f LEFT JOIN auth.refresh_tokens r ON r.family_id = f.id"
+            " WHERE f.client_id = $1",
+            client_id,
+        )
+    assert row is not None
+    return int(row["families"]), int(row["refresh_tokens"])
+
+
+def basic(created: dict[str, Any], secret: str | None = None) -> ClientCredentials:
+    return ClientCredentials(created["clientId"], secret or created["clientSecret"], "client_secret_basic")
+
+
+async def test_a_client_credentials_grant_writes_one_family_with_its_refresh_token(
+    pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
+) -> None:
+    created = await services.create_account(pool, random_name("acct"), "Grants")
+    grantee, issued = await tokens.grant(limits, basic(created), ADDRESS, "client_credentials")
+    assert grantee.client_id == created["clientId"] and str(grantee.account_id) == created["accountId"]
+    assert issued.refresh_token is not None and issued.access_token.count(".") == 2
+    assert await families(pool, created["clientId"]) == (1, 1)
+    async with pool.acquire() as conn:
+        row = await repo.refresh_token(conn, hash_secret(issued.refresh_token))
+    assert row is not None and row["client_id"] == created["clientId"] and row["used_at"] is None
+    # The refresh token it wrote is the one it answered with: it can be spent.
+    _, refreshed = await tokens.grant(limits, basic(created), ADDRESS, "refresh_token", issued.refresh_token)
+    assert refreshed.refresh_token not in (None, issued.refresh_token)
+
+
+async def test_a_client_that_may_not_refresh_gets_a_family_but_no_refresh_token(
+    pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
+) -> None:
+    account = await services.create_account(pool, random_name("acct"), "No refresh")
+    created = await services.create_client(pool, account["accountCode"], ["client_credentials"])
+    _, issued = await tokens.grant(limits, basic(created), ADDRESS, "client_credentials")
+    assert issued.refresh_token is None
+    assert await families(pool, created["clientId"]) == (1, 0)
+
+
+async def refused(tokens: TokenService, limits: FailureLimits, credentials: ClientCredentials) -> OAuthError:
+    with pytest.raises(OAuthError) as raised:
+        await tokens.grant(limits, credentials, ADDRESS, "client_credentials")
+    return raised.value
+
+
+async def test_refused_grants_write_nothing_and_answer_what_went_wrong(
+    pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
+) -> None:
+    created = await services.create_account(pool, random_name("acct"), "Refused")
+    assert (await refused(tokens, limits, basic(created, "wrong"))).code == "invalid_client"
+    unknown = ClientCredentials(f"nobody.{uuid.uuid4().hex[:12]}", "x", "client_secret_basic")
+    assert (await refused(tokens, limits, unknown)).code == "invalid_client"
+
+    await services.set_client_disabled(pool, created["clientId"], True)
+    error = await refused(tokens, limits, basic(created))
+    assert error.code == "invalid_client" and "disabled" in error.body()["error_description"]
+    await services.set_client_disabled(pool, created["clientId"], False)
+
+    await services.set_account_disabled(pool, created["accountCode"], True)
+    error = await refused(tokens, limits, basic(created))
+    assert error.code == "unauthorized_client" and "account is disabled" in error.body()["error_description"]
+    await services.set_account_disabled(pool, created["accountCode"], False)
+
+    refresh_only = await services.create_client(pool, created["accountCode"], ["refresh_token"])
+    assert (await refused(tokens, limits, basic(refresh_only))).code == "unauthorized_client"
+
+    assert await families(pool, created["clientId"]) == (0, 0)
+    assert await families(pool, refresh_only["clientId"]) == (0, 0)
+    # Wrong secrets count against the limits as before (the unknown client's too).
+    async with pool.acquire() as conn:
+        windows = await repo.failure_windows(conn, [f"addr:{ADDRESS}"])
+    assert windows[f"addr:{ADDRESS}"].failures == 2
+    await tokens.grant(limits, basic(created), ADDRESS, "client_credentials")  # and back on
+    assert await families(pool, created["clientId"]) == (1, 1)
+
+
+async def test_the_grant_statement_skips_the_wal_flush_for_its_own_transaction_only(
+    pool: asyncpg.Pool, limits: FailureLimits
+) -> None:
+    created = await services.create_account(pool, random_name("acct"), "Commit mode")
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        before = await conn.fetchval("SHOW synchronous_commit")
+        async with conn.transaction():
+            row = await repo.grant_family(
+                conn,
+                created["clientId"],
+                hash_secret(created["clientSecret"]),
+                uuid.uuid4(),
+                hash_secret("rt_x"),
+                now,
+                now + timedelta(hours=1),
+            )
+            assert row is not None and row["granted"]
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
+        assert await conn.fetchval("SHOW synchronous_commit") == before  # back once it committed
