@@ -214,7 +214,7 @@ def main() -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, result in (
-        (f"POST /oauth2/token client_credentials ({algorithm} JWT, client lookup, 1 insert + commit)", grants),
+        (f"POST /oauth2/token client_credentials ({algorithm} JWT; client check + grant insert)", grants),
         ("GET /healthz of the same process (reference: HTTP stack, no work)", health),
     ):
         rows.append(
