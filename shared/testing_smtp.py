@@ -2,7 +2,8 @@
 
 It runs in its own thread (aiosmtpd's Controller), so a test's event loop is never blocked by it.
 `answers` scripts refusals: each RCPT takes the next scripted answer (`"451 4.3.0 try later"`)
-until the script is empty, then accepts.
+until the script is empty, then accepts. `refuse` answers given addresses the same way every time
+(`{"nobody@example.com": "550 5.1.1 no such user"}`), as a server that knows its mailboxes does.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     answers: deque[str] = field(default_factory=deque)
     rcpt_answers: list[str] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         with self.lock:
-            answer = self.answers.popleft() if self.answers else "250 OK"
+            refusal = self.refuse.get(address.lower())
+            answer = refusal or (self.answers.popleft() if self.answers else "250 OK")
             self.rcpt_answers.append(answer)
         if answer.startswith("250"):
             envelope.rcpt_tos.append(address)

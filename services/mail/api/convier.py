@@ -8,15 +8,18 @@ structure as JSON. Every answer is `{"error", "message", "uid", "data"}`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from services.mail.adapters import convier as repo
+from services.mail.adapters.smtp import Refusal, refused_recipients
 from services.mail.api.handlers import SETTINGS
-from services.mail.convier_requests import send_request
+from services.mail.convier_requests import RecipientCheck, send_request
 from services.mail.domain.convier import Component, ConvierError, decode_form
 from services.mail.domain.convier_request import parse_request
+from services.mail.settings import MailSettings
 from shared.errors import ApiError
 from shared.http import parse_json_text, read_body
 from shared.lifecycle import POOL
@@ -65,13 +68,23 @@ async def _payload(request: web.Request) -> Any:
         raise ConvierError(400, "The request body is not UTF-8.") from None
 
 
+def recipient_check(settings: MailSettings) -> RecipientCheck:
+    async def check(addresses: Sequence[str]) -> list[Refusal] | None:
+        return await refused_recipients(
+            settings.smtp, settings.mail_from, addresses, timeout=settings.recipient_check_timeout
+        )
+
+    return check
+
+
 def convier_handler(component: Component) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         try:
             account_id = await _account(request)
             parsed = parse_request(component, await _payload(request))
+            settings = request.app[SETTINGS]
             result = await send_request(
-                request.app[POOL], account_id, parsed, mail_from=request.app[SETTINGS].mail_from
+                request.app[POOL], account_id, parsed, mail_from=settings.mail_from, check=recipient_check(settings)
             )
         except ConvierError as exc:
             return answer(exc.status, exc.message)
@@ -91,7 +104,8 @@ def convier_routes() -> list[Route]:
         "200": '{"error": false, "message", "uid", "data"}',
         "400": "a required parameter is missing (named in message)",
         "401": "no or an unknown API token",
-        "402": "parameters present but unusable (an impossible date, a bad address)",
+        "402": "parameters present but unusable (an impossible date, a malformed address, an attendee"
+        " address the SMTP server refuses with 5xx: named with the server's answer); nothing is recorded",
     }
     return [
         Route(
