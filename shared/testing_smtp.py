@@ -63,16 +63,21 @@ class RecordingHandler:
 
 
 class SmtpServer:
-    """`start()`/`stop()` may be called again: the port stays the same (an outage, then recovery)."""
+    """`start()`/`stop()` may be called again: the port stays the same (an outage, then recovery).
 
-    def __init__(self, port: int | None = None, handler: Any = None) -> None:
+    `options` go to aiosmtpd: `ssl_context` (TLS from the first byte), `tls_context` and
+    `require_starttls` (STARTTLS), `auth_required`, `auth_require_tls`, `authenticator`."""
+
+    def __init__(self, port: int | None = None, handler: Any = None, **options: Any) -> None:
         self.port = port or free_port()
         self.handler = handler or RecordingHandler()
+        self.options = options
         self._controller: Controller | None = None
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        scheme = "smtps" if self.options.get("ssl_context") else "smtp"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def received(self) -> list[Received]:
@@ -81,7 +86,12 @@ class SmtpServer:
     def start(self) -> SmtpServer:
         # A generous data size and line length: calendars with many attendees make long messages.
         self._controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50_000_000, ready_timeout=10
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            data_size_limit=50_000_000,
+            ready_timeout=10,
+            **self.options,
         )
         self._controller.start()
         return self
