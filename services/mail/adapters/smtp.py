@@ -76,6 +76,10 @@ async def refused_recipients(
             await client.mail(sender)
             refused = []
             for address in recipients:
+                if not address.isascii():
+                    # An internationalised address needs an SMTPUTF8 transaction: not asked here;
+                    # the sending loop records what the server makes of it.
+                    continue
                 try:
                     await client.rcpt(address)
                 except aiosmtplib.SMTPRecipientRefused as exc:
@@ -84,7 +88,7 @@ async def refused_recipients(
             await client.rset()
             await client.quit()
             return refused
-    except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+    except (TimeoutError, aiosmtplib.SMTPException, OSError, ValueError) as exc:
         log.warning("smtp.recipients_unchecked", error=f"{type(exc).__name__}: {exc}"[:300])
         return None
     finally:

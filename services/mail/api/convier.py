@@ -16,6 +16,7 @@ from aiohttp import web
 from services.mail.adapters import convier as repo
 from services.mail.adapters.smtp import Refusal, refused_recipients
 from services.mail.api.handlers import SETTINGS
+from services.mail.api.schemas import CONVIER_FORMS, CONVIER_REQUESTS, ConvierAnswer
 from services.mail.convier_requests import RecipientCheck, send_request
 from services.mail.domain.convier import Component, ConvierError, decode_form
 from services.mail.domain.convier_request import parse_request
@@ -87,6 +88,7 @@ def convier_handler(component: Component) -> Handler:
                 request.app[POOL], account_id, parsed, mail_from=settings.mail_from, check=recipient_check(settings)
             )
         except ConvierError as exc:
+            log.info("convier.refused", component=component, status=exc.status, reason=exc.message[:300])
             return answer(exc.status, exc.message)
         except ApiError as exc:  # a body over the size limit
             return answer(exc.status, exc.reason)
@@ -101,11 +103,12 @@ def convier_handler(component: Component) -> Handler:
 
 def convier_routes() -> list[Route]:
     responses = {
-        "200": '{"error": false, "message", "uid", "data"}',
-        "400": "a required parameter is missing (named in message)",
+        "400": "a required parameter is missing (named in message), or the body is not JSON/form",
         "401": "no or an unknown API token",
         "402": "parameters present but unusable (an impossible date, a malformed address, an attendee"
         " address the SMTP server refuses with 5xx: named with the server's answer); nothing is recorded",
+        "413": "request body too large",
+        "503": "token verification is unavailable; try again",
     }
     return [
         Route(
@@ -113,9 +116,13 @@ def convier_routes() -> list[Route]:
             f"/api/{component}",
             convier_handler(component),
             f"Convier: send a {component} request (form bracket keys or JSON)",
+            request_model=CONVIER_FORMS[component],
             public=True,  # authenticates itself, answering in Convier's shape
             request_content_type="application/x-www-form-urlencoded",
+            request_alternatives={"application/json": CONVIER_REQUESTS[component]},
+            response_model=ConvierAnswer,
             responses=responses,
+            response_models=dict.fromkeys(responses, ConvierAnswer),
             name=f"convier_{component}",
         )
         for component in ("event", "todo", "journal")
