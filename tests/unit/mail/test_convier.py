@@ -153,9 +153,7 @@ def test_an_unknown_locale_falls_back_to_english() -> None:
     assert parse_request("journal", {"journal": {"summary": "n"}, "email": {"locale": "fr_FR"}}).email.locale == "fr"
 
 
-def test_the_openapi_documents_each_convier_body_as_bracket_keys_and_as_json_and_every_answer_in_convier_shape() -> (
-    None
-):
+def test_convier_bodies_are_documented_as_bracket_keys_and_as_json_and_answers_in_convier_shape() -> None:
     document = openapi_document("mail", convier_routes())
     validate(document)
     schemas = document["components"]["schemas"]
