@@ -41,13 +41,23 @@ RecipientCheck = Callable[[Sequence[str]], Awaitable[list[Refusal] | None]]
 
 
 async def _check_recipients(check: RecipientCheck | None, request: ConvierRequest) -> None:
-    addresses = list(dict.fromkeys(a.email for a in request.attendees))
-    if check is None or request.method == "CANCEL" or not addresses:
+    # The first position of each address names it as the request did: event[attendees][1][email].
+    positions: dict[str, int] = {}
+    for i, attendee in enumerate(request.attendees):
+        positions.setdefault(attendee.email, i)
+    if check is None or request.method == "CANCEL" or not positions:
         return
-    refused = await check(addresses)
+    refused = await check(list(positions))
     if refused:
-        which = "; ".join(f"{r.address} ({r.code} {r.answer})" for r in refused)
-        raise ConvierError(402, f"The SMTP server refuses attendee address(es) in attendees: {which}.")
+        raise ConvierError(
+            402,
+            "; ".join(
+                f"Parameter {request.component}[attendees][{positions[r.address]}][email] is unusable:"
+                f" the SMTP server refuses {r.address} ({r.code} {r.answer})"
+                for r in refused
+            )
+            + ".",
+        )
 
 
 def _options(request: ConvierRequest) -> services.EmailOptions:

@@ -178,6 +178,7 @@ async def test_an_attendee_address_the_smtp_server_refuses_is_402_with_its_answe
     assert (status, answer["error"]) == (402, True), answer
     assert "ghost@example.com" in answer["message"] and "550 5.1.1" in answer["message"]
     assert "recipient unknown" in answer["message"] and "eve@example.com" not in answer["message"]
+    assert "event[attendees][1][email]" in answer["message"]
     # Nothing recorded: the same uid without the refused address is a new request (SEQUENCE 0),
     # and Eve gets exactly that one invitation.
     body["event"]["attendees"] = [{"email": "eve@example.com"}]

@@ -115,6 +115,7 @@ async def test_an_address_the_smtp_server_refuses_is_402_naming_it_and_records_n
         assert refused.value.status == 402
         assert "nobody@x.org" in refused.value.message and "550 5.1.1" in refused.value.message
         assert "no such user here" in refused.value.message and "a@x.org" not in refused.value.message
+        assert refused.value.message.startswith("Parameter event[attendees][1][email] is unusable")
         assert await sent(pool, account) == []
         assert await pool.fetchval("SELECT count(*) FROM mail.convier_requests WHERE account_id = $1", account) == 0
         assert server.received == []  # asked, never sent: no DATA
