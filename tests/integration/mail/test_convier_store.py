@@ -3,6 +3,8 @@ attendees get a CANCEL, a refused request leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -148,3 +150,29 @@ async def test_a_temporary_refusal_or_an_unreachable_server_is_no_402_the_invita
     assert result.invited == 1 and await sent(pool, account) == [("b@x.org", "REQUEST", 0)]
     status = await pool.fetchval("SELECT status FROM mail.deliveries WHERE account_id = $1", account)
     assert status == "queued"
+
+
+async def test_a_server_that_never_answers_holds_the_request_no_longer_than_the_check_timeout(
+    pool: asyncpg.Pool,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, never greets
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+
+        async def check(addresses: Sequence[str]) -> list[Refusal] | None:
+            target = parse_smtp_url(f"smtp://127.0.0.1:{port}")
+            return await refused_recipients(target, MAIL_FROM, addresses, timeout=1.0)
+
+        account = uuid.uuid4()
+        started = time.monotonic()
+        result = await send_request(
+            pool, account, parse_request("event", event("c@x.org", uid="silent@acme")), mail_from=MAIL_FROM, check=check
+        )
+        assert time.monotonic() - started < 3
+        assert result.invited == 1 and await sent(pool, account) == [("c@x.org", "REQUEST", 0)]
+    finally:
+        server.close()
+        await server.wait_closed()

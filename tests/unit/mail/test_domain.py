@@ -48,6 +48,8 @@ def test_settings_read_the_contract_defaults_and_refuse_half_a_dkim_configuratio
 
 def test_the_smtp_ca_file_defaults_to_the_system_cas_and_must_be_a_readable_pem_bundle(tmp_path: Path) -> None:
     assert MailSettings.from_env({}).smtp.ca_file is None  # aiosmtplib then trusts the system's CAs
+    assert MailSettings.from_env({}).recipient_check_timeout == 5.0  # Convier's check: at most 5 s
+    assert MailSettings.from_env({"KALENDS_SMTP_TIMEOUT": "2"}).recipient_check_timeout == 2.0
     with pytest.raises(SettingsError, match="KALENDS_SMTP_CA_FILE"):
         MailSettings.from_env({"KALENDS_SMTP_CA_FILE": str(tmp_path / "missing.pem")})
     (tmp_path / "junk.pem").write_text("not a certificate")
