@@ -11,14 +11,18 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 
+from bench.cputime import CpuMeter
 from shared.testing import (
     Stack,
     create_database,
@@ -32,6 +36,10 @@ from shared.testing import (
 CLIENTS = 32
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "15"))
 WARMUP = 2.0
+# KALENDS_BENCH_PROFILE=<label>: py-spy records each measured row into
+# bench/results/ingest-<row>-<label>.svg (the sampling slows the server: figures of such a run are not comparable).
+PROFILE = os.environ.get("KALENDS_BENCH_PROFILE", "")
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 @dataclass
@@ -41,19 +49,36 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    cpu_ms: float = 0.0
 
     def row(self) -> str:
         ordered = sorted(self.latencies) or [0.0]
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rate = self.count / self.seconds if self.seconds else 0.0
-        return f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {p50:.1f} | {p99:.1f} |"
+        return (
+            f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {self.cpu_ms:.3f}"
+            f" | {p50:.1f} | {p99:.1f} |"
+        )
+
+
+def _profiler(slug: str, pid: int) -> subprocess.Popen[bytes] | None:
+    if not PROFILE:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    out = RESULTS / f"ingest-{slug}-{PROFILE}.svg"
+    command = [str(spy), "record", "-o", str(out), "--pid", str(pid), "--duration", str(int(DURATION))]
+    return subprocess.Popen([*command, "--subprocesses", "--nonblocking"], stdout=subprocess.DEVNULL)
 
 
 async def load(
-    name: str, session: aiohttp.ClientSession, request: Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+    name: str,
+    session: aiohttp.ClientSession,
+    request: Callable[[aiohttp.ClientSession, int], Awaitable[int]],
+    server_pid: int,
 ) -> Result:
-    """CLIENTS workers issue requests back to back for DURATION seconds (after a warm-up)."""
+    """CLIENTS workers issue requests back to back for DURATION seconds (after a warm-up), with the
+    server's CPU time measured over the measured part only."""
     latencies: list[float] = []
     errors = 0
     sequence = iter(range(10**9))
@@ -74,9 +99,15 @@ async def load(
 
     await asyncio.gather(*(worker(time.monotonic() + WARMUP) for _ in range(CLIENTS)))
     measuring = True
+    path = [part for part in name.split()[1].split("/") if part and part != "v1" and not part.startswith("{")]
+    profiler = _profiler(path[-1], server_pid)
     started = time.monotonic()
-    await asyncio.gather(*(worker(started + DURATION) for _ in range(CLIENTS)))
-    return Result(name, len(latencies), errors, time.monotonic() - started, latencies)
+    with CpuMeter([server_pid]) as cpu:
+        await asyncio.gather(*(worker(started + DURATION) for _ in range(CLIENTS)))
+    elapsed = time.monotonic() - started
+    if profiler is not None:
+        await asyncio.to_thread(profiler.wait)
+    return Result(name, len(latencies), errors, elapsed, latencies, cpu.per_request_ms(len(latencies) + errors))
 
 
 async def outbox_backlog(database_url: str) -> int:
@@ -141,10 +172,13 @@ async def run() -> str:
                         await response.read()
                         return response.status
 
+                server = stack.processes["ingest"].process
+                assert server is not None
+                pid = server.pid
                 results = [
-                    await load("GET /healthz (framework floor)", session, healthz),
-                    await load("GET /v1/subscription/{id} (token + read)", session, read),
-                    await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe),
+                    await load("GET /healthz (framework floor)", session, healthz, pid),
+                    await load("GET /v1/subscription/{id} (token + read)", session, read, pid),
+                    await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid),
                 ]
             deadline = time.monotonic() + 30
             while (backlog := await outbox_backlog(database_url)) and time.monotonic() < deadline:
@@ -158,8 +192,8 @@ async def run() -> str:
         f"One ingest process (role all), {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
         f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator).",
         "",
-        "| request | clients | requests | errors | per second | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| request | clients | requests | errors | per second | server CPU ms/request | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
         *(r.row() for r in results),
         "",
         f"Outbox rows still unpublished 30 s after the run: {backlog} (the relay keeps up when this is 0).",
