@@ -23,6 +23,7 @@ import aiohttp
 import asyncpg
 
 from bench.cputime import CpuMeter
+from bench.seed_ingest import capture_plans, seed
 from shared.testing import (
     Stack,
     create_database,
@@ -40,6 +41,9 @@ WARMUP = 2.0
 # bench/results/ingest-<row>-<label>.svg (the sampling slows the server: figures of such a run are not comparable).
 PROFILE = os.environ.get("KALENDS_BENCH_PROFILE", "")
 RESULTS = Path(__file__).resolve().parent / "results"
+# KALENDS_BENCH_SEEDED=1 (or `python -m bench.ingest --seeded`): after the rows on an empty database, seed
+# it with 1,000,000 subscriptions (bench/seed_ingest.py), run the rows again and save the hot queries' plans.
+SEEDED = os.environ.get("KALENDS_BENCH_SEEDED", "") not in ("", "0") or "--seeded" in sys.argv
 
 
 @dataclass
@@ -51,11 +55,15 @@ class Result:
     latencies: list[float]
     cpu_ms: float = 0.0
 
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
     def row(self) -> str:
         ordered = sorted(self.latencies) or [0.0]
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-        rate = self.count / self.seconds if self.seconds else 0.0
+        rate = self.rate
         return (
             f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {self.cpu_ms:.3f}"
             f" | {p50:.1f} | {p99:.1f} |"
@@ -66,9 +74,12 @@ def _profiler(slug: str, pid: int) -> subprocess.Popen[bytes] | None:
     if not PROFILE:
         return None
     spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(pid), "--duration", str(int(DURATION)), "--subprocesses"]
+    # The collapsed stacks too (for reading the top frames as text), from a second sampler.
+    raw = RESULTS / f"ingest-{slug}-{PROFILE}.txt"
+    subprocess.Popen([*command, "--nonblocking", "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL)
     out = RESULTS / f"ingest-{slug}-{PROFILE}.svg"
-    command = [str(spy), "record", "-o", str(out), "--pid", str(pid), "--duration", str(int(DURATION))]
-    return subprocess.Popen([*command, "--subprocesses", "--nonblocking"], stdout=subprocess.DEVNULL)
+    return subprocess.Popen([*command, "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL)
 
 
 async def load(
@@ -116,6 +127,14 @@ async def outbox_backlog(database_url: str) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM ingest.outbox WHERE sent_at IS NULL"))
     finally:
         await conn.close()
+
+
+async def drained(database_url: str) -> int:
+    """Outbox rows still unpublished after waiting up to 30 s for the relay."""
+    deadline = time.monotonic() + 30
+    while (backlog := await outbox_backlog(database_url)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return backlog
 
 
 async def run() -> str:
@@ -175,14 +194,22 @@ async def run() -> str:
                 server = stack.processes["ingest"].process
                 assert server is not None
                 pid = server.pid
-                results = [
-                    await load("GET /healthz (framework floor)", session, healthz, pid),
-                    await load("GET /v1/subscription/{id} (token + read)", session, read, pid),
-                    await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid),
-                ]
-            deadline = time.monotonic() + 30
-            while (backlog := await outbox_backlog(database_url)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+
+                async def rows() -> list[Result]:
+                    return [
+                        await load("GET /healthz (framework floor)", session, healthz, pid),
+                        await load("GET /v1/subscription/{id} (token + read)", session, read, pid),
+                        await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid),
+                    ]
+
+                results = await rows()
+                backlog = await drained(database_url)
+                if SEEDED:
+                    seeded = await seed(database_url)
+                    seeded_results = await rows()
+                    backlog = max(backlog, await drained(database_url))
+                    plans = await capture_plans(database_url, account, known)
+                    (RESULTS / "ingest-plans.txt").write_text(plans)
         finally:
             stack.stop_all()
             await drop_database(server_db, name)
@@ -190,7 +217,8 @@ async def run() -> str:
             await delete_prefixed(amqp_url, {prefix})
     lines = [
         f"One ingest process (role all), {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
-        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator).",
+        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator)."
+        " Server CPU is the ingest process's user + system time over the measured seconds (bench.cputime).",
         "",
         "| request | clients | requests | errors | per second | server CPU ms/request | p50 ms | p99 ms |",
         "|---|---|---|---|---|---|---|---|",
@@ -198,6 +226,23 @@ async def run() -> str:
         "",
         f"Outbox rows still unpublished 30 s after the run: {backlog} (the relay keeps up when this is 0).",
     ]
+    if SEEDED:
+        lines += [
+            "",
+            f"Then seeded by COPY with {seeded.accounts:,} accounts, {seeded.subscriptions:,} subscriptions,"
+            f" {seeded.events:,} events and their {seeded.outbox:,} sent outbox rows in {seeded.seconds:.1f} s"
+            " (bench/seed_ingest.py), the same rows again; the ratio is req/s seeded over empty:",
+            "",
+            "| request | empty per second | seeded per second | ratio | empty CPU ms/request | seeded CPU ms/request |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {e.name} | {e.rate:,.0f} | {d.rate:,.0f} | {d.rate / e.rate if e.rate else 0:.0%}"
+                f" | {e.cpu_ms:.3f} | {d.cpu_ms:.3f} |"
+                for e, d in zip(results, seeded_results, strict=True)
+            ),
+            "",
+            "Query plans on the seeded database: bench/results/ingest-plans.txt.",
+        ]
     return "\n".join(lines)
 
 
