@@ -231,7 +231,8 @@ async def run() -> str:
             "",
             f"Then seeded by COPY with {seeded.accounts:,} accounts, {seeded.subscriptions:,} subscriptions,"
             f" {seeded.events:,} events and their {seeded.outbox:,} sent outbox rows in {seeded.seconds:.1f} s"
-            " (bench/seed_ingest.py), the same rows again; the ratio is req/s seeded over empty:",
+            " (bench/seed_ingest.py; " + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.steps.items()) + "),"
+            " the same rows again; the ratio is req/s seeded over empty:",
             "",
             "| request | empty per second | seeded per second | ratio | empty CPU ms/request | seeded CPU ms/request |",
             "|---|---|---|---|---|---|",
