@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import asyncpg
 
+from bench.cputime import CpuMeter
+from bench.seed_ingest import capture_plans, seed
 from shared.testing import (
     Stack,
     create_database,
@@ -32,6 +37,13 @@ from shared.testing import (
 CLIENTS = 32
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "15"))
 WARMUP = 2.0
+# KALENDS_BENCH_PROFILE=<label>: py-spy records each measured row into
+# bench/results/ingest-<row>-<label>.svg (the sampling slows the server: figures of such a run are not comparable).
+PROFILE = os.environ.get("KALENDS_BENCH_PROFILE", "")
+RESULTS = Path(__file__).resolve().parent / "results"
+# KALENDS_BENCH_SEEDED=1 (or `python -m bench.ingest --seeded`): after the rows on an empty database, seed
+# it with 1,000,000 subscriptions (bench/seed_ingest.py), run the rows again and save the hot queries' plans.
+SEEDED = os.environ.get("KALENDS_BENCH_SEEDED", "") not in ("", "0") or "--seeded" in sys.argv
 
 
 @dataclass
@@ -41,19 +53,43 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    cpu_ms: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
 
     def row(self) -> str:
         ordered = sorted(self.latencies) or [0.0]
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
-        rate = self.count / self.seconds if self.seconds else 0.0
-        return f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {p50:.1f} | {p99:.1f} |"
+        rate = self.rate
+        return (
+            f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {self.cpu_ms:.3f}"
+            f" | {p50:.1f} | {p99:.1f} |"
+        )
+
+
+def _profiler(slug: str, pid: int) -> subprocess.Popen[bytes] | None:
+    if not PROFILE:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(pid), "--duration", str(int(DURATION)), "--subprocesses"]
+    # The collapsed stacks too (for reading the top frames as text), from a second sampler.
+    raw = RESULTS / f"ingest-{slug}-{PROFILE}.txt"
+    subprocess.Popen([*command, "--nonblocking", "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL)
+    out = RESULTS / f"ingest-{slug}-{PROFILE}.svg"
+    return subprocess.Popen([*command, "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL)
 
 
 async def load(
-    name: str, session: aiohttp.ClientSession, request: Callable[[aiohttp.ClientSession, int], Awaitable[int]]
+    name: str,
+    session: aiohttp.ClientSession,
+    request: Callable[[aiohttp.ClientSession, int], Awaitable[int]],
+    server_pid: int,
 ) -> Result:
-    """CLIENTS workers issue requests back to back for DURATION seconds (after a warm-up)."""
+    """CLIENTS workers issue requests back to back for DURATION seconds (after a warm-up), with the
+    server's CPU time measured over the measured part only."""
     latencies: list[float] = []
     errors = 0
     sequence = iter(range(10**9))
@@ -74,9 +110,15 @@ async def load(
 
     await asyncio.gather(*(worker(time.monotonic() + WARMUP) for _ in range(CLIENTS)))
     measuring = True
+    path = [part for part in name.split()[1].split("/") if part and part != "v1" and not part.startswith("{")]
+    profiler = _profiler(path[-1], server_pid)
     started = time.monotonic()
-    await asyncio.gather(*(worker(started + DURATION) for _ in range(CLIENTS)))
-    return Result(name, len(latencies), errors, time.monotonic() - started, latencies)
+    with CpuMeter([server_pid]) as cpu:
+        await asyncio.gather(*(worker(started + DURATION) for _ in range(CLIENTS)))
+    elapsed = time.monotonic() - started
+    if profiler is not None:
+        await asyncio.to_thread(profiler.wait)
+    return Result(name, len(latencies), errors, elapsed, latencies, cpu.per_request_ms(len(latencies) + errors))
 
 
 async def outbox_backlog(database_url: str) -> int:
@@ -85,6 +127,14 @@ async def outbox_backlog(database_url: str) -> int:
         return int(await conn.fetchval("SELECT count(*) FROM ingest.outbox WHERE sent_at IS NULL"))
     finally:
         await conn.close()
+
+
+async def drained(database_url: str) -> int:
+    """Outbox rows still unpublished after waiting up to 30 s for the relay."""
+    deadline = time.monotonic() + 30
+    while (backlog := await outbox_backlog(database_url)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    return backlog
 
 
 async def run() -> str:
@@ -141,14 +191,25 @@ async def run() -> str:
                         await response.read()
                         return response.status
 
-                results = [
-                    await load("GET /healthz (framework floor)", session, healthz),
-                    await load("GET /v1/subscription/{id} (token + read)", session, read),
-                    await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe),
-                ]
-            deadline = time.monotonic() + 30
-            while (backlog := await outbox_backlog(database_url)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+                server = stack.processes["ingest"].process
+                assert server is not None
+                pid = server.pid
+
+                async def rows() -> list[Result]:
+                    return [
+                        await load("GET /healthz (framework floor)", session, healthz, pid),
+                        await load("GET /v1/subscription/{id} (token + read)", session, read, pid),
+                        await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid),
+                    ]
+
+                results = await rows()
+                backlog = await drained(database_url)
+                if SEEDED:
+                    seeded = await seed(database_url)
+                    seeded_results = await rows()
+                    backlog = max(backlog, await drained(database_url))
+                    plans = await capture_plans(database_url, account, known)
+                    (RESULTS / "ingest-plans.txt").write_text(plans)
         finally:
             stack.stop_all()
             await drop_database(server_db, name)
@@ -156,14 +217,33 @@ async def run() -> str:
             await delete_prefixed(amqp_url, {prefix})
     lines = [
         f"One ingest process (role all), {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
-        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator).",
+        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator)."
+        " Server CPU is the ingest process's user + system time over the measured seconds (bench.cputime).",
         "",
-        "| request | clients | requests | errors | per second | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| request | clients | requests | errors | per second | server CPU ms/request | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
         *(r.row() for r in results),
         "",
         f"Outbox rows still unpublished 30 s after the run: {backlog} (the relay keeps up when this is 0).",
     ]
+    if SEEDED:
+        lines += [
+            "",
+            f"Then seeded by COPY with {seeded.accounts:,} accounts, {seeded.subscriptions:,} subscriptions,"
+            f" {seeded.events:,} events and their {seeded.outbox:,} sent outbox rows in {seeded.seconds:.1f} s"
+            " (bench/seed_ingest.py; " + ", ".join(f"{k} {v:.1f} s" for k, v in seeded.steps.items()) + "),"
+            " the same rows again; the ratio is req/s seeded over empty:",
+            "",
+            "| request | empty per second | seeded per second | ratio | empty CPU ms/request | seeded CPU ms/request |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {e.name} | {e.rate:,.0f} | {d.rate:,.0f} | {d.rate / e.rate if e.rate else 0:.0%}"
+                f" | {e.cpu_ms:.3f} | {d.cpu_ms:.3f} |"
+                for e, d in zip(results, seeded_results, strict=True)
+            ),
+            "",
+            "Query plans on the seeded database: bench/results/ingest-plans.txt.",
+        ]
     return "\n".join(lines)
 
 

@@ -29,15 +29,16 @@ SCHEMA = web.AppKey("schema", str)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-def database(
-    settings: PlatformSettings, schema: str, migrations: Path, *, reset: db.PoolReset | None = None
-) -> CleanupCtx:
-    """The migrated schema and the pool; `reset` as in `db.create_pool` (None: asyncpg's full reset)."""
+def database(settings: PlatformSettings, schema: str, migrations: Path, *, reset_session: bool = True) -> CleanupCtx:
+    """The migrated pool; `reset_session` as in `db.create_pool`."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await db.prepare_database(settings.database_url, schema, migrations)
         async with db.pool_context(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, reset=reset
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            reset_session=reset_session,
         ) as pool:
             app[POOL] = pool
             app[SCHEMA] = schema

@@ -17,7 +17,7 @@ from services.auth.authentication import FailureLimits
 from services.auth.keys import KeyStore, seal_signing_keys
 from services.auth.services import TokenService
 from services.auth.settings import AuthSettings
-from shared import db, lifecycle
+from shared import lifecycle
 from shared.lifecycle import POOL
 from shared.logging import get_logger
 from shared.settings import PlatformSettings
@@ -75,7 +75,7 @@ def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
     app[METRICS] = AuthMetrics.register(app[REGISTRY])
     # Auth's connections keep no session state (SET LOCAL and transaction advisory locks only): a
     # released connection needs no RESET ALL round trip, one less per token request.
-    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS, reset=db.keep_session_state))
+    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS, reset_session=False))
     if role in ("api", "all"):
         app.cleanup_ctx.append(_token_machinery)
         add_routes(app, routes())

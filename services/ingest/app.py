@@ -88,7 +88,8 @@ def create_app(
     app[SETTINGS] = settings
     # Opened here, not on first use: a database that cannot be read stops the start with its reason.
     geo = CountryLookup(settings.geoip_db) if settings.geoip_db else None
-    app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
+    # Ingest keeps no session state on pooled connections (db.create_pool): no reset query per request.
+    app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS, reset_session=False))
     app.cleanup_ctx.append(lifecycle.broker(platform))
     app.cleanup_ctx.append(_use_cases(geo))
     if role in ("worker", "all"):

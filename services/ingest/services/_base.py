@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,8 +61,8 @@ class SubscriptionView:
     """A subscription with what its GET response shows."""
 
     row: asyncpg.Record
-    calendar: asyncpg.Record
-    tags: list[asyncpg.Record]
+    calendar: Mapping[str, Any]  # at least code, name and image
+    tags: Sequence[Mapping[str, Any]]  # at least tag_id and name
     included: list[asyncpg.Record] = field(default_factory=list)
     excluded: list[asyncpg.Record] = field(default_factory=list)
     manual_events: list[dict[str, Any]] = field(default_factory=list)
