@@ -91,6 +91,10 @@ class CaseInsensitiveModel(BaseModel):
 
     @classmethod
     def _names(cls) -> dict[str, str]:
+        # Built once per class (its fields are fixed once defined), not twice per body validated.
+        cached = cls.__dict__.get("_kalends_names")
+        if cached is not None:
+            return cached
         lookup: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             lookup[name.lower()] = name
@@ -98,6 +102,7 @@ class CaseInsensitiveModel(BaseModel):
                 lookup[field.alias.lower()] = field.alias
             if isinstance(field.validation_alias, str):
                 lookup[field.validation_alias.lower()] = field.validation_alias
+        type.__setattr__(cls, "_kalends_names", lookup)
         return lookup
 
     @model_validator(mode="wrap")
@@ -130,7 +135,8 @@ class CaseInsensitiveModel(BaseModel):
         except ValidationError as exc:
             raise InvalidRequest(validation_reason(exc)) from None
         # What the model kept is what gets stored: text PostgreSQL cannot hold is a 400, not a 500.
-        bad = unstorable_text(model.model_dump(by_alias=True))
+        # The model's values come from the body, so a body without such text needs no dump of the model.
+        bad = unstorable_text(model.model_dump(by_alias=True)) if unstorable_text(payload) is not None else None
         if bad is not None:
             raise InvalidRequest(f"{bad or 'body'}: contains a NUL character or invalid Unicode")
         return model

@@ -110,13 +110,10 @@ class OutboxRelay:
         self, rows: list[asyncpg.Record]
     ) -> tuple[list[int], list[tuple[asyncpg.Record, Exception]]]:
         """Publish the rows; returns the seqs confirmed and the rows that failed on their own."""
-        # Confirms are awaited together: one round trip of latency per batch, not per row.
-        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+        # All written in order, then the confirms awaited together: one round trip of latency per batch.
+        results = await self._publisher.publish_many([(bytes(r["body"]), r["routing_key"], str(r["id"])) for r in rows])
         sent = [r["seq"] for r, result in zip(rows, results, strict=True) if result is None]
-        failed = [(r, result) for r, result in zip(rows, results, strict=True) if isinstance(result, Exception)]
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result  # cancellation and the like are not a row's fault
+        failed = [(r, result) for r, result in zip(rows, results, strict=True) if result is not None]
         if failed and len(rows) > 1:
             # One bad row may have failed its neighbours (a closed channel): try each alone, in order,
             # but give up after a few failures in a row with none through: then the broker is away.
