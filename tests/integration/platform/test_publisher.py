@@ -118,3 +118,62 @@ async def test_a_test_runs_leftovers_under_its_prefix_are_deleted_and_nothing_el
         assert other("not.mine") in queues
     finally:
         await channel.queue_delete(other("not.mine"))
+
+
+async def test_a_batch_is_delivered_in_order_with_the_properties_of_a_single_publish_once_all_are_confirmed(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    sent = [str(uuid.uuid4()) for _ in range(300)]
+
+    results = await publisher.publish_many([(f'{{"n": {n}}}'.encode(), "thing.batched", i) for n, i in enumerate(sent)])
+
+    assert results == [None] * 300
+    # Returned: every message was confirmed, so all are in the queue now, in the order given.
+    assert await message_count(channel, amqp_names("published")) == 300
+    messages = await drain_queue(channel, amqp_names("published"))
+    assert [m.message_id for m in messages] == sent
+    first = messages[0]
+    assert first.body == b'{"n": 0}'
+    assert first.content_type == "application/json"
+    assert first.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert first.type == "thing.batched"
+    await publisher.close()
+
+
+async def test_a_message_of_a_batch_that_cannot_be_published_fails_alone(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    channel = await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    good = [str(uuid.uuid4()) for _ in range(3)]
+
+    results = await publisher.publish_many(
+        [
+            (b"{}", "thing.one", good[0]),
+            (b"{}", "thing." + "x" * 300, str(uuid.uuid4())),  # AMQP caps a routing key at 255 bytes
+            (b"{}", "thing.two", good[1]),
+            (b"{}", "thing.three", good[2]),
+        ]
+    )
+
+    assert results[0] is None and results[2] is None and results[3] is None
+    assert isinstance(results[1], Exception)
+    assert ids(await drain_queue(channel, amqp_names("published"))) == [uuid.UUID(i) for i in good]
+    await publisher.close()
+
+
+async def test_a_batch_the_broker_cannot_route_anywhere_comes_back_as_errors_not_confirms(
+    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names, broker_cleanup: list[str]
+) -> None:
+    await bound_queue(amqp_connection, amqp_names, broker_cleanup)
+    publisher = Publisher(amqp_connection, amqp_names)
+    await publisher.publish(b"{}", "thing.first", str(uuid.uuid4()))  # declares the exchanges
+    admin = await amqp_connection.channel()
+    await admin.exchange_delete(amqp_names.unrouted)  # the alternate exchange is gone: mandatory returns
+
+    results = await publisher.publish_many([(b"{}", "nobody.listens", str(uuid.uuid4())) for _ in range(3)])
+
+    assert all(isinstance(r, Exception) for r in results)
+    await publisher.close()
