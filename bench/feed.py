@@ -15,6 +15,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.cputime import CpuMeter
 from shared.testing import (
     Stack,
     create_database,
@@ -36,8 +38,13 @@ from shared.testing import (
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = int(os.environ.get("KALENDS_BENCH_SECONDS", "5"))
 CHANGES = int(os.environ.get("KALENDS_BENCH_CHANGES", "1000"))
-CONNECTIONS = (64, 256)
-SIZES = (200, 1000)
+# Narrow a run (a before/after comparison, a profile) with comma-separated lists.
+CONNECTIONS = tuple(int(c) for c in os.environ.get("KALENDS_BENCH_FEED_CONNECTIONS", "64,256").split(","))
+SIZES = tuple(int(s) for s in os.environ.get("KALENDS_BENCH_FEED_SIZES", "200,1000").split(","))
+MODES = tuple(os.environ.get("KALENDS_BENCH_FEED_MODES", "full,304,gzip").split(","))
+# Set to a name to record a py-spy flame graph of the feed processes under the first full-body load,
+# written to bench/results/<name>.svg.
+PROFILE = os.environ.get("KALENDS_BENCH_FEED_PROFILE", "")
 
 
 def _tools() -> None:
@@ -63,11 +70,13 @@ def wrk(url: str, connections: int, headers: dict[str, str]) -> dict[str, float]
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, timeout=DURATION + 30, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1)) * 1000  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": float(requests),
         "p99": p99,
         "non2xx": float(errors.group(1)) if errors else 0.0,
         "socket_errors": 1.0 if socket_errors else 0.0,
@@ -245,6 +254,17 @@ async def _delete_queues(amqp_url: str, prefix: str) -> None:
         await connection.close()
 
 
+def profile(pid: int, url: str, connections: int) -> None:
+    """A py-spy flame graph of the feed processes (the parent and its forked workers) under wrk load."""
+    out = ROOT / "bench" / "results" / f"{PROFILE}.svg"
+    seconds = max(DURATION, 10)
+    spy_args = ["record", "-o", str(out), "--pid", str(pid), "--duration", str(seconds), "--subprocesses"]
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args], stdout=subprocess.DEVNULL)
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds + 1}s", url]
+    subprocess.run(args, capture_output=True, timeout=seconds + 30, check=True)
+    spy.wait(60)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -308,11 +328,15 @@ async def _run(workdir: Path) -> str:
                         await _wait_feed(session, tagged_url, size)
                         change_setup = (code, events, [feed_url, tagged_url])
                 nginx.start()
+                assert nginx.process is not None
+                pids = {"feed": stack.processes["feed"].process.pid, "nginx": nginx.process.pid}
                 for size, (feed_url, static_url, info) in targets.items():
                     async with session.head(static_url, headers={"Accept-Encoding": "identity"}) as r:
                         assert r.status == 200, (static_url, r.status)
                         nginx_etag = r.headers["ETag"]
-                    for mode in ("full", "304", "gzip"):
+                    if PROFILE and size == SIZES[0]:
+                        profile(pids["feed"], feed_url, CONNECTIONS[0])
+                    for mode in MODES:
                         for connections in CONNECTIONS:
                             results = {}
                             for target, url in (("feed", feed_url), ("nginx", static_url)):
@@ -321,12 +345,15 @@ async def _run(workdir: Path) -> str:
                                     headers["If-None-Match"] = info["feed"] if target == "feed" else nginx_etag
                                 if mode == "gzip":
                                     headers["Accept-Encoding"] = "gzip"
-                                results[target] = wrk(url, connections, headers)
+                                with CpuMeter([pids[target]]) as meter:
+                                    results[target] = wrk(url, connections, headers)
+                                results[target]["cpu_ms"] = meter.per_request_ms(int(results[target]["requests"]))
                             feed, ref = results["feed"], results["nginx"]
                             rows.append(
                                 f"| {size} ({int(info['bytes']) // 1024} KiB) | {mode} | {connections} "
-                                f"| {feed['rps']:,.0f} | {feed['p99']:.1f} | {ref['rps']:,.0f} | {ref['p99']:.1f} "
-                                f"| {100 * feed['rps'] / ref['rps']:.0f}% |"
+                                f"| {feed['rps']:,.0f} | {feed['cpu_ms']:.3f} | {feed['p99']:.1f} "
+                                f"| {ref['rps']:,.0f} | {ref['cpu_ms']:.3f} | {ref['p99']:.1f} "
+                                f"| {100 * feed['rps'] / ref['rps']:.0f}% | {feed['cpu_ms'] / ref['cpu_ms']:.1f}x |"
                                 + (" errors" if feed["non2xx"] or ref["non2xx"] else "")
                             )
                 assert change_setup is not None
@@ -339,10 +366,12 @@ async def _run(workdir: Path) -> str:
             await _delete_queues(amqp_url, stack.env["KALENDS_AMQP_PREFIX"])
     table = [
         f"wrk -t2, {DURATION} s per measurement; feed: {os.cpu_count()} processes; nginx: {os.cpu_count()} workers,"
-        " same bytes as a static file (gzip_static for gzip).",
+        " same bytes as a static file (gzip_static for gzip). CPU ms/req: user+system time of the server's"
+        " processes (feed's forked workers, nginx's workers) during the run, per request served.",
         "",
-        "| events | mode | connections | feed req/s | feed p99 ms | nginx req/s | nginx p99 ms | feed/nginx |",
-        "|---|---|---|---|---|---|---|---|",
+        "| events | mode | connections | feed req/s | feed CPU ms/req | feed p99 ms | nginx req/s"
+        " | nginx CPU ms/req | nginx p99 ms | feed/nginx req/s | feed/nginx CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Change to visible (PATCH accepted by ingest -> new title in both feeds of the {SIZES[0]}-event calendar),"
