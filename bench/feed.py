@@ -63,9 +63,11 @@ def _seconds(value: str) -> float:
     return number * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def wrk(url: str, connections: int, headers: dict[str, str]) -> dict[str, float]:
-    """Requests per second, p99 latency (ms) and the status of a sample response."""
+def wrk(url: str, connections: int, headers: dict[str, str], script: str | None = None) -> dict[str, float]:
+    """Requests per second, requests, p99 latency (ms) and counts of errors (a Lua `script` may pick paths)."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", "--timeout", "5s"]
+    if script:
+        args += ["-s", script]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, timeout=DURATION + 30, check=True).stdout

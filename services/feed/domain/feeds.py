@@ -78,11 +78,11 @@ class Feed:
 
     __slots__ = (
         "_gzip",
+        "disposition",
         "etag",
         "feed_password_hash",
         "feed_username",
         "filename",
-        "disposition",
         "gzip_etag",
         "header",
         "last_modified",
