@@ -62,7 +62,11 @@ def _not_modified(headers: CIMultiDictProxy[str], feed: Feed) -> bool:
 
 class ChunksResponse(web.StreamResponse):
     """A body written as the chunks it is kept in (header, shared section, tail): nothing is joined
-    per request. Its Content-Length is known up front, so no chunked encoding either."""
+    per request. Its Content-Length is known up front, so no chunked encoding either.
+
+    The first chunk goes out with the status line and headers (aiohttp coalesces them); the rest in
+    one `writelines` call, a single writev, since a write per chunk would cost a system call each.
+    """
 
     def __init__(self, chunks: list[bytes], length: int, headers: dict[str, str]) -> None:
         super().__init__(headers=headers)
@@ -71,9 +75,18 @@ class ChunksResponse(web.StreamResponse):
 
     async def write_eof(self, data: bytes = b"") -> None:
         chunks, self._chunks = self._chunks, []
-        for chunk in chunks[:-1]:
-            await self.write(chunk)
-        await super().write_eof(chunks[-1] if chunks else data)
+        if not chunks:
+            await super().write_eof(data)
+            return
+        await self.write(chunks[0])
+        rest = [chunk for chunk in chunks[1:] if chunk]
+        transport = self._req.transport if self._req is not None else None
+        if rest and transport is not None and not transport.is_closing():
+            transport.writelines(rest)
+            writer = self._payload_writer
+            if writer is not None:
+                await writer.drain()  # a slow reader holds this response here, as aiohttp's own writes do
+        await super().write_eof()
 
 
 async def feed_response(request: web.Request, feed: Feed, cache_control: str) -> web.StreamResponse:
