@@ -68,6 +68,10 @@ class ChunksResponse(web.StreamResponse):
     one `writelines` call, a single writev, since a write per chunk would cost a system call each.
     """
 
+    # aiohttp's opt-in (web.Response sets it too): hold the status line and headers until the first
+    # body write, so they share its system call instead of costing one of their own.
+    _send_headers_immediately = False
+
     def __init__(self, chunks: list[bytes], length: int, headers: dict[str, str]) -> None:
         super().__init__(headers=headers)
         self._chunks = chunks
