@@ -45,6 +45,9 @@ MODES = tuple(os.environ.get("KALENDS_BENCH_FEED_MODES", "full,304,gzip").split(
 # Set to a name to record a py-spy flame graph of the feed processes under the first full-body load,
 # written to bench/results/<name>.svg.
 PROFILE = os.environ.get("KALENDS_BENCH_FEED_PROFILE", "")
+# Set to 1 to seed the feed's schema first (COPY: 1,000,000 subscriptions, 100,000 events, 1,000
+# calendars) and save the hot queries' plans to bench/results/feed-plans.txt. Optional: minutes.
+SEED = os.environ.get("KALENDS_BENCH_FEED_SEED", "") == "1"
 
 
 def _tools() -> None:
@@ -267,6 +270,24 @@ def profile(pid: int, url: str, connections: int) -> None:
     spy.wait(60)
 
 
+async def _seed(database_url: str) -> str:
+    import asyncpg
+
+    from bench.feed_seed import explain_hot_queries, seed
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        seeded = await seed(conn, calendars=1000, events=100_000, subscriptions=1_000_000, filters=20)
+        took = time.perf_counter() - started
+        plans = await explain_hot_queries(conn, seeded)
+    finally:
+        await conn.close()
+    note = f"feed schema seeded with COPY: 1,000,000 subscriptions, 100,000 events, 1,000 calendars ({took:.0f} s)"
+    (ROOT / "bench" / "results" / "feed-plans.txt").write_text(f"# {note}\n\n{plans}\n")
+    return note
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -289,6 +310,7 @@ async def _run(workdir: Path) -> str:
             await stack.start("auth")
             await stack.start("ingest")
             await stack.start("feed", env={"KALENDS_FEED_WORKERS": str(os.cpu_count() or 1)})
+            seeded_note = await _seed(stack.env["KALENDS_DATABASE_URL"]) if SEED else "empty feed schema"
             account = await stack.new_account()
             token = await stack.token(account)
             rows: list[str] = []
@@ -369,7 +391,8 @@ async def _run(workdir: Path) -> str:
     table = [
         f"wrk -t2, {DURATION} s per measurement; feed: {os.cpu_count()} processes; nginx: {os.cpu_count()} workers,"
         " same bytes as a static file (gzip_static for gzip). CPU ms/req: user+system time of the server's"
-        " processes (feed's forked workers, nginx's workers) during the run, per request served.",
+        " processes (feed's forked workers, nginx's workers) during the run, per request served."
+        f" Database: {seeded_note}.",
         "",
         "| events | mode | connections | feed req/s | feed CPU ms/req | feed p99 ms | nginx req/s"
         " | nginx CPU ms/req | nginx p99 ms | feed/nginx req/s | feed/nginx CPU |",

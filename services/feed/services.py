@@ -31,7 +31,9 @@ import asyncpg
 
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
+from services.feed.directory import SubscriberDirectory
 from services.feed.domain.feeds import Feed, Section, ceil_second
+from services.feed.domain.headers import HeaderTemplate
 from services.feed.settings import FeedSettings
 from shared.ical import CalendarHeader, render_header
 from shared.logging import get_logger
@@ -54,6 +56,15 @@ class CalendarProtected(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class CalendarCopy:
+    """A calendar's row at one version, with the template of its subscribers' headers."""
+
+    version: int
+    record: asyncpg.Record
+    template: HeaderTemplate | None
+
+
+@dataclass(frozen=True, slots=True)
 class CachedFeed:
     calendar_id: uuid.UUID
     calendar_version: int
@@ -73,6 +84,8 @@ class FeedService:
         self.calendar_versions: dict[uuid.UUID, int] = {}
         self.subscription_versions: dict[uuid.UUID, int] = {}
         self._sections: ByteLru[Section] = ByteLru(settings.cache_bytes // 2)
+        self._calendars: dict[uuid.UUID, CalendarCopy] = {}
+        self.directory = SubscriberDirectory(settings.directory_rows)
         self._feeds: ByteLru[CachedFeed] = ByteLru(settings.cache_bytes // 2)
         self._texts: dict[str, str] = {}
         self._calendar_codes: dict[tuple[str, str], tuple[uuid.UUID, bool]] = {}
@@ -163,6 +176,8 @@ class FeedService:
                     del self._calendar_codes[code]
 
     def _forget_all(self) -> None:
+        self.directory.clear()
+        self._calendars.clear()
         self.calendar_versions.clear()
         self.subscription_versions.clear()
         self._calendar_codes.clear()
@@ -227,7 +242,7 @@ class FeedService:
 
     async def subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
         key = str(subscription_id)
-        feed = self.current(key)
+        feed = self.current(key) or self._from_directory(subscription_id, key)
         if feed is not None:
             return feed
         async with self._lock(subscription_id):
@@ -259,9 +274,14 @@ class FeedService:
             private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
         self._note(self.subscription_versions, subscription_id, subscription_version)
+        copy = self._calendar_copy(calendar, calendar_version)
+        self.directory.put(subscription, private=bool(private))
+        if self.listening and calendar["calendar_id"] not in self.directory.calendars:
+            self._tasks.append(asyncio.create_task(self.directory.load(self._pool, calendar["calendar_id"])))
+            self._tasks = [task for task in self._tasks if not task.done()]
         moments = [calendar["feed_changed_at"], subscription["feed_changed_at"], calendar["changed_at"]]
         feed = Feed(
-            header=self._header(calendar, subscription_id),
+            header=self._subscriber_header(copy, subscription_id),
             section=section,
             private_blocks=[row["block"] for row in private],
             private_needs=[tzid for row in private for tzid in row["tzids"]],
@@ -298,6 +318,54 @@ class FeedService:
             )
             self._sections.put(key, section)
             return section
+
+    def _from_directory(self, subscription_id: uuid.UUID, key: str) -> Feed | None:
+        """The feed put together in memory from the directory's row, the calendar's copy and the
+        cached section, when all three are current; None sends the request to the database."""
+        if not self.listening:
+            return None
+        row = self.directory.get(key)
+        if row is None or row.private or row.feed_version < self.subscription_versions.get(subscription_id, 0):
+            return None
+        version = self.calendar_versions.get(row.calendar_id)
+        copy = self._calendars.get(row.calendar_id)
+        if version is None or copy is None or copy.version != version:
+            return None
+        section = self._sections.get((row.calendar_id, row.selection.signature))
+        if section is None or section.version != version:
+            return None
+        calendar = copy.record
+        self._note(self.subscription_versions, subscription_id, row.feed_version)
+        moments = [calendar["feed_changed_at"], row.feed_changed_at, calendar["changed_at"]]
+        feed = Feed(
+            header=self._subscriber_header(copy, subscription_id),
+            section=section,
+            last_modified=ceil_second(max(m for m in moments if m is not None)),
+            filename=self._text(f"{calendar['code']}.ics"),
+            disposition=self._text(f'inline; filename="{calendar["code"]}.ics"'),
+            feed_username=row.feed_username,
+            feed_password_hash=row.feed_password_hash,
+            protected=bool(calendar["protected"]),
+        )
+        self._feeds.put(key, CachedFeed(row.calendar_id, version, subscription_id, row.feed_version, feed))
+        return feed
+
+    def _calendar_copy(self, calendar: asyncpg.Record, version: int) -> CalendarCopy:
+        calendar_id = calendar["calendar_id"]
+        copy = self._calendars.get(calendar_id)
+        if copy is None or copy.version != version:
+            template = HeaderTemplate.of(lambda subscription_id: self._header(calendar, subscription_id))
+            copy = CalendarCopy(version, calendar, template)
+            if version >= self.calendar_versions.get(calendar_id, 0):
+                if len(self._calendars) > 10_000:
+                    self._calendars.clear()
+                self._calendars[calendar_id] = copy
+        return copy
+
+    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID) -> bytes:
+        if copy.template is not None:
+            return copy.template.fill(subscription_id)
+        return self._header(copy.record, subscription_id)
 
     def _text(self, text: str) -> str:
         """One string object per distinct value (a calendar's file name is in every feed of it)."""
