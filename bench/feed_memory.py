@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +32,8 @@ SUBSCRIPTIONS = int(os.environ.get("KALENDS_BENCH_MEMORY_SUBSCRIPTIONS", "100000
 FILTERS = int(os.environ.get("KALENDS_BENCH_MEMORY_FILTERS", "20"))
 EVENTS = int(os.environ.get("KALENDS_BENCH_MEMORY_EVENTS", "200"))
 CONCURRENCY = 64
+# Set to a name to record a py-spy flame graph of the feed processes during the fill phase.
+PROFILE = os.environ.get("KALENDS_BENCH_MEMORY_PROFILE", "")
 
 RANDOM_LUA = """
 local paths = {}
@@ -108,8 +112,15 @@ async def _run(workdir: Path) -> str:
             ids = [str(s) for s in seeded.first_calendar_subscriptions]
             base = stack.url("feed")
             rss_start = {pid: rss_mb(pid) for pid in process_tree(root)}
+            spy = None
+            if PROFILE:
+                out = Path(__file__).resolve().parent / "results" / f"{PROFILE}.svg"
+                spy_args = ["record", "-o", str(out), "--pid", str(root), "--duration", "20", "--subprocesses"]
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args])
             with CpuMeter([root]) as fill_meter:
                 fill_seconds, smallest = await _fetch_all(base, ids)
+            if spy is not None:
+                spy.wait(60)
             rss_filled = {pid: rss_mb(pid) for pid in process_tree(root)}
             paths = workdir / "paths.txt"
             paths.write_text("".join(f"/v1/webcal/{sid}\n" for sid in ids))

@@ -44,6 +44,7 @@ log = get_logger(__name__)
 # Bodies from this size up are finished on a worker thread (zlib and blake2b release the GIL); below
 # it the hand-off would cost more than the work.
 OFF_LOOP_BYTES = 64 * 1024
+RECHECK_BATCH = 5000
 T = TypeVar("T")
 
 
@@ -86,6 +87,7 @@ class FeedService:
         self._sections: ByteLru[Section] = ByteLru(settings.cache_bytes // 2)
         self._calendars: dict[uuid.UUID, CalendarCopy] = {}
         self.directory = SubscriberDirectory(settings.directory_rows)
+        self._recheck_queue: list[uuid.UUID] = []
         self._feeds: ByteLru[CachedFeed] = ByteLru(settings.cache_bytes // 2)
         self._texts: dict[str, str] = {}
         self._calendar_codes: dict[tuple[str, str], tuple[uuid.UUID, bool]] = {}
@@ -193,11 +195,20 @@ class FeedService:
                 log.warning("feed.recheck_failed", error=repr(exc))
 
     async def recheck(self) -> None:
-        """Catch up with any version a lost notification did not tell us about."""
-        # Only what the cache holds matters: a version nobody has cached is read afresh anyway.
-        cached = [entry for key in self._feeds.keys() if (entry := self._feeds.peek(key)) is not None]
-        calendars = sorted({entry.calendar_id for entry in cached})
-        subscriptions = sorted({entry.subscription_id for entry in cached if entry.subscription_id is not None})
+        """Catch up with any version a lost notification did not tell us about.
+
+        Only what is held here matters (cached feeds, directory rows): a version nobody holds is
+        read afresh anyway. Calendars are few and all checked each round; subscriptions may be
+        hundreds of thousands, so each round checks the next RECHECK_BATCH of them in turn.
+        """
+        if not self._recheck_queue:
+            held = {entry.subscription_id for key in self._feeds.keys() if (entry := self._feeds.peek(key)) is not None}
+            held.update(row.subscription_id for row in self.directory.rows.values())
+            held.discard(None)
+            self._recheck_queue = [sid for sid in held if sid is not None]
+        subscriptions = sorted(self._recheck_queue[-RECHECK_BATCH:])
+        del self._recheck_queue[-RECHECK_BATCH:]
+        calendars = sorted(self.calendar_versions)
         if not calendars and not subscriptions:
             return
         async with self._pool.acquire() as conn:

@@ -23,7 +23,7 @@ from shared.ical import FOOTER
 from shared.zone_needs import first_years, vtimezone_block
 
 # Python's own overhead of a cached feed (the object, its strings and dict slots), for budgeting.
-ENTRY_OVERHEAD = 600
+ENTRY_OVERHEAD = 800
 
 
 def zones_for(needs: Iterable[str]) -> bytes:
