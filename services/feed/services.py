@@ -123,7 +123,7 @@ class FeedService:
     async def gzip_chunks(self, feed: Feed) -> list[bytes]:
         """The feed's gzip in chunks; the shared part is compressed once (off the loop when large)."""
         if not feed.gzip_ready:
-            await self._off_loop(feed.length, feed.prepare_gzip)
+            await self._off_loop(feed.gzip_work, feed.prepare_gzip)
         return feed.gzip_chunks()
 
     async def _listen(self) -> None:

@@ -72,6 +72,10 @@ class Section:
         """Do the compression now (on a worker thread, for a big section)."""
         _ = self.rest.shift
 
+    @property
+    def gzip_ready(self) -> bool:
+        return self._rest is not None and self._rest.shift_ready
+
 
 class Feed:
     """One feed at one version: its own header and tail, the shared section, validators, credentials."""
@@ -167,6 +171,16 @@ class Feed:
     @property
     def gzip_ready(self) -> bool:
         return self._gzip is not None
+
+    @property
+    def gzip_work(self) -> int:
+        """Bytes `prepare_gzip` would compress: none once the section is compressed, for a feed
+        with no private part (then it is four table look-ups)."""
+        if self._gzip is not None:
+            return 0
+        if self.shares_section_tail and self.section.gzip_ready:
+            return 0
+        return self.length
 
     def gzip_chunks(self) -> list[bytes]:
         """One gzip member of the body: the header stored, the shared part as compressed once."""

@@ -134,6 +134,10 @@ class CompressedRun:
             self._shift = CrcShift.over(self.length)
         return self._shift
 
+    @property
+    def shift_ready(self) -> bool:
+        return self._shift is not None
+
     def crc_after(self, head: bytes) -> int:
         """The CRC-32 of `head` followed by these pieces."""
         return self.shift(zlib.crc32(head)) ^ self.crc
