@@ -7,7 +7,11 @@ A request selects and concatenates; nothing is rendered per request. Each API pr
     signature, version), shared by every subscription with that filter, compressed once,
   - per subscription only its own part (header, private events, validators: about a kilobyte),
     valid while both versions are current; it refers to its section and never copies it, so
-    100,000 subscribers of one calendar cost about 100 MB per process, not 100,000 bodies.
+    100,000 subscribers of one calendar cost about 130 MB per process, not 100,000 bodies (and
+    the cache's byte budget bounds it whatever the number),
+  - per calendar version its row and a template of its subscribers' headers (domain/headers.py),
+    and for popular calendars a directory of their subscriptions (directory.py), so that the first
+    poll of a subscriber is put together in memory instead of costing a query.
 A cached body is served only when its versions equal the newest heard of, so a change the
 projection has committed and announced is never hidden by the cache. Without a working LISTEN
 connection every request checks the database.
