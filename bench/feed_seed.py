@@ -124,6 +124,16 @@ HOT_QUERIES = {
         "(SELECT array_agg(subscription_id) FROM (SELECT subscription_id FROM feed.subscriptions"
         " WHERE calendar_id = '{calendar}' LIMIT 1000) s)::uuid[])"
     ),
+    "directory load: a calendar's subscriptions (services/feed/directory.py)": (
+        "SELECT subscription_id, calendar_id, tag_ids, time_zone_tag, include_ids, include_external, exclude_ids,"
+        " exclude_external, deactivated_at, feed_username, feed_password_hash, feed_version, feed_changed_at"
+        " FROM feed.subscriptions WHERE calendar_id = '{calendar}'"
+    ),
+    "directory load: which of 2,000 subscriptions have events of their own (with_private_events)": (
+        "SELECT DISTINCT member FROM feed.events, unnest(subscription_ids) AS member"
+        " WHERE cardinality(subscription_ids) > 0 AND subscription_ids && (SELECT array_agg(subscription_id)"
+        " FROM (SELECT subscription_id FROM feed.subscriptions WHERE calendar_id = '{calendar}' LIMIT 2000) s)"
+    ),
 }
 
 
@@ -145,9 +155,8 @@ async def explain_hot_queries(conn: asyncpg.Connection, seeded: Seeded) -> str:
     await conn.execute(f"PREPARE section AS {_SHARED}")
     await conn.execute("SET plan_cache_mode = force_custom_plan")
     plan = await conn.fetch(
-        "EXPLAIN (ANALYZE, BUFFERS) EXECUTE section($1, '{}', NULL, '{}', '{}', '{}', $2, NULL)",
-        seeded.calendar_ids[0],
-        ["game-1"],
+        f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE section('{seeded.calendar_ids[0]}', '{{}}', NULL, '{{}}', '{{}}',"
+        " '{}', '{game-1}', NULL)"
     )
     out += ["== shared section of one filter (shared_section)", *(row[0] for row in plan), ""]
     await conn.execute("DEALLOCATE section")
