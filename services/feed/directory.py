@@ -40,6 +40,7 @@ class Subscriber:
         "feed_version",
         "private",
         "selection",
+        "signature",
         "subscription_id",
     )
 
@@ -48,6 +49,7 @@ class Subscriber:
         subscription_id: uuid.UUID,
         calendar_id: uuid.UUID,
         selection: EventFilter,
+        signature: str,
         feed_version: int,
         feed_changed_at: datetime,
         feed_username: str | None,
@@ -57,6 +59,7 @@ class Subscriber:
         self.subscription_id = subscription_id
         self.calendar_id = calendar_id
         self.selection = selection
+        self.signature = signature
         self.feed_version = feed_version
         self.feed_changed_at = feed_changed_at
         self.feed_username = feed_username
@@ -90,7 +93,8 @@ class SubscriberDirectory:
         self._loaded: set[uuid.UUID] = set()
         # Bumped by clear(): a load that started before must not add rows from its older snapshot.
         self.generation = 0
-        self._filters: dict[EventFilter, EventFilter] = {}
+        # One filter object and one signature string per distinct filter, shared by its subscribers.
+        self._filters: dict[EventFilter, tuple[EventFilter, str]] = {}
 
     def get(self, key: str) -> Subscriber | None:
         return self.rows.get(key)
@@ -112,12 +116,13 @@ class SubscriberDirectory:
         if known is None and (row["calendar_id"] not in self._loaded or len(self.rows) >= self.max_rows):
             return
         selection = selection_of(row)
-        # Subscribers with one filter share one filter object (and its frozensets).
-        selection = self._filters.setdefault(selection, selection)
+        shared = self._filters.get(selection)
+        if shared is None:
+            shared = self._filters[selection] = (selection, selection.signature)
         self.rows[key] = Subscriber(
             row["subscription_id"],
             row["calendar_id"],
-            selection,
+            *shared,
             int(row["feed_version"]),
             row["feed_changed_at"],
             row["feed_username"],

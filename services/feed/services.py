@@ -346,7 +346,7 @@ class FeedService:
         copy = self._calendars.get(row.calendar_id)
         if version is None or copy is None or copy.version != version:
             return None
-        section = self._sections.get((row.calendar_id, row.selection.signature))
+        section = self._sections.get((row.calendar_id, row.signature))
         if section is None or section.version != version:
             return None
         calendar = copy.record
