@@ -32,7 +32,7 @@ SUBSCRIPTIONS = int(os.environ.get("KALENDS_BENCH_MEMORY_SUBSCRIPTIONS", "100000
 FILTERS = int(os.environ.get("KALENDS_BENCH_MEMORY_FILTERS", "20"))
 EVENTS = int(os.environ.get("KALENDS_BENCH_MEMORY_EVENTS", "200"))
 CONCURRENCY = 64
-# Set to a name to record a py-spy flame graph of the feed processes during the fill phase.
+# Set to a name to record a py-spy flame graph of the feed processes during the second random pass.
 PROFILE = os.environ.get("KALENDS_BENCH_MEMORY_PROFILE", "")
 
 RANDOM_LUA = """
@@ -112,15 +112,8 @@ async def _run(workdir: Path) -> str:
             ids = [str(s) for s in seeded.first_calendar_subscriptions]
             base = stack.url("feed")
             rss_start = {pid: rss_mb(pid) for pid in process_tree(root)}
-            spy = None
-            if PROFILE:
-                out = Path(__file__).resolve().parent / "results" / f"{PROFILE}.svg"
-                spy_args = ["record", "-o", str(out), "--pid", str(root), "--duration", "20", "--subprocesses"]
-                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args])
             with CpuMeter([root]) as fill_meter:
                 fill_seconds, smallest = await _fetch_all(base, ids)
-            if spy is not None:
-                spy.wait(60)
             rss_filled = {pid: rss_mb(pid) for pid in process_tree(root)}
             paths = workdir / "paths.txt"
             paths.write_text("".join(f"/v1/webcal/{sid}\n" for sid in ids))
@@ -132,8 +125,15 @@ async def _run(workdir: Path) -> str:
                 scattered = wrk(base, 64, {}, script=str(script))
             # Each process saw about half the subscriptions in the fill (the kernel spreads
             # connections); a second pass shows the state once every process has met most of them.
+            spy = None
+            if PROFILE:
+                out = Path(__file__).resolve().parent / "results" / f"{PROFILE}.svg"
+                spy_args = ["record", "-o", str(out), "--pid", str(root), "--duration", str(DURATION)]
+                spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args, "--subprocesses"])
             with CpuMeter([root]) as again_meter:
                 again = wrk(base, 64, {}, script=str(script))
+            if spy is not None:
+                spy.wait(60)
             rss_end = {pid: rss_mb(pid) for pid in process_tree(root)}
         finally:
             stack.stop_all()
