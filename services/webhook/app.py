@@ -1,10 +1,8 @@
-"""The webhook service's aiohttp app: endpoint admin API, subscription consumer, dispatcher, sweeper."""
+"""The webhook service's aiohttp app: endpoint admin API, subscription consumer, dispatcher."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -14,10 +12,10 @@ from services.webhook.adapters.secrets import seal_secrets
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.api.handlers import SETTINGS
 from services.webhook.api.routes import routes
-from services.webhook.messaging.dispatcher import Dispatcher, Sweeper
+from services.webhook.messaging.dispatcher import Dispatcher
 from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import DISPATCH
-from services.webhook.services import handle_subscription_message
+from services.webhook.services import subscription_handler
 from services.webhook.settings import WebhookSettings
 from shared import lifecycle
 from shared.tokens import JwksVerifier
@@ -26,7 +24,6 @@ from shared.web import add_routes, create_base_app
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-SWEEPER = web.AppKey("sweeper", Sweeper)
 
 
 def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
@@ -46,28 +43,29 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             concurrency=settings.concurrency,
             endpoint_concurrency=settings.endpoint_concurrency,
             box=settings.secret_box,
-        )
-        sweeper = Sweeper(
-            app[lifecycle.POOL],
-            interval=settings.sweep_interval,
-            grace=settings.sweep_grace,
-            requeue_after=max(10.0, settings.sweep_interval * 5),
+            poll_interval=settings.sweep_interval,
         )
         app[DISPATCHER] = dispatcher
-        app[SWEEPER] = sweeper
         await dispatcher.start()
-        sweeping = asyncio.create_task(sweeper.run(), name="webhook-sweeper")
         try:
             yield
         finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
             await dispatcher.stop()
             await timers.close()
             await sender.close()
 
     return ctx
+
+
+def nudger(app: web.Application) -> Callable[[], None]:
+    """Nudges the app's dispatcher (once it runs): the consumer made deliveries that are due now."""
+
+    def nudge() -> None:
+        dispatcher = app.get(DISPATCHER)
+        if dispatcher is not None:
+            dispatcher.nudge()
+
+    return nudge
 
 
 def secrets_at_rest(settings: WebhookSettings) -> lifecycle.CleanupCtx:
@@ -91,8 +89,9 @@ def create_app(settings: WebhookSettings, role: str = "all") -> web.Application:
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(DISPATCH, handle_subscription_message)]))
+        # The dispatcher first: the consumer nudges it (and stops before it).
         app.cleanup_ctx.append(delivery_workers(settings))
+        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(DISPATCH, subscription_handler(nudger(app)))]))
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from services.webhook.domain import payloads
 from services.webhook.domain.signing import new_secret
 from services.webhook.messaging.timers import due_envelope
 from shared import outbox
+from shared.consumer import Handler
 from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.logging import get_logger
@@ -184,37 +185,56 @@ async def _fan_out(
     endpoint_ids: Sequence[uuid.UUID],
     source_message_id: uuid.UUID | None = None,
     subscription_id: uuid.UUID | None = None,
+    announce: bool = False,
 ) -> list[uuid.UUID]:
-    await repo.insert_event(
+    """The event and its deliveries, due now. The worker's dispatcher claims due deliveries from
+    PostgreSQL (the consumer in its process nudges it); with `announce` a `webhook.due` message also
+    goes out through the outbox, for deliveries made where no dispatcher runs (the API)."""
+    delivery_ids = await repo.insert_event(
         conn,
         event_id=event_id,
         account_id=account_id,
         event_type=event_type,
         body=body,
+        endpoint_ids=list(endpoint_ids),
         source_message_id=source_message_id,
         subscription_id=subscription_id,
     )
-    delivery_ids = [await repo.insert_delivery(conn, event_id, endpoint_id) for endpoint_id in endpoint_ids]
-    # The first attempts are announced through the outbox: they exist exactly when the deliveries do.
-    await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, 0) for d in delivery_ids])
+    if announce:
+        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, 0) for d in delivery_ids])
     return delivery_ids
 
 
+def subscription_handler(on_deliveries: Callable[[], None] | None = None) -> Handler:
+    """The consumer's handler (runs in the consumer's transaction): a subscription message becomes
+    one event and a delivery to every enabled endpoint of the account that wants its type; then
+    `on_deliveries()` (the dispatcher's nudge) when it made any."""
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        if await make_deliveries(conn, envelope) and on_deliveries is not None:
+            on_deliveries()
+
+    return handle
+
+
 async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    """Consumer handler (runs in the consumer's transaction): a subscription message becomes one
-    event and a delivery to every enabled endpoint of the account that wants its type."""
+    """The handler without a dispatcher to nudge (the next poll finds the deliveries)."""
+    await make_deliveries(conn, envelope)
+
+
+async def make_deliveries(conn: asyncpg.Connection, envelope: Envelope) -> int:
+    """The event and its deliveries for a subscription or reply message; returns how many deliveries."""
     event_type = payloads.MESSAGE_EVENT_TYPES.get(envelope.type)
     if event_type is None:
-        return
+        return 0
     message = envelope.parsed()
     if isinstance(message, AttendeeReplied):
-        await _fan_out_reply(conn, envelope, message)
-        return
+        return await _fan_out_reply(conn, envelope, message)
     subscription = message
     assert isinstance(subscription, SubscriptionData)
     endpoint_ids = await repo.endpoints_wanting(conn, subscription.account_id, event_type)
     if not endpoint_ids:
-        return
+        return 0
     body = payloads.encode(
         payloads.event_object(envelope.id, event_type, payloads.event_details(event_type, subscription))
     )
@@ -229,15 +249,16 @@ async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelo
         subscription_id=subscription.subscription_id,
     )
     log.info("webhook.event", event_type=event_type, event_id=str(envelope.id), deliveries=len(deliveries))
+    return len(deliveries)
 
 
-async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: AttendeeReplied) -> None:
+async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: AttendeeReplied) -> int:
     endpoint_ids = await repo.endpoints_wanting(conn, replied.account_id, payloads.ATTENDEE_REPLIED)
     if not endpoint_ids:
-        return
+        return 0
     details = payloads.attendee_replied_details(replied)
     body = payloads.encode(payloads.event_object(envelope.id, payloads.ATTENDEE_REPLIED, details))
-    await _fan_out(
+    deliveries = await _fan_out(
         conn,
         event_id=envelope.id,
         account_id=replied.account_id,
@@ -246,6 +267,7 @@ async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: 
         endpoint_ids=endpoint_ids,
         source_message_id=envelope.id,
     )
+    return len(deliveries)
 
 
 async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
@@ -265,6 +287,7 @@ async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id
             event_type=payloads.TEST,
             body=body,
             endpoint_ids=[endpoint_id],
+            announce=True,
         )
     return delivery_id
 

@@ -170,30 +170,27 @@ async def insert_event(
     account_id: uuid.UUID,
     event_type: str,
     body: bytes,
+    endpoint_ids: list[uuid.UUID],
     source_message_id: uuid.UUID | None = None,
     subscription_id: uuid.UUID | None = None,
-) -> None:
+) -> list[uuid.UUID]:
+    """The event and a delivery to each endpoint, due now, in one statement; returns the deliveries' ids."""
+    delivery_ids = [uuid.uuid4() for _ in endpoint_ids]
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.events (id, account_id, event_type, source_message_id, subscription_id, body)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        f"WITH event AS (INSERT INTO {SCHEMA}.events"
+        " (id, account_id, event_type, source_message_id, subscription_id, body) VALUES ($1, $2, $3, $4, $5, $6))"
+        f" INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at)"
+        " SELECT d.id, $1, d.endpoint_id, now() FROM unnest($7::uuid[], $8::uuid[]) AS d(id, endpoint_id)",
         event_id,
         account_id,
         event_type,
         source_message_id,
         subscription_id,
         body,
+        delivery_ids,
+        endpoint_ids,
     )
-
-
-async def insert_delivery(conn: asyncpg.Connection, event_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
-    delivery_id = uuid.uuid4()
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at) VALUES ($1, $2, $3, now())",
-        delivery_id,
-        event_id,
-        endpoint_id,
-    )
-    return delivery_id
+    return delivery_ids
 
 
 @dataclass(frozen=True)
@@ -211,82 +208,6 @@ class ClaimedAttempt:
     signing_secrets: list[str]
     body: bytes
     first_attempt_at: datetime
-
-
-async def claim_attempt(
-    conn: asyncpg.Connection, box: SecretBox, delivery_id: uuid.UUID, attempts_made: int, lease_seconds: float
-) -> ClaimedAttempt | None:
-    """Claim the next attempt of a delivery if it is pending, due, not claimed by a live worker, and
-    still at `attempts_made` (so a stale or duplicate timer claims nothing). Runs in the caller's
-    transaction; the attempt row is written before anything is sent."""
-    row = await conn.fetchrow(
-        f"SELECT d.id, d.endpoint_id, d.status, d.attempts_made, d.first_attempt_at, d.next_attempt_at,"
-        f" d.lease_until, d.manual, e.url, e.enabled, e.secret, e.secret_encrypted, e.previous_secret,"
-        f" e.previous_secret_encrypted, e.previous_secret_expires_at,"
-        f" ev.id AS event_id, ev.event_type, ev.body, clock_timestamp() AS now"
-        f" FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id"
-        f" JOIN {SCHEMA}.events ev ON ev.id = d.event_id"
-        f" WHERE d.id = $1 FOR UPDATE OF d SKIP LOCKED",
-        delivery_id,
-    )
-    if row is None or row["status"] != "pending" or row["attempts_made"] != attempts_made:
-        return None
-    now: datetime = row["now"]
-    if row["next_attempt_at"] is None or (row["next_attempt_at"] - now).total_seconds() > 0.25:
-        return None
-    if row["lease_until"] is not None and row["lease_until"] > now:
-        return None
-    if not row["enabled"]:
-        await conn.execute(
-            f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
-            " failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now() WHERE id = $1",
-            delivery_id,
-        )
-        return None
-    await conn.execute(
-        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), succeeded = false, error = $2"
-        " WHERE delivery_id = $1 AND finished_at IS NULL",
-        delivery_id,
-        ORPHANED_ATTEMPT,
-    )
-    attempt_id = uuid.uuid4()
-    number = row["attempts_made"] + 1
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        attempt_id,
-        delivery_id,
-        number,
-        "manual" if row["manual"] else "scheduled",
-        row["url"],
-        now,
-    )
-    await conn.execute(
-        f"UPDATE {SCHEMA}.deliveries SET attempts_made = $2, first_attempt_at = COALESCE(first_attempt_at, $3),"
-        " lease_until = $3 + make_interval(secs => $4), swept_at = NULL, updated_at = now() WHERE id = $1",
-        delivery_id,
-        number,
-        now,
-        lease_seconds,
-    )
-    current = open_secret(box, row["secret_encrypted"], row["secret"])
-    previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
-    secrets = [current] if current else []
-    if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
-        secrets.append(previous)
-    return ClaimedAttempt(
-        attempt_id=attempt_id,
-        delivery_id=delivery_id,
-        endpoint_id=row["endpoint_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        number=number,
-        manual=row["manual"],
-        url=row["url"],
-        signing_secrets=secrets,
-        body=bytes(row["body"]),
-        first_attempt_at=row["first_attempt_at"] or now,
-    )
 
 
 async def finish_attempt(
@@ -349,28 +270,6 @@ async def schedule_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, du
         delivery_id,
         due_at,
     )
-
-
-async def overdue_deliveries(
-    conn: asyncpg.Connection, *, grace: float, requeue_after: float, limit: int = 500
-) -> list[tuple[uuid.UUID, int]]:
-    """Pending deliveries overdue by more than `grace` that no live worker holds and the sweeper has
-    not re-enqueued in the last `requeue_after` seconds; marks them swept. Caller's transaction."""
-    rows = await conn.fetch(
-        f"SELECT id, attempts_made FROM {SCHEMA}.deliveries"
-        " WHERE status = 'pending' AND next_attempt_at <= now() - make_interval(secs => $1)"
-        " AND (lease_until IS NULL OR lease_until < now())"
-        " AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $2))"
-        " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-        grace,
-        requeue_after,
-        limit,
-    )
-    if rows:
-        await conn.execute(
-            f"UPDATE {SCHEMA}.deliveries SET swept_at = now() WHERE id = ANY($1::uuid[])", [r["id"] for r in rows]
-        )
-    return [(r["id"], r["attempts_made"]) for r in rows]
 
 
 # --- the record --------------------------------------------------------------------------------
