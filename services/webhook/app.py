@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from services.webhook.adapters.sender import WebhookSender
 from services.webhook.api.handlers import SETTINGS
 from services.webhook.api.routes import routes
 from services.webhook.messaging.dispatcher import Dispatcher
+from services.webhook.messaging.intake import DeliveryIntake
 from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import DISPATCH
 from services.webhook.services import subscription_handler
 from services.webhook.settings import WebhookSettings
-from shared import lifecycle
+from shared import denylist, lifecycle
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
 
@@ -68,6 +70,32 @@ def nudger(app: web.Application) -> Callable[[], None]:
     return nudge
 
 
+def delivery_intake() -> lifecycle.CleanupCtx:
+    """The consumer of subscription and reply messages (messaging/intake.py), which also follows
+    auth's revocations into the denylist, as every service's first consumer does."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        nudge = nudger(app)
+        ((spec, handler),) = denylist.with_denylist(SCHEMA, [(DISPATCH, subscription_handler(nudge))])
+        intake = DeliveryIntake(
+            connection=app[lifecycle.AMQP],
+            pool=app[lifecycle.POOL],
+            names=app[lifecycle.NAMES],
+            spec=spec,
+            handler=handler,
+            on_deliveries=nudge,
+        )
+        await intake.start()
+        app[lifecycle.CONSUMERS] = [intake]
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await intake.stop()
+
+    return ctx
+
+
 def secrets_at_rest(settings: WebhookSettings) -> lifecycle.CleanupCtx:
     """Before serving: every signing secret encrypted under the first key (adapters/secrets.py)."""
 
@@ -91,7 +119,7 @@ def create_app(settings: WebhookSettings, role: str = "all") -> web.Application:
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
         # The dispatcher first: the consumer nudges it (and stops before it).
         app.cleanup_ctx.append(delivery_workers(settings))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(DISPATCH, subscription_handler(nudger(app)))]))
+        app.cleanup_ctx.append(delivery_intake())
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

@@ -66,9 +66,9 @@ async def claim_batch(
     active: Mapping[uuid.UUID, int],
     lease: float,
 ) -> list[repo.ClaimedAttempt]:
-    """Claim up to `limit` due attempts in one transaction (batches.claim_due): each has its
-    attempt row and its lease before anything is sent."""
-    async with pool.acquire() as conn, conn.transaction():
+    """Claim up to `limit` due attempts in one statement (batches.claim_due): each has its attempt
+    row and its lease before anything is sent."""
+    async with pool.acquire() as conn:
         return await batches.claim_due(
             conn, box, limit=limit, endpoint_limit=endpoint_limit, active=active, lease_seconds=lease
         )

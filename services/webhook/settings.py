@@ -55,9 +55,10 @@ class WebhookSettings:
 
     @property
     def lease(self) -> float:
-        """How long a claimed attempt is held before another worker may take it over: the attempt's
-        timeout plus time to read the body and record the outcome."""
-        return self.timeout + 5.0
+        """How long a claimed attempt is held before another worker may take it over: the wait for a
+        slot behind one attempt to its endpoint (the dispatcher claims one ahead per slot), the
+        attempt's own timeout, and time to read the body and record the outcome."""
+        return self.timeout * 2 + 5.0
 
     def for_log(self) -> dict[str, object]:
         return {

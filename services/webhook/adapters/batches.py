@@ -19,53 +19,68 @@ import asyncpg
 from services.webhook.adapters.repository import ORPHANED_ATTEMPT, SCHEMA, ClaimedAttempt, open_secret
 from shared.crypto import SecretBox
 
-# Due deliveries, at most `endpoint_limit` per endpoint counting those this worker already has in
-# flight ($1 endpoints, $2 their counts), oldest first per endpoint, then locked. The ranking reads
-# without locks; the locking query re-checks every condition on the row as it is when locked (READ
-# COMMITTED re-evaluates a changed row), and SKIP LOCKED leaves rows another worker is claiming to
-# it, so two workers never claim the same attempt.
+# One statement (one round trip, one commit) claims a batch:
+# - `pending`: the endpoints with pending deliveries, by a skip scan of deliveries_pending_by_endpoint
+#   (one index probe per endpoint, however long its backlog);
+# - `chosen`: per endpoint, its oldest due deliveries held by nobody, as many as its free slots
+#   (`$3` less those this worker has in flight: endpoints `$1`, counts `$2`); `$4` in all, oldest first;
+# - `locked`: those rows locked, every condition checked again on the row as it is when locked (READ
+#   COMMITTED re-evaluates a row changed since the snapshot), rows another worker is claiming skipped:
+#   so two workers never claim the same attempt;
+# - then, on the locked rows: a disabled endpoint's delivery fails; attempts a dead worker left open
+#   are closed as orphaned; the new attempt rows are written and the lease taken, before anything is
+#   sent. (Sub-statements share one snapshot, so the close never sees the new rows.)
 _CLAIM = f"""
-WITH busy AS (
+WITH RECURSIVE pending(endpoint_id) AS (
+    (SELECT endpoint_id FROM {SCHEMA}.deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM {SCHEMA}.deliveries d
+            WHERE d.status = 'pending' AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
+    FROM pending p WHERE p.endpoint_id IS NOT NULL
+), busy AS (
     SELECT * FROM unnest($1::uuid[], $2::int[]) AS b(endpoint_id, active)
-), ranked AS (
-    SELECT d.id, d.next_attempt_at,
-           row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.created_at, d.id)
-           + coalesce(b.active, 0) AS place
-    FROM {SCHEMA}.deliveries d LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
-    WHERE d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
-      AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
 ), chosen AS (
-    SELECT id FROM ranked WHERE place <= $3 ORDER BY next_attempt_at, id LIMIT $4
-)
-SELECT d.id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, d.next_attempt_at,
-       e.url, e.enabled, e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
-       e.previous_secret_expires_at, ev.id AS event_id, ev.event_type, ev.body, clock_timestamp() AS now
-FROM {SCHEMA}.deliveries d
-JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id
-JOIN {SCHEMA}.events ev ON ev.id = d.event_id
-WHERE d.id IN (SELECT id FROM chosen)
-  AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
-  AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
-ORDER BY d.endpoint_id, d.next_attempt_at, d.created_at, d.id
-FOR UPDATE OF d SKIP LOCKED
-"""
-
-# One statement for the whole batch: close attempts a dead worker left open, write the new attempt
-# rows, take the lease. (Sub-statements share one snapshot, so the close never sees the new rows.)
-_TAKE = f"""
-WITH claimed AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::text[])
-        AS c(delivery_id, attempt_id, number, trigger, url)
+    SELECT c.id FROM pending p LEFT JOIN busy b ON b.endpoint_id = p.endpoint_id
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM {SCHEMA}.deliveries d
+        WHERE d.endpoint_id = p.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+          AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
+        ORDER BY d.next_attempt_at, d.created_at, d.id
+        LIMIT greatest($3 - coalesce(b.active, 0), 0)
+    ) c
+    WHERE p.endpoint_id IS NOT NULL
+    ORDER BY c.next_attempt_at, c.id LIMIT $4
+), locked AS (
+    SELECT d.id, d.event_id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, e.url, e.enabled,
+           e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
+           e.previous_secret_expires_at, clock_timestamp() AS now
+    FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id
+    WHERE d.id IN (SELECT id FROM chosen)
+      AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+      AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
+    FOR UPDATE OF d SKIP LOCKED
+), disabled AS (
+    UPDATE {SCHEMA}.deliveries d SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,
+        failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now()
+    FROM locked l WHERE d.id = l.id AND NOT l.enabled
 ), orphans AS (
-    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), succeeded = false, error = $8
-    FROM claimed c WHERE a.delivery_id = c.delivery_id AND a.finished_at IS NULL
+    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), succeeded = false, error = $6
+    FROM locked l WHERE a.delivery_id = l.id AND l.enabled AND a.finished_at IS NULL
 ), attempts AS (
     INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)
-    SELECT attempt_id, delivery_id, number, trigger, url, $6 FROM claimed
+    SELECT gen_random_uuid(), l.id, l.attempts_made + 1, CASE WHEN l.manual THEN 'manual' ELSE 'scheduled' END,
+           l.url, l.now
+    FROM locked l WHERE l.enabled
+    RETURNING id, delivery_id
+), leases AS (
+    UPDATE {SCHEMA}.deliveries d SET attempts_made = l.attempts_made + 1,
+        first_attempt_at = COALESCE(d.first_attempt_at, l.now), lease_until = l.now + make_interval(secs => $5),
+        swept_at = NULL, updated_at = now()
+    FROM locked l WHERE d.id = l.id AND l.enabled
 )
-UPDATE {SCHEMA}.deliveries d SET attempts_made = c.number, first_attempt_at = COALESCE(d.first_attempt_at, $6),
-    lease_until = $6 + make_interval(secs => $7), swept_at = NULL, updated_at = now()
-FROM claimed c WHERE d.id = c.delivery_id
+SELECT l.*, a.id AS attempt_id, ev.event_type, ev.body
+FROM locked l JOIN attempts a ON a.delivery_id = l.id JOIN {SCHEMA}.events ev ON ev.id = l.event_id
+ORDER BY l.endpoint_id, l.now
 """
 
 
@@ -80,7 +95,8 @@ async def claim_due(
 ) -> list[ClaimedAttempt]:
     """Claim up to `limit` due attempts, at most `endpoint_limit` per endpoint including the
     `active` ones this worker already has in flight; oldest first within an endpoint. A due
-    delivery whose endpoint is disabled ends as failed instead. Runs in the caller's transaction."""
+    delivery whose endpoint is disabled ends as failed instead. One statement: it needs no
+    transaction of its own."""
     busy = [(endpoint, count) for endpoint, count in active.items() if count > 0]
     rows = await conn.fetch(
         _CLAIM,
@@ -88,42 +104,21 @@ async def claim_due(
         [count for _, count in busy],
         endpoint_limit,
         limit,
+        lease_seconds,
+        ORPHANED_ATTEMPT,
     )
-    if not rows:
-        return []
-    disabled = [r["id"] for r in rows if not r["enabled"]]
-    if disabled:
-        await conn.execute(
-            f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
-            " failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now()"
-            " WHERE id = ANY($1::uuid[])",
-            disabled,
-        )
-    now: datetime = rows[0]["now"]
-    claimed = [_claimed(box, row, now) for row in rows if row["enabled"]]
-    if claimed:
-        await conn.execute(
-            _TAKE,
-            [c.delivery_id for c in claimed],
-            [c.attempt_id for c in claimed],
-            [c.number for c in claimed],
-            ["manual" if c.manual else "scheduled" for c in claimed],
-            [c.url for c in claimed],
-            now,
-            lease_seconds,
-            ORPHANED_ATTEMPT,
-        )
-    return claimed
+    return [_claimed(box, row) for row in rows]
 
 
-def _claimed(box: SecretBox, row: asyncpg.Record, now: datetime) -> ClaimedAttempt:
+def _claimed(box: SecretBox, row: asyncpg.Record) -> ClaimedAttempt:
+    now: datetime = row["now"]
     current = open_secret(box, row["secret_encrypted"], row["secret"])
     previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
     secrets = [current] if current else []
     if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
         secrets.append(previous)
     return ClaimedAttempt(
-        attempt_id=uuid.uuid4(),
+        attempt_id=row["attempt_id"],
         delivery_id=row["id"],
         endpoint_id=row["endpoint_id"],
         event_id=row["event_id"],

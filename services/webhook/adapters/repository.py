@@ -6,6 +6,7 @@ Every function takes a connection; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,46 +152,66 @@ async def delete_endpoint(conn: asyncpg.Connection, account_id: uuid.UUID, endpo
 
 
 async def endpoints_wanting(conn: asyncpg.Connection, account_id: uuid.UUID, event_type: str) -> list[uuid.UUID]:
+    wanted = await endpoints_wanting_many(conn, [(account_id, event_type)])
+    return wanted.get((account_id, event_type), [])
+
+
+async def endpoints_wanting_many(
+    conn: asyncpg.Connection, wants: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], list[uuid.UUID]]:
+    """The enabled endpoints that want each (account, event type), oldest first; one query for all."""
     rows = await conn.fetch(
-        f"SELECT id FROM {SCHEMA}.endpoints WHERE account_id = $1 AND enabled AND $2 = ANY(event_types)"
-        " ORDER BY created_at, id",
-        account_id,
-        event_type,
+        f"SELECT w.account_id, w.event_type, e.id FROM unnest($1::uuid[], $2::text[]) AS w(account_id, event_type)"
+        f" JOIN {SCHEMA}.endpoints e ON e.account_id = w.account_id AND e.enabled AND w.event_type = ANY(e.event_types)"
+        " ORDER BY e.created_at, e.id",
+        [account for account, _ in wants],
+        [event_type for _, event_type in wants],
     )
-    return [r["id"] for r in rows]
+    wanted: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
+    for row in rows:
+        wanted.setdefault((row["account_id"], row["event_type"]), []).append(row["id"])
+    return wanted
 
 
 # --- events and deliveries -----------------------------------------------------------------------
 
 
-async def insert_event(
-    conn: asyncpg.Connection,
-    *,
-    event_id: uuid.UUID,
-    account_id: uuid.UUID,
-    event_type: str,
-    body: bytes,
-    endpoint_ids: list[uuid.UUID],
-    source_message_id: uuid.UUID | None = None,
-    subscription_id: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """The event and a delivery to each endpoint, due now, in one statement; returns the deliveries' ids."""
-    delivery_ids = [uuid.uuid4() for _ in endpoint_ids]
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store, and the endpoints it goes to (a delivery each)."""
+
+    event_id: uuid.UUID
+    account_id: uuid.UUID
+    event_type: str
+    body: bytes
+    endpoint_ids: Sequence[uuid.UUID]
+    source_message_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
+
+
+async def insert_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[uuid.UUID]:
+    """The events and a delivery to each of their endpoints, due now, in one statement; returns the
+    deliveries' ids. Deliveries are created a microsecond apart, in the order given, so that an
+    endpoint's deliveries made together are attempted in that order (claims go oldest first)."""
+    deliveries = [(uuid.uuid4(), e.event_id, endpoint) for e in events for endpoint in e.endpoint_ids]
     await conn.execute(
         f"WITH event AS (INSERT INTO {SCHEMA}.events"
-        " (id, account_id, event_type, source_message_id, subscription_id, body) VALUES ($1, $2, $3, $4, $5, $6))"
-        f" INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at)"
-        " SELECT d.id, $1, d.endpoint_id, now() FROM unnest($7::uuid[], $8::uuid[]) AS d(id, endpoint_id)",
-        event_id,
-        account_id,
-        event_type,
-        source_message_id,
-        subscription_id,
-        body,
-        delivery_ids,
-        endpoint_ids,
+        " (id, account_id, event_type, source_message_id, subscription_id, body)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bytea[]))"
+        f" INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at, created_at)"
+        " SELECT d.id, d.event_id, d.endpoint_id, now(), now() + make_interval(secs => d.n / 1000000.0)"
+        " FROM unnest($7::uuid[], $8::uuid[], $9::uuid[]) WITH ORDINALITY AS d(id, event_id, endpoint_id, n)",
+        [e.event_id for e in events],
+        [e.account_id for e in events],
+        [e.event_type for e in events],
+        [e.source_message_id for e in events],
+        [e.subscription_id for e in events],
+        [e.body for e in events],
+        [d[0] for d in deliveries],
+        [d[1] for d in deliveries],
+        [d[2] for d in deliveries],
     )
-    return delivery_ids
+    return [d[0] for d in deliveries]
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,11 @@ attempt freed a slot; and every `poll_interval` in any case, which also picks up
 worker or a lost message left behind. A nudge comes just before the consumer's transaction commits,
 so after one the dispatcher looks again a few milliseconds later if it found nothing.
 
-Fairness: at most `endpoint_concurrency` attempts per endpoint are in flight in this worker (the
-claim never takes more), `concurrency` in all. What an endpoint cannot take yet stays pending in
-PostgreSQL, oldest first, so a dead endpoint's backlog costs nothing but rows.
+Fairness: at most `endpoint_concurrency` attempts per endpoint are in flight in this worker,
+`concurrency` in all. The claim takes at most as many again per endpoint (and in all), which wait in
+claim order for a slot: a freed slot starts the next attempt at once instead of after a claim's round
+trip, and the lease covers that wait (settings.lease). What an endpoint cannot take yet stays pending
+in PostgreSQL, oldest first, so a dead endpoint's backlog costs nothing but rows.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ log = get_logger(__name__)
 
 # Outcomes recorded in one transaction at most; more wait for the next.
 RECORD_BATCH = 512
-# After a nudge that found nothing, look again after 2, 4, 8 ... ms, for this long.
+# After a nudge that found nothing, look again after 1, 2, 4 ... ms, for this long.
 NUDGE_WINDOW = 0.5
 NUDGE_BACKOFF_MAX = 0.064
 
@@ -78,8 +80,10 @@ class Dispatcher:
         self._concurrency = concurrency
         self._endpoint_concurrency = endpoint_concurrency
         self._poll_interval = poll_interval
-        self._active: dict[uuid.UUID, int] = {}  # attempts in flight per endpoint
-        self._in_flight = 0
+        self._active: dict[uuid.UUID, int] = {}  # attempts claimed and not yet sent, per endpoint
+        self._lanes: dict[uuid.UUID, asyncio.Semaphore] = {}  # sending, per endpoint
+        self._sending_slots = asyncio.Semaphore(concurrency)
+        self._in_flight = 0  # attempts claimed and not yet sent, in all
         self._wake = asyncio.Event()
         self._nudged_at = float("-inf")
         self._sent: list[attempts.SentAttempt] = []
@@ -148,7 +152,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         backoff = 0.0
         while True:
-            free = self._concurrency - self._in_flight
+            free = self._concurrency * 2 - self._in_flight
             if free <= 0:
                 await self._wait(self._poll_interval)
                 continue
@@ -158,7 +162,7 @@ class Dispatcher:
                     self._pool,
                     self._box,
                     limit=free,
-                    endpoint_limit=self._endpoint_concurrency,
+                    endpoint_limit=self._endpoint_concurrency * 2,
                     active=self._active,
                     lease=self._lease,
                 )
@@ -174,7 +178,7 @@ class Dispatcher:
             if claimed and len(claimed) == free:
                 continue  # there may be more
             if loop.time() - self._nudged_at < NUDGE_WINDOW:
-                backoff = 0.002 if claimed else min(max(backoff * 2, 0.002), NUDGE_BACKOFF_MAX)
+                backoff = 0.001 if claimed else min(max(backoff * 2, 0.001), NUDGE_BACKOFF_MAX)
                 await self._wait(backoff)
             else:
                 await self._wait(self._poll_interval)
@@ -184,23 +188,31 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _start(self, claimed: ClaimedAttempt) -> None:
-        self._active[claimed.endpoint_id] = self._active.get(claimed.endpoint_id, 0) + 1
+        endpoint = claimed.endpoint_id
+        self._active[endpoint] = self._active.get(endpoint, 0) + 1
+        if endpoint not in self._lanes:
+            self._lanes[endpoint] = asyncio.Semaphore(self._endpoint_concurrency)
         self._in_flight += 1
-        task = asyncio.create_task(self._send(claimed))
+        task = asyncio.create_task(self._send(claimed, self._lanes[endpoint]))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, claimed: ClaimedAttempt) -> None:
+    async def _send(self, claimed: ClaimedAttempt, lane: asyncio.Semaphore) -> None:
+        endpoint = claimed.endpoint_id
         try:
-            sent = await attempts.send_attempt(self._sender, claimed)
+            # Semaphores wake their waiters first come, first served: attempts start in claim order.
+            async with lane, self._sending_slots:
+                sent = await attempts.send_attempt(self._sender, claimed)
         finally:
-            left = self._active[claimed.endpoint_id] - 1
+            left = self._active[endpoint] - 1
             if left:
-                self._active[claimed.endpoint_id] = left
+                self._active[endpoint] = left
             else:
-                del self._active[claimed.endpoint_id]
+                del self._active[endpoint]
+                del self._lanes[endpoint]
             self._in_flight -= 1
-            self._wake.set()  # a slot is free
+            if left <= self._endpoint_concurrency or self._in_flight <= self._concurrency:
+                self._wake.set()  # room to claim more
         self._sent.append(sent)
         self._recorded.clear()
         self._sent_ready.set()

@@ -38,13 +38,17 @@ async def due_deliveries(pool: asyncpg.Pool, account: uuid.UUID, endpoint_id: uu
     made: list[uuid.UUID] = []
     for i in range(count):
         async with pool.acquire() as conn:
-            made += await repo.insert_event(
+            made += await repo.insert_events(
                 conn,
-                event_id=uuid.uuid4(),
-                account_id=account,
-                event_type="Test",
-                body=b'{"n": %d}' % i,
-                endpoint_ids=[endpoint_id],
+                [
+                    repo.NewEvent(
+                        event_id=uuid.uuid4(),
+                        account_id=account,
+                        event_type="Test",
+                        body=b'{"n": %d}' % i,
+                        endpoint_ids=[endpoint_id],
+                    )
+                ],
             )
     return made
 
