@@ -5,8 +5,8 @@ References, measured in the same run on the same machine:
 - throughput: plain aiohttp POSTs of the same body to the same receiver at the same concurrency
   (what HTTP alone allows here, no queue, no database, no signing);
 - latency: a bare AMQP consumer bound to `subscription.created` (how long the broker hop alone takes
-  from ingest's answer; the webhook adds the consumer's transaction, the outbox relay, the
-  dispatcher's claim, signing and the POST).
+  from ingest's answer; the webhook adds the consumer's transaction, the dispatcher's claim,
+  signing and the POST).
 
 CPU per delivery beside each rate (shared machines make req/s noisy, CPU per request much less so):
 the webhook process (bench/cputime.py), the PostgreSQL backends serving the bench database, and this
