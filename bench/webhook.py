@@ -40,7 +40,15 @@ from aiohttp import web
 from bench.cputime import CpuMeter, tree_cpu_seconds
 from shared.amqp import Names, Publisher
 from shared.messages import SubscriptionData, make_envelope
-from shared.testing import Stack, create_database, drop_database, random_name, server_urls, with_database
+from shared.testing import (
+    Stack,
+    create_database,
+    delete_prefixed,
+    drop_database,
+    random_name,
+    server_urls,
+    with_database,
+)
 
 DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "3000"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_WEBHOOK_LATENCY_SAMPLES", "200"))
@@ -313,6 +321,8 @@ async def _run() -> str:
             stack.stop_all()
             await receiver.stop()
             await drop_database(server_db, name)
+            # The services' quorum queues under this run's prefix would otherwise stay on the broker.
+            await delete_prefixed(amqp_url, {names.prefix})
     rows = [
         "| measure | webhook service (1 worker process) | reference |",
         "|---|---|---|",

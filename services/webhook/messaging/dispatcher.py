@@ -211,8 +211,10 @@ class Dispatcher:
                 del self._active[endpoint]
                 del self._lanes[endpoint]
             self._in_flight -= 1
-            if left <= self._endpoint_concurrency or self._in_flight <= self._concurrency:
-                self._wake.set()  # room to claim more
+            # Claim again once this endpoint has nothing waiting behind its slots (a claim then tops
+            # it up by a slot's worth, not one by one), or when the whole worker is half empty.
+            if left <= self._endpoint_concurrency or self._in_flight == self._concurrency:
+                self._wake.set()
         self._sent.append(sent)
         self._recorded.clear()
         self._sent_ready.set()
