@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from services.webhook.adapters.repository import SCHEMA
@@ -34,9 +35,18 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             timeout=settings.timeout, allow_private=settings.allow_private, max_connections=settings.concurrency * 2
         )
         timers = TimerPublisher(app[lifecycle.AMQP], app[lifecycle.NAMES], settings.retry_schedule)
+        # Claims and records on connections of their own: they never queue behind the consumer's
+        # transactions, and their statements are planned for their values (adapters/batches.py).
+        dispatch_pool = await asyncpg.create_pool(
+            settings.platform.database_url,
+            min_size=1,
+            max_size=2,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
+        )
+        assert dispatch_pool is not None
         dispatcher = Dispatcher(
             connection=app[lifecycle.AMQP],
-            pool=app[lifecycle.POOL],
+            pool=dispatch_pool,
             names=app[lifecycle.NAMES],
             sender=sender,
             timers=timers,
@@ -55,6 +65,7 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             await dispatcher.stop()
             await timers.close()
             await sender.close()
+            await dispatch_pool.close()
 
     return ctx
 

@@ -19,7 +19,13 @@ import asyncpg
 from services.webhook.adapters.repository import ORPHANED_ATTEMPT, SCHEMA, ClaimedAttempt, open_secret
 from shared.crypto import SecretBox
 
-# One statement (one round trip, one commit) claims a batch:
+# The most one claim takes.
+CLAIM_MAX = 128
+
+# One statement (one round trip, one commit) claims a batch. Run it with plan_cache_mode =
+# force_custom_plan (the dispatcher's pool does): PostgreSQL's generic plan for it, which a prepared
+# statement gets after five executions, cannot see the limits and reads the whole deliveries table
+# on every claim (measured: 10 ms a claim with 10,000 rows, against 0.3 ms planned for the values).
 # - `pending`: the endpoints with pending deliveries, by a skip scan of deliveries_pending_by_endpoint
 #   (one index probe per endpoint, however long its backlog);
 # - `chosen`: per endpoint, its oldest due deliveries held by nobody, as many as its free slots
@@ -46,10 +52,10 @@ WITH RECURSIVE pending(endpoint_id) AS (
         WHERE d.endpoint_id = p.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
           AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
         ORDER BY d.next_attempt_at, d.created_at, d.id
-        LIMIT greatest($3 - coalesce(b.active, 0), 0)
+        LIMIT least(greatest($3 - coalesce(b.active, 0), 0), {CLAIM_MAX})
     ) c
     WHERE p.endpoint_id IS NOT NULL
-    ORDER BY c.next_attempt_at, c.id LIMIT $4
+    ORDER BY c.next_attempt_at, c.id LIMIT least($4, {CLAIM_MAX})
 ), locked AS (
     SELECT d.id, d.event_id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, e.url, e.enabled,
            e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
@@ -93,7 +99,7 @@ async def claim_due(
     active: Mapping[uuid.UUID, int],
     lease_seconds: float,
 ) -> list[ClaimedAttempt]:
-    """Claim up to `limit` due attempts, at most `endpoint_limit` per endpoint including the
+    """Claim up to `limit` (at most CLAIM_MAX) due attempts, at most `endpoint_limit` per endpoint including the
     `active` ones this worker already has in flight; oldest first within an endpoint. A due
     delivery whose endpoint is disabled ends as failed instead. One statement: it needs no
     transaction of its own."""

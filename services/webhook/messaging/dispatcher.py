@@ -27,6 +27,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from services.webhook import attempts
+from services.webhook.adapters.batches import CLAIM_MAX
 from services.webhook.adapters.repository import ClaimedAttempt
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.messaging.timers import TimerPublisher
@@ -152,7 +153,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         backoff = 0.0
         while True:
-            free = self._concurrency * 2 - self._in_flight
+            free = min(self._concurrency * 2 - self._in_flight, CLAIM_MAX)
             if free <= 0:
                 await self._wait(self._poll_interval)
                 continue
