@@ -50,7 +50,7 @@ from shared.testing import (
     with_database,
 )
 
-DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "3000"))
+DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "10000"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_WEBHOOK_LATENCY_SAMPLES", "200"))
 CONCURRENCY = 128
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "60"))
