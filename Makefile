@@ -19,10 +19,9 @@ test: bootstrap
 	  if [[ $$status -eq 5 ]]; then echo "make test: pytest collected no tests (PYTEST_ARGS='$(PYTEST_ARGS)')" >&2; exit 1; fi; \
 	  exit $$status
 
-# The fault runs (private PostgreSQL and RabbitMQ restarted under load). Not in `make test`: see
-# tests/faults/test_faults.py for why; restart RabbitMQ afterwards if it stops answering.
+# The fault runs alone (private PostgreSQL and RabbitMQ restarted under load); `make test` runs them too.
 test-faults: bootstrap
-	@KALENDS_TEST_FAULTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/faults
+	@$(PY) -m pytest -q -p no:cacheprovider tests/faults
 
 lint: bootstrap
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

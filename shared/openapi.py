@@ -42,6 +42,14 @@ def _error_responses(route: Route, has_params: bool) -> dict[str, str]:
     return errors
 
 
+def _request_body(route: Route, model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    # A body is required only when the model has a required field (an empty body is `{}` otherwise).
+    models = {route.request_content_type: model, **route.request_alternatives}
+    required = all(any(f.is_required() for f in m.model_fields.values()) for m in models.values())
+    content = {media_type: {"schema": _schema_ref(m, components)} for media_type, m in models.items()}
+    return {"required": required, "content": content}
+
+
 def _operation(route: Route, params: list[str], components: dict[str, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": route.summary}
     if params:
@@ -49,12 +57,7 @@ def _operation(route: Route, params: list[str], components: dict[str, Any]) -> d
             {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
         ]
     if route.request_model is not None:
-        # A body is required only when the model has a required field (an empty body is `{}` otherwise).
-        required = any(f.is_required() for f in route.request_model.model_fields.values())
-        operation["requestBody"] = {
-            "required": required,
-            "content": {route.request_content_type: {"schema": _schema_ref(route.request_model, components)}},
-        }
+        operation["requestBody"] = _request_body(route, route.request_model, components)
     ok: dict[str, Any] = {"description": "success"}
     if route.response_model is not None:
         ok["content"] = {route.response_content_type: {"schema": _schema_ref(route.response_model, components)}}
@@ -63,6 +66,9 @@ def _operation(route: Route, params: list[str], components: dict[str, Any]) -> d
         responses[status] = {"description": description}
         if status.startswith("2") and "content" in ok:
             responses[status]["content"] = ok["content"]  # a 201 answers the same body as the 200
+    for status, model in route.response_models.items():
+        responses.setdefault(status, {"description": "answer"})
+        responses[status]["content"] = {route.response_content_type: {"schema": _schema_ref(model, components)}}
     if route.links:
         # On the status a creation answers (201) when the route declares one, else on 200.
         success = "201" if "201" in responses else "200"

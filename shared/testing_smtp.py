@@ -2,7 +2,8 @@
 
 It runs in its own thread (aiosmtpd's Controller), so a test's event loop is never blocked by it.
 `answers` scripts refusals: each RCPT takes the next scripted answer (`"451 4.3.0 try later"`)
-until the script is empty, then accepts.
+until the script is empty, then accepts. `refuse` answers given addresses the same way every time
+(`{"nobody@example.com": "550 5.1.1 no such user"}`), as a server that knows its mailboxes does.
 """
 
 from __future__ import annotations
@@ -39,13 +40,15 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     answers: deque[str] = field(default_factory=deque)
     rcpt_answers: list[str] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         with self.lock:
-            answer = self.answers.popleft() if self.answers else "250 OK"
+            refusal = self.refuse.get(address.lower())
+            answer = refusal or (self.answers.popleft() if self.answers else "250 OK")
             self.rcpt_answers.append(answer)
         if answer.startswith("250"):
             envelope.rcpt_tos.append(address)
@@ -60,16 +63,21 @@ class RecordingHandler:
 
 
 class SmtpServer:
-    """`start()`/`stop()` may be called again: the port stays the same (an outage, then recovery)."""
+    """`start()`/`stop()` may be called again: the port stays the same (an outage, then recovery).
 
-    def __init__(self, port: int | None = None, handler: Any = None) -> None:
+    `options` go to aiosmtpd: `ssl_context` (TLS from the first byte), `tls_context` and
+    `require_starttls` (STARTTLS), `auth_required`, `auth_require_tls`, `authenticator`."""
+
+    def __init__(self, port: int | None = None, handler: Any = None, **options: Any) -> None:
         self.port = port or free_port()
         self.handler = handler or RecordingHandler()
+        self.options = options
         self._controller: Controller | None = None
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        scheme = "smtps" if self.options.get("ssl_context") else "smtp"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def received(self) -> list[Received]:
@@ -78,7 +86,12 @@ class SmtpServer:
     def start(self) -> SmtpServer:
         # A generous data size and line length: calendars with many attendees make long messages.
         self._controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, data_size_limit=50_000_000, ready_timeout=10
+            self.handler,
+            hostname="127.0.0.1",
+            port=self.port,
+            data_size_limit=50_000_000,
+            ready_timeout=10,
+            **self.options,
         )
         self._controller.start()
         return self

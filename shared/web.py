@@ -66,6 +66,10 @@ class Route:
     responses: dict[str, str] = field(default_factory=dict)
     request_content_type: str = "application/json"
     response_content_type: str = "application/json"
+    # More media types the body may come as, each with its model (documented beside request_content_type).
+    request_alternatives: dict[str, type[BaseModel]] = field(default_factory=dict)
+    # A body schema per answered status when it is not the contract's Error (e.g. seed-shaped errors).
+    response_models: dict[str, type[BaseModel]] = field(default_factory=dict)
     name: str | None = None
     # OpenAPI links of the success response: name -> {"operationId": ..., "parameters": {...}}.
     links: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -3,11 +3,17 @@
 Posting a UID again is an update: SEQUENCE goes up by one, the attendees get the new REQUEST and
 those no longer listed get a CANCEL. Everything (the stored request and the queued deliveries)
 happens in one transaction, so a refused request leaves nothing behind.
+
+Before anything is recorded the SMTP server is asked whether it takes the attendees (RCPT TO, no
+mail sent): an address it refuses for good (5xx) makes the request 402, naming the address and the
+server's answer. A server that cannot be asked right then refuses nothing: the request is recorded
+and its invitations wait in the queue for the server like any other.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +21,7 @@ import asyncpg
 
 from services.mail import services
 from services.mail.adapters import convier as repo
+from services.mail.adapters.smtp import Refusal
 from services.mail.domain.convier import ConvierError, ConvierRequest
 from services.mail.domain.convier_render import render_calendar
 from services.mail.domain.imip import InvalidInvitation, Party
@@ -29,6 +36,30 @@ class ConvierResult:
     cancelled: int
 
 
+# Asks the SMTP server about recipients: the refusals, or None when it could not be asked.
+RecipientCheck = Callable[[Sequence[str]], Awaitable[list[Refusal] | None]]
+
+
+async def _check_recipients(check: RecipientCheck | None, request: ConvierRequest) -> None:
+    # The first position of each address names it as the request did: event[attendees][1][email].
+    positions: dict[str, int] = {}
+    for i, attendee in enumerate(request.attendees):
+        positions.setdefault(attendee.email, i)
+    if check is None or request.method == "CANCEL" or not positions:
+        return
+    refused = await check(list(positions))
+    if refused:
+        raise ConvierError(
+            402,
+            "; ".join(
+                f"Parameter {request.component}[attendees][{positions[r.address]}][email] is unusable:"
+                f" the SMTP server refuses {r.address} ({r.code} {r.answer})"
+                for r in refused
+            )
+            + ".",
+        )
+
+
 def _options(request: ConvierRequest) -> services.EmailOptions:
     email = request.email
     return services.EmailOptions(
@@ -37,9 +68,16 @@ def _options(request: ConvierRequest) -> services.EmailOptions:
 
 
 async def send_request(
-    pool: asyncpg.Pool, account_id: uuid.UUID, request: ConvierRequest, *, mail_from: str
+    pool: asyncpg.Pool,
+    account_id: uuid.UUID,
+    request: ConvierRequest,
+    *,
+    mail_from: str,
+    check: RecipientCheck | None = None,
 ) -> ConvierResult:
-    """Store and send one Convier request; ConvierError (402) when it cannot be sent."""
+    """Store and send one Convier request; ConvierError (402) when it cannot be sent, the SMTP
+    server refusing an attendee included (asked through `check` before any connection is taken)."""
+    await _check_recipients(check, request)
     uid = request.uid or f"{uuid.uuid4()}@{mail_from.rpartition('@')[2] or 'localhost'}"
     stamp = datetime.now(UTC).replace(microsecond=0)
     async with pool.acquire() as conn, conn.transaction():

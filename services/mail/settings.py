@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,10 @@ class SmtpTarget:
     implicit_tls: bool
     username: str | None = None
     password: str | None = None
+    ca_file: str | None = None  # PEM bundle the server's certificate is verified against; None: system CAs
 
 
-def parse_smtp_url(raw: str, name: str = "KALENDS_SMTP_URL") -> SmtpTarget:
+def parse_smtp_url(raw: str, name: str = "KALENDS_SMTP_URL", ca_file: str | None = None) -> SmtpTarget:
     try:
         parts = urlsplit(raw.strip())
         port = parts.port
@@ -43,7 +45,20 @@ def parse_smtp_url(raw: str, name: str = "KALENDS_SMTP_URL") -> SmtpTarget:
         implicit_tls=implicit,
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
+        ca_file=ca_file,
     )
+
+
+def read_ca_file(environ: Mapping[str, str] | None) -> str | None:
+    """KALENDS_SMTP_CA_FILE: a PEM bundle of the CAs trusted for the SMTP server; unset: the system's."""
+    path = env_str("KALENDS_SMTP_CA_FILE", "", environ).strip()
+    if not path:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"KALENDS_SMTP_CA_FILE: {path!r} is not a readable PEM CA bundle ({exc})") from None
+    return path
 
 
 @dataclass(frozen=True)
@@ -80,13 +95,19 @@ class MailSettings:
     inbound_port: int | None = None  # the reply listener's port; None: no listener
     inbound_host: str = "0.0.0.0"
     smtp_timeout: float = 30.0
+    smtp_ca_file: str | None = None
     # Deliveries claimed per round, and how often an idle worker looks for due ones.
     batch: int = 50
     poll_interval: float = 0.2
 
     @property
     def smtp(self) -> SmtpTarget:
-        return parse_smtp_url(self.smtp_url)
+        return parse_smtp_url(self.smtp_url, ca_file=self.smtp_ca_file)
+
+    @property
+    def recipient_check_timeout(self) -> float:
+        """How long a Convier request waits for the SMTP server to judge its recipients."""
+        return min(self.smtp_timeout, 5.0)
 
     @property
     def dkim_domain(self) -> str:
@@ -120,6 +141,7 @@ class MailSettings:
             inbound_port=env_int("KALENDS_MAIL_INBOUND_PORT", 0, environ, minimum=0) if inbound else None,
             inbound_host=env_str("KALENDS_MAIL_INBOUND_HOST", "0.0.0.0", environ).strip() or "0.0.0.0",
             smtp_timeout=env_float("KALENDS_SMTP_TIMEOUT", 30.0, environ),
+            smtp_ca_file=read_ca_file(environ),
             batch=env_int("KALENDS_MAIL_BATCH", 50, environ, minimum=1),
             poll_interval=env_float("KALENDS_MAIL_POLL_INTERVAL", 0.2, environ),
         )
@@ -128,6 +150,7 @@ class MailSettings:
         return {
             **self.platform.for_log(),
             "smtp_url": censor_url(self.smtp_url),
+            "smtp_ca_file": self.smtp_ca_file,
             "mail_from": self.mail_from,
             "retry_schedule": list(self.retry_schedule),
             "dkim": bool(self.dkim),

@@ -147,6 +147,9 @@ class PrivateRabbit:
     root: Path
     port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    # Its own Erlang port mapper: registered with the shared node's epmd (4369), the private node's
+    # starts, stops and kills went through the daemon the shared broker depends on.
+    epmd_port: int = field(default_factory=free_port)
     name: str = field(default_factory=lambda: f"kalends-{secrets.token_hex(4)}@localhost")
     process: asyncio.subprocess.Process | None = None
 
@@ -182,6 +185,7 @@ class PrivateRabbit:
             "RABBITMQ_PID_FILE": str(r / "pid"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
             "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
         }
 
     async def init(self) -> PrivateRabbit:
@@ -229,4 +233,6 @@ class PrivateRabbit:
     async def destroy(self) -> None:
         if self.process is not None and self.process.returncode is None:
             await self.stop()
+        # The node started an epmd daemon on its own port; it outlives the node unless told to stop.
+        await _run("epmd", "-port", str(self.epmd_port), "-kill", env=self.env, timeout=10, check=False)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -8,15 +8,19 @@ structure as JSON. Every answer is `{"error", "message", "uid", "data"}`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from services.mail.adapters import convier as repo
+from services.mail.adapters.smtp import Refusal, refused_recipients
 from services.mail.api.handlers import SETTINGS
-from services.mail.convier_requests import send_request
+from services.mail.api.schemas import CONVIER_FORMS, CONVIER_REQUESTS, ConvierAnswer
+from services.mail.convier_requests import RecipientCheck, send_request
 from services.mail.domain.convier import Component, ConvierError, decode_form
 from services.mail.domain.convier_request import parse_request
+from services.mail.settings import MailSettings
 from shared.errors import ApiError
 from shared.http import parse_json_text, read_body
 from shared.lifecycle import POOL
@@ -65,15 +69,26 @@ async def _payload(request: web.Request) -> Any:
         raise ConvierError(400, "The request body is not UTF-8.") from None
 
 
+def recipient_check(settings: MailSettings) -> RecipientCheck:
+    async def check(addresses: Sequence[str]) -> list[Refusal] | None:
+        return await refused_recipients(
+            settings.smtp, settings.mail_from, addresses, timeout=settings.recipient_check_timeout
+        )
+
+    return check
+
+
 def convier_handler(component: Component) -> Handler:
     async def handle(request: web.Request) -> web.Response:
         try:
             account_id = await _account(request)
             parsed = parse_request(component, await _payload(request))
+            settings = request.app[SETTINGS]
             result = await send_request(
-                request.app[POOL], account_id, parsed, mail_from=request.app[SETTINGS].mail_from
+                request.app[POOL], account_id, parsed, mail_from=settings.mail_from, check=recipient_check(settings)
             )
         except ConvierError as exc:
+            log.info("convier.refused", component=component, status=exc.status, reason=exc.message[:300])
             return answer(exc.status, exc.message)
         except ApiError as exc:  # a body over the size limit
             return answer(exc.status, exc.reason)
@@ -88,10 +103,12 @@ def convier_handler(component: Component) -> Handler:
 
 def convier_routes() -> list[Route]:
     responses = {
-        "200": '{"error": false, "message", "uid", "data"}',
-        "400": "a required parameter is missing (named in message)",
+        "400": "a required parameter is missing (named in message), or the body is not JSON/form",
         "401": "no or an unknown API token",
-        "402": "parameters present but unusable (an impossible date, a bad address)",
+        "402": "parameters present but unusable (an impossible date, a malformed address, an attendee"
+        " address the SMTP server refuses with 5xx: named with the server's answer); nothing is recorded",
+        "413": "request body too large",
+        "503": "token verification is unavailable; try again",
     }
     return [
         Route(
@@ -99,9 +116,13 @@ def convier_routes() -> list[Route]:
             f"/api/{component}",
             convier_handler(component),
             f"Convier: send a {component} request (form bracket keys or JSON)",
+            request_model=CONVIER_FORMS[component],
             public=True,  # authenticates itself, answering in Convier's shape
             request_content_type="application/x-www-form-urlencoded",
+            request_alternatives={"application/json": CONVIER_REQUESTS[component]},
+            response_model=ConvierAnswer,
             responses=responses,
+            response_models=dict.fromkeys(responses, ConvierAnswer),
             name=f"convier_{component}",
         )
         for component in ("event", "todo", "journal")

@@ -160,3 +160,31 @@ async def test_errors_are_400_for_missing_402_for_unusable_and_401_without_a_tok
     assert (status, answer["error"]) == (401, True)
     status, answer = await post(stack, http, "journal", b"journal[summary][value]=x", "wrong-key")
     assert status == 401
+
+
+async def test_an_attendee_address_the_smtp_server_refuses_is_402_with_its_answer_and_nothing_is_sent(
+    stack: Stack, smtp: SmtpServer, http: aiohttp.ClientSession, api_key: str
+) -> None:
+    smtp.handler.refuse["ghost@example.com"] = "550 5.1.1 <ghost@example.com>: recipient unknown"
+    body = {
+        "event": {
+            "uid": "refused-1@acme",
+            "summary": "Launch",
+            "start": {"date": "2026-05-06T09:00:00", "timezone": "Europe/Paris"},
+            "attendees": [{"email": "eve@example.com"}, {"email": "ghost@example.com"}],
+        }
+    }
+    status, answer = await post(stack, http, "event", body, api_key)
+    assert (status, answer["error"]) == (402, True), answer
+    assert "ghost@example.com" in answer["message"] and "550 5.1.1" in answer["message"]
+    assert "recipient unknown" in answer["message"] and "eve@example.com" not in answer["message"]
+    assert "event[attendees][1][email]" in answer["message"]
+    # Nothing recorded: the same uid without the refused address is a new request (SEQUENCE 0),
+    # and Eve gets exactly that one invitation.
+    body["event"]["attendees"] = [{"email": "eve@example.com"}]
+    status, answer = await post(stack, http, "event", body, api_key)
+    assert status == 200 and answer["message"].startswith("Request created"), answer
+    (message,) = await mail_to(smtp, "eve@example.com")
+    assert int(calendar_of(message).walk("VEVENT")[0]["SEQUENCE"]) == 0
+    await asyncio.sleep(0.5)
+    assert not [r for r in smtp.received if "ghost@example.com" in r.recipients]

@@ -1,5 +1,6 @@
 """Fixtures of the mail integration tests: a real SMTP server (aiosmtpd) recording what it accepts,
-the mail worker running in this process against the test's own database and broker prefix."""
+the mail worker running in this process against the test's own database and broker prefix.
+(`pool` and `publish` come from tests/integration/conftest.py.)"""
 
 from __future__ import annotations
 
@@ -8,13 +9,12 @@ import contextlib
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import asyncpg
 import pytest
-from aiohttp import web
 
 from services.mail.adapters.smtp import SmtpSender
 from services.mail.app import WORKER, create_app
@@ -22,12 +22,10 @@ from services.mail.messaging.inbound import start_listener
 from services.mail.messaging.topology import delete_topology
 from services.mail.messaging.worker import MailWorker
 from services.mail.settings import MailSettings
-from shared import db
-from shared.amqp import Names, Publisher
-from shared.lifecycle import POOL
-from shared.messages import Envelope
+from shared.amqp import Names
 from shared.settings import PlatformSettings
 from shared.testing_smtp import SmtpServer
+from tests.integration.app_worker import AppWorker
 
 SCHEDULE = (0.0, 1.0, 2.0, 4.0)
 MAIL_FROM = "calendar@kalends.test"
@@ -52,34 +50,15 @@ def mail_settings(database_url: str, amqp_url: str, amqp_names: Names, smtp: Smt
     )
 
 
-class Worker:
+class Worker(AppWorker[MailSettings]):
     """The mail service's worker half (event consumer, relay, sending loop) in this process."""
 
     def __init__(self, settings: MailSettings) -> None:
-        self.settings = settings
-        self.runner: web.AppRunner | None = None
-
-    async def start(self, **changes: Any) -> Worker:
-        if changes:
-            self.settings = dataclasses.replace(self.settings, **changes)
-        self.runner = web.AppRunner(create_app(self.settings, "worker"))
-        await self.runner.setup()
-        return self
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        assert self.runner is not None
-        return self.runner.app[POOL]
+        super().__init__(create_app, settings)
 
     @property
     def mailer(self) -> MailWorker:
-        assert self.runner is not None
-        return self.runner.app[WORKER]
+        return self.app[WORKER]
 
 
 @pytest.fixture
@@ -91,26 +70,6 @@ async def worker(
     await w.stop()
     channel = await amqp_connection.channel()
     await delete_topology(channel, amqp_names)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await db.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def publish(
-    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names
-) -> AsyncIterator[Callable[[Envelope], Any]]:
-    publisher = Publisher(amqp_connection, amqp_names)
-
-    async def send(envelope: Envelope) -> None:
-        await publisher.publish(envelope.to_bytes(), envelope.type, str(envelope.id))
-
-    yield send
-    await publisher.close()
 
 
 async def deliveries(pool: asyncpg.Pool, account_id: uuid.UUID) -> list[asyncpg.Record]:

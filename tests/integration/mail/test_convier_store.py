@@ -3,17 +3,24 @@ attendees get a CANCEL, a refused request leaves nothing behind."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from services.mail import services
-from services.mail.convier_requests import send_request
+from services.mail.adapters.smtp import Refusal, refused_recipients
+from services.mail.convier_requests import RecipientCheck, send_request
 from services.mail.domain.convier import ConvierError
 from services.mail.domain.convier_request import parse_request
+from services.mail.settings import parse_smtp_url
 from shared.messages import EventData, Person
+from shared.testing import free_port
+from shared.testing_smtp import SmtpServer
 
 MAIL_FROM = "calendar@kalends.test"
 
@@ -87,3 +94,85 @@ async def test_a_catalog_event_with_attendees_hidden_records_invitations_that_hi
     async with pool.acquire() as conn, conn.transaction():
         await services.handle_event(conn, hidden, MAIL_FROM)
     assert await pool.fetchval("SELECT bool_and(hide_attendees) FROM mail.invitations WHERE account_id = $1", account)
+
+
+# --- the SMTP server's word on the attendees, asked before anything is recorded -----------------------
+
+
+def checker(smtp_url: str) -> RecipientCheck:
+    async def check(addresses: Sequence[str]) -> list[Refusal] | None:
+        return await refused_recipients(parse_smtp_url(smtp_url), MAIL_FROM, addresses, timeout=3.0)
+
+    return check
+
+
+async def test_an_address_the_smtp_server_refuses_is_402_naming_it_and_records_nothing(pool: asyncpg.Pool) -> None:
+    server = SmtpServer().start()
+    server.handler.refuse["nobody@x.org"] = "550 5.1.1 <nobody@x.org>: no such user here"
+    try:
+        account = uuid.uuid4()
+        request = parse_request("event", event("a@x.org", "nobody@x.org", uid="refused@acme"))
+        with pytest.raises(ConvierError) as refused:
+            await send_request(pool, account, request, mail_from=MAIL_FROM, check=checker(server.url))
+        assert refused.value.status == 402
+        assert "nobody@x.org" in refused.value.message and "550 5.1.1" in refused.value.message
+        assert "no such user here" in refused.value.message and "a@x.org" not in refused.value.message
+        assert refused.value.message.startswith("Parameter event[attendees][1][email] is unusable")
+        assert await sent(pool, account) == []
+        assert await pool.fetchval("SELECT count(*) FROM mail.convier_requests WHERE account_id = $1", account) == 0
+        assert server.received == []  # asked, never sent: no DATA
+        assert server.handler.rcpt_answers[-2:] == ["250 OK", "550 5.1.1 <nobody@x.org>: no such user here"]
+
+        # Without the refused address the same uid is a first request (SEQUENCE 0): nothing was kept.
+        request = parse_request("event", event("a@x.org", uid="refused@acme"))
+        result = await send_request(pool, account, request, mail_from=MAIL_FROM, check=checker(server.url))
+        assert result.sequence == 0 and await sent(pool, account) == [("a@x.org", "REQUEST", 0)]
+    finally:
+        server.stop()
+
+
+async def test_a_temporary_refusal_or_an_unreachable_server_is_no_402_the_invitations_wait_in_the_queue(
+    pool: asyncpg.Pool,
+) -> None:
+    server = SmtpServer().start()
+    server.handler.refuse["full@x.org"] = "452 4.2.2 mailbox full, try later"
+    try:
+        account = uuid.uuid4()
+        request = parse_request("event", event("full@x.org", uid="later@acme"))
+        await send_request(pool, account, request, mail_from=MAIL_FROM, check=checker(server.url))
+        assert await sent(pool, account) == [("full@x.org", "REQUEST", 0)]
+    finally:
+        server.stop()
+    closed = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
+    request = parse_request("event", event("b@x.org", uid="down@acme"))
+    account = uuid.uuid4()
+    result = await send_request(pool, account, request, mail_from=MAIL_FROM, check=checker(closed))
+    assert result.invited == 1 and await sent(pool, account) == [("b@x.org", "REQUEST", 0)]
+    status = await pool.fetchval("SELECT status FROM mail.deliveries WHERE account_id = $1", account)
+    assert status == "queued"
+
+
+async def test_a_server_that_never_answers_holds_the_request_no_longer_than_the_check_timeout(
+    pool: asyncpg.Pool,
+) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the connection, never greets
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+
+        async def check(addresses: Sequence[str]) -> list[Refusal] | None:
+            target = parse_smtp_url(f"smtp://127.0.0.1:{port}")
+            return await refused_recipients(target, MAIL_FROM, addresses, timeout=1.0)
+
+        account = uuid.uuid4()
+        started = time.monotonic()
+        result = await send_request(
+            pool, account, parse_request("event", event("c@x.org", uid="silent@acme")), mail_from=MAIL_FROM, check=check
+        )
+        assert time.monotonic() - started < 3
+        assert result.invited == 1 and await sent(pool, account) == [("c@x.org", "REQUEST", 0)]
+    finally:
+        server.close()
+        await server.wait_closed()

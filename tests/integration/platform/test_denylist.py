@@ -43,7 +43,9 @@ async def test_a_late_older_disable_does_not_undo_a_newer_enable(pool: asyncpg.P
         assert await account_denied(conn, SCHEMA, account) is True
 
 
-async def test_a_follower_sees_new_entries_at_its_next_poll_and_expired_ones_are_purged(pool: asyncpg.Pool, now: datetime) -> None:
+async def test_a_follower_sees_new_entries_at_its_next_poll_and_expired_ones_are_purged(
+    pool: asyncpg.Pool, now: datetime
+) -> None:
     denylist = Denylist()
     follower = DenylistFollower(pool, SCHEMA, denylist)
     await write(pool, Entry("client", "acme.1", True, now, None))

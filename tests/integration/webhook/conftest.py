@@ -3,26 +3,22 @@ this process against the test's own database and broker prefix, a shortened sche
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-import asyncpg
 import pytest
-from aiohttp import web
 
 from services.webhook.app import DISPATCHER, create_app
 from services.webhook.messaging.topology import delete_topology
 from services.webhook.settings import WebhookSettings
-from shared import db
-from shared.amqp import Names, Publisher
+from shared.amqp import Names
 from shared.crypto import SecretBox
-from shared.lifecycle import POOL
 from shared.messages import Envelope, SubscriptionData, SubscriptionTag, make_envelope
 from shared.settings import PlatformSettings
+from tests.integration.app_worker import AppWorker
 from tests.integration.webhook.receiver import Receiver
 
 SCHEDULE = (0.0, 1.0, 2.0, 3.0)
@@ -51,33 +47,11 @@ def webhook_settings(database_url: str, amqp_url: str, amqp_names: Names) -> Web
     )
 
 
-class Worker:
+class Worker(AppWorker[WebhookSettings]):
     """The webhook service's worker half (consumer, relay, dispatcher) in this process."""
 
     def __init__(self, settings: WebhookSettings) -> None:
-        self.settings = settings
-        self.runner: web.AppRunner | None = None
-
-    async def start(self, **changes: Any) -> Worker:
-        if changes:
-            self.settings = dataclasses.replace(self.settings, **changes)
-        self.runner = web.AppRunner(create_app(self.settings, "worker"))
-        await self.runner.setup()
-        return self
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-    @property
-    def app(self) -> web.Application:
-        assert self.runner is not None
-        return self.runner.app
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.app[POOL]
+        super().__init__(create_app, settings)
 
     @property
     def dispatcher(self) -> Any:
@@ -93,26 +67,6 @@ async def worker(
     await w.stop()
     channel = await amqp_connection.channel()
     await delete_topology(channel, amqp_names, SCHEDULE)
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await db.create_pool(database_url, min_size=1, max_size=4)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def publish(
-    amqp_connection: aio_pika.abc.AbstractRobustConnection, amqp_names: Names
-) -> AsyncIterator[Callable[[Envelope], Any]]:
-    publisher = Publisher(amqp_connection, amqp_names)
-
-    async def send(envelope: Envelope) -> None:
-        await publisher.publish(envelope.to_bytes(), envelope.type, str(envelope.id))
-
-    yield send
-    await publisher.close()
 
 
 def subscription(account_id: uuid.UUID, **overrides: Any) -> SubscriptionData:

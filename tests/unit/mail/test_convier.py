@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from icalendar import Calendar
+from openapi_spec_validator import validate
 
+from services.mail.api.convier import convier_routes
 from services.mail.domain.convier import ConvierError, decode_form, moment
 from services.mail.domain.convier_render import render_calendar
 from services.mail.domain.convier_request import parse_request
+from shared.openapi import openapi_document
 
 SEED_BODY = "&".join(
     [
@@ -146,3 +151,48 @@ def test_an_unknown_locale_falls_back_to_english() -> None:
     request = parse_request("journal", {"journal": {"summary": "n"}, "email": {"locale": "pt-BR", "attach": "true"}})
     assert request.email.locale == "en" and request.email.attach
     assert parse_request("journal", {"journal": {"summary": "n"}, "email": {"locale": "fr_FR"}}).email.locale == "fr"
+
+
+def test_convier_bodies_are_documented_as_bracket_keys_and_as_json_and_answers_in_convier_shape() -> None:
+    document = openapi_document("mail", convier_routes())
+    validate(document)
+    schemas = document["components"]["schemas"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        resolved: dict[str, Any] = schemas[schema["$ref"].rpartition("/")[2]]
+        return resolved
+
+    for component, required in (("event", "start"), ("todo", "summary"), ("journal", None)):
+        operation = document["paths"][f"/api/{component}"]["post"]
+        content = operation["requestBody"]["content"]
+        form = resolve(content["application/x-www-form-urlencoded"]["schema"])
+        keys = set(form["properties"])
+        assert {f"{component}[attendees][0][email]", f"{component}[organizer][name]", "email[subject]"} <= keys
+        assert f"{component}[summary][value]" in keys and "calendar[refresh-interval]" in keys
+        form_required = {"start": ["event[start][date]"], "summary": ["todo[summary][value]"], None: []}[required]
+        assert form.get("required", []) == form_required
+        body = resolve(content["application/json"]["schema"])
+        assert body["required"] == [component]
+        fields = resolve(body["properties"][component])
+        assert fields.get("required", []) == ([required] if required else [])
+        assert {"attendees", "organizer", "uid", "summary"} <= set(fields["properties"])
+        for status in ("200", "400", "401", "402"):
+            schema = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ConvierAnswer"}, status
+    assert set(schemas["ConvierAnswer"]["required"]) == {"error", "message"}
+    # The seed's own curl example fits the documented form.
+    seed = dict(pair.split("=", 1) for pair in SEED_FORM.split("&"))
+    event_form = resolve(document["paths"]["/api/event"]["post"]["requestBody"]["content"][FORM]["schema"])
+    for key, value in seed.items():
+        assert key in event_form["properties"], key
+        pattern = event_form["properties"][key].get("pattern")
+        assert pattern is None or re.match(pattern, value), (key, value)
+
+
+FORM = "application/x-www-form-urlencoded"
+SEED_FORM = (
+    "event[start][date]=04/26/2019 09:00 PM&event[end][date]=04/26/2019 11:00 PM&event[organizer][name]=Tony Stark"
+    "&event[organizer][email]=ironman@avengers.com&event[summary][value]=Endgame premiere"
+    "&event[description][value]=Bring the popcorn.&email[subject]=Yo!"
+    "&email[body]=This the premiere of Endgame movie. Bring the popcon.&event[attendees][0][email]=peter@example.com"
+)

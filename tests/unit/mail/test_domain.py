@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.mail.adapters.smtp import _answer
 from services.mail.domain.replies import NotAReply, accepts, invitation_of, parse_reply
@@ -38,6 +44,30 @@ def test_settings_read_the_contract_defaults_and_refuse_half_a_dkim_configuratio
         MailSettings.from_env({"KALENDS_DKIM_SELECTOR": "s1"})
     with pytest.raises(SettingsError, match="must start with 0"):
         MailSettings.from_env({"KALENDS_MAIL_RETRY_SCHEDULE": "5,10"})
+
+
+def test_the_smtp_ca_file_defaults_to_the_system_cas_and_must_be_a_readable_pem_bundle(tmp_path: Path) -> None:
+    assert MailSettings.from_env({}).smtp.ca_file is None  # aiosmtplib then trusts the system's CAs
+    assert MailSettings.from_env({}).recipient_check_timeout == 5.0  # Convier's check: at most 5 s
+    assert MailSettings.from_env({"KALENDS_SMTP_TIMEOUT": "2"}).recipient_check_timeout == 2.0
+    with pytest.raises(SettingsError, match="KALENDS_SMTP_CA_FILE"):
+        MailSettings.from_env({"KALENDS_SMTP_CA_FILE": str(tmp_path / "missing.pem")})
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(SettingsError, match="not a readable PEM CA bundle"):
+        MailSettings.from_env({"KALENDS_SMTP_CA_FILE": str(tmp_path / "junk.pem")})
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    now = datetime.now(UTC)
+    ca = (
+        x509.CertificateBuilder(name, name, key.public_key(), x509.random_serial_number(), now, now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    bundle = str(tmp_path / "ca.pem")
+    Path(bundle).write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    settings = MailSettings.from_env({"KALENDS_SMTP_CA_FILE": bundle, "KALENDS_SMTP_URL": "smtps://u:p@mx.example"})
+    assert settings.smtp.ca_file == bundle and settings.for_log()["smtp_ca_file"] == bundle
+    assert "u:p" not in str(settings.for_log())
 
 
 @pytest.mark.parametrize(

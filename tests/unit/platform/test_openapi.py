@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.openapi import openapi_document
 from shared.web import Route
@@ -54,3 +54,45 @@ def test_a_body_is_required_only_when_its_model_has_a_required_field() -> None:
     paths = openapi_document("x", routes)["paths"]
     assert paths["/a"]["post"]["requestBody"]["required"] is False
     assert paths["/b"]["post"]["requestBody"]["required"] is True
+
+
+class Nested(BaseModel):
+    thing: Required
+    note: str | None = None
+
+
+class Flat(BaseModel):
+    thing_name: str = Field(alias="thing[name]")
+
+
+class SeedError(BaseModel):
+    error: bool
+    message: str
+
+
+def test_a_body_taken_as_form_and_json_documents_each_with_its_model_and_its_seed_shaped_errors() -> None:
+    route = Route(
+        "POST",
+        "/api/thing",
+        _handler,
+        "a thing",
+        request_model=Flat,
+        public=True,
+        request_content_type="application/x-www-form-urlencoded",
+        request_alternatives={"application/json": Nested},
+        responses={"402": "unusable"},
+        response_models={"200": SeedError, "402": SeedError},
+    )
+    document = openapi_document("x", [route])
+    validate(document)
+    operation = document["paths"]["/api/thing"]["post"]
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert body["content"] == {
+        "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Flat"}},
+        "application/json": {"schema": {"$ref": "#/components/schemas/Nested"}},
+    }
+    assert list(document["components"]["schemas"]["Flat"]["properties"]) == ["thing[name]"]
+    seed = {"application/json": {"schema": {"$ref": "#/components/schemas/SeedError"}}}
+    assert operation["responses"]["402"]["content"] == seed and operation["responses"]["200"]["content"] == seed
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
