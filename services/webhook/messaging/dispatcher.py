@@ -92,6 +92,7 @@ class Dispatcher:
         self._recorded = asyncio.Event()  # set when every sent attempt is recorded
         self._recorded.set()
         self._sending: set[asyncio.Task[None]] = set()
+        self._timers_starting: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._channel: AbstractChannel | None = None
         self.stats = DispatcherStats()
@@ -127,6 +128,10 @@ class Dispatcher:
             records.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await records
+        if self._timers_starting:  # a timer not started is no loss: the poll finds the retry when due
+            await asyncio.wait(set(self._timers_starting), timeout=grace)
+        for timer in list(self._timers_starting):
+            timer.cancel()
 
     def nudge(self) -> None:
         """New deliveries may be due (called by the consumer as it creates them)."""
@@ -247,7 +252,6 @@ class Dispatcher:
             log.exception("dispatcher.record_failed", attempts=len(batch))
             return
         self.stats.records += 1
-        timers = []
         for sent, (status, step) in zip(batch, results, strict=True):
             claimed, outcome = sent.claimed, sent.outcome
             self.stats.attempts += 1
@@ -263,9 +267,11 @@ class Dispatcher:
                 delivery_status=status,
             )
             if step is not None:
-                timers.append(self._start_timer(claimed, step))
-        if timers:
-            await asyncio.gather(*timers)
+                # In the background: a slow broker must not hold up the next records (an outcome
+                # recorded late would be timed late, and its retries with it).
+                timer = asyncio.create_task(self._start_timer(claimed, step))
+                self._timers_starting.add(timer)
+                timer.add_done_callback(self._timers_starting.discard)
 
     async def _start_timer(self, claimed: ClaimedAttempt, step: int) -> None:
         try:
