@@ -15,6 +15,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -23,9 +24,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.cputime import CpuMeter
 from shared.testing import (
     Stack,
     create_database,
+    delete_prefixed,
     drop_database,
     free_port,
     random_name,
@@ -36,8 +39,16 @@ from shared.testing import (
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = int(os.environ.get("KALENDS_BENCH_SECONDS", "5"))
 CHANGES = int(os.environ.get("KALENDS_BENCH_CHANGES", "1000"))
-CONNECTIONS = (64, 256)
-SIZES = (200, 1000)
+# Narrow a run (a before/after comparison, a profile) with comma-separated lists.
+CONNECTIONS = tuple(int(c) for c in os.environ.get("KALENDS_BENCH_FEED_CONNECTIONS", "64,256").split(","))
+SIZES = tuple(int(s) for s in os.environ.get("KALENDS_BENCH_FEED_SIZES", "200,1000").split(","))
+MODES = tuple(os.environ.get("KALENDS_BENCH_FEED_MODES", "full,304,gzip").split(","))
+# Set to a name to record a py-spy flame graph of the feed processes under the first full-body load,
+# written to bench/results/<name>.svg.
+PROFILE = os.environ.get("KALENDS_BENCH_FEED_PROFILE", "")
+# Set to 1 to seed the feed's schema first (COPY: 1,000,000 subscriptions, 100,000 events, 1,000
+# calendars) and save the hot queries' plans to bench/results/feed-plans.txt. Optional: minutes.
+SEED = os.environ.get("KALENDS_BENCH_FEED_SEED", "") == "1"
 
 
 def _tools() -> None:
@@ -56,18 +67,22 @@ def _seconds(value: str) -> float:
     return number * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def wrk(url: str, connections: int, headers: dict[str, str]) -> dict[str, float]:
-    """Requests per second, p99 latency (ms) and the status of a sample response."""
+def wrk(url: str, connections: int, headers: dict[str, str], script: str | None = None) -> dict[str, float]:
+    """Requests per second, requests, p99 latency (ms) and counts of errors (a Lua `script` may pick paths)."""
     args = ["wrk", "-t2", f"-c{connections}", f"-d{DURATION}s", "--latency", "--timeout", "5s"]
+    if script:
+        args += ["-s", script]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]
     out = subprocess.run([*args, url], capture_output=True, text=True, timeout=DURATION + 30, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = _seconds(re.search(r"99%\s+(\S+)", out).group(1)) * 1000  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": rps,
+        "requests": float(requests),
         "p99": p99,
         "non2xx": float(errors.group(1)) if errors else 0.0,
         "socket_errors": 1.0 if socket_errors else 0.0,
@@ -230,19 +245,41 @@ async def _change_to_visible(
 
 
 async def _delete_queues(amqp_url: str, prefix: str) -> None:
-    """Leave no quorum queue of this run behind on the broker (the feed's own, by name)."""
-    import aio_pika
-
-    connection = await aio_pika.connect(amqp_url)
+    """Leave no queue or exchange of this run behind on the shared broker (auth's, ingest's and the
+    feed's, all under the run's prefix); a broker too slow to answer costs a warning, not the results."""
     try:
-        for name in ("feed.projection", "feed.projection.dlq"):
-            channel = await connection.channel()
-            try:
-                await channel.queue_delete(prefix + name)
-            except aio_pika.exceptions.AMQPError:
-                pass
+        await asyncio.wait_for(delete_prefixed(amqp_url, {prefix}), 120)
+    except (TimeoutError, OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        print(f"warning: queues under {prefix!r} may be left on the broker: {exc!r}", file=sys.stderr, flush=True)
+
+
+def profile(pid: int, url: str, connections: int) -> None:
+    """A py-spy flame graph of the feed processes (the parent and its forked workers) under wrk load."""
+    out = ROOT / "bench" / "results" / f"{PROFILE}.svg"
+    seconds = max(DURATION, 10)
+    spy_args = ["record", "-o", str(out), "--pid", str(pid), "--duration", str(seconds), "--subprocesses"]
+    spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args], stdout=subprocess.DEVNULL)
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds + 1}s", url]
+    subprocess.run(args, capture_output=True, timeout=seconds + 30, check=True)
+    spy.wait(60)
+
+
+async def _seed(database_url: str) -> str:
+    import asyncpg
+
+    from bench.feed_seed import explain_hot_queries, seed
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        started = time.perf_counter()
+        seeded = await seed(conn, calendars=1000, events=100_000, subscriptions=1_000_000, filters=20)
+        took = time.perf_counter() - started
+        plans = await explain_hot_queries(conn, seeded)
     finally:
-        await connection.close()
+        await conn.close()
+    note = f"feed schema seeded with COPY: 1,000,000 subscriptions, 100,000 events, 1,000 calendars ({took:.0f} s)"
+    (ROOT / "bench" / "results" / "feed-plans.txt").write_text(f"# {note}\n\n{plans}\n")
+    return note
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -267,6 +304,7 @@ async def _run(workdir: Path) -> str:
             await stack.start("auth")
             await stack.start("ingest")
             await stack.start("feed", env={"KALENDS_FEED_WORKERS": str(os.cpu_count() or 1)})
+            seeded_note = await _seed(stack.env["KALENDS_DATABASE_URL"]) if SEED else "empty feed schema"
             account = await stack.new_account()
             token = await stack.token(account)
             rows: list[str] = []
@@ -308,11 +346,15 @@ async def _run(workdir: Path) -> str:
                         await _wait_feed(session, tagged_url, size)
                         change_setup = (code, events, [feed_url, tagged_url])
                 nginx.start()
+                assert nginx.process is not None
+                pids = {"feed": stack.processes["feed"].process.pid, "nginx": nginx.process.pid}
                 for size, (feed_url, static_url, info) in targets.items():
                     async with session.head(static_url, headers={"Accept-Encoding": "identity"}) as r:
                         assert r.status == 200, (static_url, r.status)
                         nginx_etag = r.headers["ETag"]
-                    for mode in ("full", "304", "gzip"):
+                    if PROFILE and size == SIZES[0]:
+                        profile(pids["feed"], feed_url, CONNECTIONS[0])
+                    for mode in MODES:
                         for connections in CONNECTIONS:
                             results = {}
                             for target, url in (("feed", feed_url), ("nginx", static_url)):
@@ -321,14 +363,18 @@ async def _run(workdir: Path) -> str:
                                     headers["If-None-Match"] = info["feed"] if target == "feed" else nginx_etag
                                 if mode == "gzip":
                                     headers["Accept-Encoding"] = "gzip"
-                                results[target] = wrk(url, connections, headers)
+                                with CpuMeter([pids[target]]) as meter:
+                                    results[target] = wrk(url, connections, headers)
+                                results[target]["cpu_ms"] = meter.per_request_ms(int(results[target]["requests"]))
                             feed, ref = results["feed"], results["nginx"]
                             rows.append(
                                 f"| {size} ({int(info['bytes']) // 1024} KiB) | {mode} | {connections} "
-                                f"| {feed['rps']:,.0f} | {feed['p99']:.1f} | {ref['rps']:,.0f} | {ref['p99']:.1f} "
-                                f"| {100 * feed['rps'] / ref['rps']:.0f}% |"
+                                f"| {feed['rps']:,.0f} | {feed['cpu_ms']:.3f} | {feed['p99']:.1f} "
+                                f"| {ref['rps']:,.0f} | {ref['cpu_ms']:.3f} | {ref['p99']:.1f} "
+                                f"| {100 * feed['rps'] / ref['rps']:.0f}% | {feed['cpu_ms'] / ref['cpu_ms']:.1f}x |"
                                 + (" errors" if feed["non2xx"] or ref["non2xx"] else "")
                             )
+                            print(rows[-1], flush=True)  # as measured: a later failure keeps it
                 assert change_setup is not None
                 code, events, feeds = change_setup
                 latencies = await _change_to_visible(session, stack, account, token, code, events, feeds)
@@ -339,10 +385,13 @@ async def _run(workdir: Path) -> str:
             await _delete_queues(amqp_url, stack.env["KALENDS_AMQP_PREFIX"])
     table = [
         f"wrk -t2, {DURATION} s per measurement; feed: {os.cpu_count()} processes; nginx: {os.cpu_count()} workers,"
-        " same bytes as a static file (gzip_static for gzip).",
+        " same bytes as a static file (gzip_static for gzip). CPU ms/req: user+system time of the server's"
+        " processes (feed's forked workers, nginx's workers) during the run, per request served."
+        f" Database: {seeded_note}.",
         "",
-        "| events | mode | connections | feed req/s | feed p99 ms | nginx req/s | nginx p99 ms | feed/nginx |",
-        "|---|---|---|---|---|---|---|---|",
+        "| events | mode | connections | feed req/s | feed CPU ms/req | feed p99 ms | nginx req/s"
+        " | nginx CPU ms/req | nginx p99 ms | feed/nginx req/s | feed/nginx CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         f"Change to visible (PATCH accepted by ingest -> new title in both feeds of the {SIZES[0]}-event calendar),"

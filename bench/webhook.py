@@ -5,34 +5,103 @@ References, measured in the same run on the same machine:
 - throughput: plain aiohttp POSTs of the same body to the same receiver at the same concurrency
   (what HTTP alone allows here, no queue, no database, no signing);
 - latency: a bare AMQP consumer bound to `subscription.created` (how long the broker hop alone takes
-  from ingest's answer; the webhook adds the consumer's transaction, the outbox relay, the
-  dispatcher's claim, signing and the POST).
+  from ingest's answer; the webhook adds the consumer's transaction, the dispatcher's claim,
+  signing and the POST).
 
-`python -m bench webhook` (or `make bench`). Takes about a minute.
+CPU per delivery beside each rate (shared machines make req/s noisy, CPU per request much less so):
+the webhook process (bench/cputime.py), the PostgreSQL backends serving the bench database, and this
+process (the receiver, plus the AMQP driver or the reference's client).
+
+`python -m bench webhook` (or `make bench`). Takes about a minute; the throughput phase stops after
+KALENDS_BENCH_SECONDS (default 60) even if not every delivery has arrived. With
+BENCH_WEBHOOK_PROFILE=<file.svg>, py-spy records the webhook process during the throughput phase.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import aiohttp
+import asyncpg
 from aiohttp import web
 
+from bench.cputime import CpuMeter, tree_cpu_seconds
 from shared.amqp import Names, Publisher
 from shared.messages import SubscriptionData, make_envelope
-from shared.testing import Stack, create_database, drop_database, random_name, server_urls, with_database
+from shared.testing import (
+    Stack,
+    create_database,
+    delete_prefixed,
+    drop_database,
+    random_name,
+    server_urls,
+    with_database,
+)
 
-DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "3000"))
+DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "10000"))
 LATENCY_SAMPLES = int(os.environ.get("BENCH_WEBHOOK_LATENCY_SAMPLES", "200"))
 CONCURRENCY = 128
+DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "60"))
+PROFILE = os.environ.get("BENCH_WEBHOOK_PROFILE")
+
+
+class DatabaseCpu:
+    """CPU seconds of the PostgreSQL backends connected to one database, over a `with` block (a
+    backend that connects inside the block counts from zero; one that exits inside it is lost)."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self._url = url
+        self._database = database
+        self._before: dict[int, float] = {}
+        self.seconds = 0.0
+
+    async def _sample(self) -> dict[int, float]:
+        conn = await asyncpg.connect(self._url)
+        try:
+            rows = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", self._database
+            )
+        finally:
+            await conn.close()
+        return {r["pid"]: tree_cpu_seconds(r["pid"]) for r in rows}
+
+    async def __aenter__(self) -> DatabaseCpu:
+        self._before = await self._sample()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        after = await self._sample()
+        self.seconds = sum(max(0.0, cpu - self._before.get(pid, 0.0)) for pid, cpu in after.items())
+
+
+@dataclass
+class Run:
+    """One measured phase: how many deliveries in how long, and the CPU each side spent."""
+
+    count: int = 0
+    seconds: float = 0.0
+    service_cpu: float = 0.0  # the webhook process
+    database_cpu: float = 0.0  # PostgreSQL backends of the bench database
+    local_cpu: float = 0.0  # this process: receiver + driver (or reference client)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.count if self.count else 0.0
 
 
 class FastReceiver:
@@ -97,7 +166,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _raw_http_rate(receiver: FastReceiver, body: bytes, count: int) -> float:
+async def _raw_http_rate(receiver: FastReceiver, body: bytes, count: int) -> Run:
     sem = asyncio.Semaphore(CONCURRENCY)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -106,9 +175,22 @@ async def _raw_http_rate(receiver: FastReceiver, body: bytes, count: int) -> flo
             async with sem, session.post(f"http://127.0.0.1:{receiver.port}/raw", data=body) as r:
                 await r.read()
 
+        local = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(count)))
-        return count / (time.perf_counter() - started)
+        return Run(count, time.perf_counter() - started, local_cpu=time.process_time() - local)
+
+
+def _profile(pid: int) -> subprocess.Popen[bytes] | None:
+    if not PROFILE:
+        return None
+    duration = str(max(5, min(int(DURATION), 30)))
+    py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return subprocess.Popen(
+        [py_spy, "record", "-o", PROFILE, "--pid", str(pid), "--duration", duration, "--subprocesses"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def _throughput(
@@ -117,8 +199,8 @@ async def _throughput(
     amqp_url: str,
     receiver: FastReceiver,
     merchant: dict[str, Any],
-    session: aiohttp.ClientSession,
-) -> tuple[float, float]:
+    database: DatabaseCpu,
+) -> tuple[Run, Run]:
     account_id = uuid.UUID(merchant["accountId"])
     connection = await aio_pika.connect_robust(amqp_url)
     publisher = Publisher(connection, names)
@@ -130,18 +212,30 @@ async def _throughput(
     receiver.arrivals.clear()
     receiver.expect = DELIVERIES
     receiver.done.clear()
-    started = time.perf_counter()
-    for i in range(0, len(envelopes), 200):
-        batch = envelopes[i : i + 200]
-        await asyncio.gather(*(publisher.publish(e.to_bytes(), e.type, str(e.id)) for e in batch))
-    await asyncio.wait_for(receiver.done.wait(), 300)
-    webhook_rate = DELIVERIES / (time.perf_counter() - started)
+    service = stack.processes["webhook"].process
+    assert service is not None
+    profiler = _profile(service.pid)
+    run = Run()
+    async with database:
+        with CpuMeter([service.pid]) as meter:
+            local = time.process_time()
+            started = time.perf_counter()
+            for i in range(0, len(envelopes), 200):
+                batch = envelopes[i : i + 200]
+                await asyncio.gather(*(publisher.publish(e.to_bytes(), e.type, str(e.id)) for e in batch))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receiver.done.wait(), DURATION)
+            run.count, run.seconds = receiver.count, time.perf_counter() - started
+            run.local_cpu = time.process_time() - local
+    run.service_cpu, run.database_cpu = meter.seconds, database.seconds
+    if profiler is not None:
+        profiler.wait()
     await publisher.close()
     await connection.close()
     body = json.dumps({"eventId": str(uuid.uuid4()), "eventType": "Subscribe", "eventDetails": {}}).encode()
     receiver.expect = 0
-    raw_rate = await _raw_http_rate(receiver, body, DELIVERIES)
-    return webhook_rate, raw_rate
+    reference = await _raw_http_rate(receiver, body, DELIVERIES)
+    return run, reference
 
 
 async def _latency(
@@ -221,16 +315,24 @@ async def _run() -> str:
                 ) as r:
                     assert r.status == 201, await r.text()
                 webhook_ms, broker_ms = await _latency(stack, names, amqp_url, receiver, merchant, session, calendar)
-                webhook_rate, raw_rate = await _throughput(stack, names, amqp_url, receiver, merchant, session)
+                database = DatabaseCpu(server_db, name)
+                run, reference = await _throughput(stack, names, amqp_url, receiver, merchant, database)
         finally:
             stack.stop_all()
             await receiver.stop()
             await drop_database(server_db, name)
+            # The services' quorum queues under this run's prefix would otherwise stay on the broker.
+            await delete_prefixed(amqp_url, {names.prefix})
     rows = [
         "| measure | webhook service (1 worker process) | reference |",
         "|---|---|---|",
-        f"| deliveries per second, {DELIVERIES} events, fast local receiver | {webhook_rate:,.0f} /s"
-        f" | {raw_rate:,.0f} /s (plain aiohttp POSTs, {CONCURRENCY} concurrent) |",
+        f"| deliveries per second, {run.count}/{DELIVERIES} events in {run.seconds:.1f} s, fast local receiver"
+        f" | {run.rate:,.0f} /s | {reference.rate:,.0f} /s (plain aiohttp POSTs, {CONCURRENCY} concurrent)"
+        f" = {run.rate / reference.rate:.1%} |",
+        f"| CPU ms per delivery, webhook process | {run.ms(run.service_cpu):.2f} ms | - |",
+        f"| CPU ms per delivery, PostgreSQL backends | {run.ms(run.database_cpu):.2f} ms | - |",
+        f"| CPU ms per delivery, bench process (receiver + AMQP driver / receiver + client) |"
+        f" {run.ms(run.local_cpu):.2f} ms | {reference.ms(reference.local_cpu):.2f} ms |",
         f"| first-attempt latency p50 (ingest answered -> receiver has it), n={LATENCY_SAMPLES} |"
         f" {statistics.median(webhook_ms):.1f} ms | {statistics.median(broker_ms):.1f} ms (bare AMQP consumer) |",
         f"| first-attempt latency p99 | {_pct(webhook_ms, 0.99):.1f} ms | {_pct(broker_ms, 0.99):.1f} ms |",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from services.feed.api.lean import lean_middleware
 from services.feed.api.routes import routes
 from services.feed.app_keys import FEEDS, SETTINGS
 from services.feed.messaging.projection import handle
@@ -16,7 +17,7 @@ from services.feed.settings import FeedSettings
 from shared import lifecycle
 from shared.lifecycle import POOL
 from shared.settings import PlatformSettings
-from shared.web import add_routes, create_base_app
+from shared.web import REGISTRY, add_routes, create_base_app
 
 SCHEMA = "feed"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -38,6 +39,8 @@ def feed_cache(settings: FeedSettings) -> lifecycle.CleanupCtx:
 def create_app(platform: PlatformSettings, role: str = "all", settings: FeedSettings | None = None) -> web.Application:
     feed_settings = settings or FeedSettings.from_env(platform)
     app = create_base_app("feed")
+    # First in the chain: the feed routes take the lean path, everything else the platform's middlewares.
+    app.middlewares.insert(0, lean_middleware(app[REGISTRY]))
     app[SETTINGS] = feed_settings
     app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(lifecycle.broker(platform))

@@ -3,16 +3,22 @@
 A request selects and concatenates; nothing is rendered per request. Each API process keeps
   - the latest version it has heard of per calendar and per subscription (LISTEN `feed_changed`,
     plus a periodic re-check against the database in case a notification was missed),
-  - shared sections: the event blocks a filter selects, per (calendar, filter signature, version),
-    shared by every subscription with that filter,
-  - finished bodies (and their gzip) per subscription, valid while both versions are current.
+  - shared sections: the event blocks a filter selects and their VTIMEZONEs, per (calendar, filter
+    signature, version), shared by every subscription with that filter, compressed once,
+  - per subscription only its own part (header, private events, validators: about a kilobyte),
+    valid while both versions are current; it refers to its section and never copies it, so
+    100,000 subscribers of one calendar cost about 130 MB per process, not 100,000 bodies (and
+    the cache's byte budget bounds it whatever the number),
+  - per calendar version its row and a template of its subscribers' headers (domain/headers.py),
+    and for popular calendars a directory of their subscriptions (directory.py), so that the first
+    poll of a subscriber is put together in memory instead of costing a query.
 A cached body is served only when its versions equal the newest heard of, so a change the
 projection has committed and announced is never hidden by the cache. Without a working LISTEN
 connection every request checks the database.
 
-Nothing is rebuilt when a change is heard: a body is built on the first request after it. A large
-body (a popular calendar's) is assembled, hashed and gzipped on a worker thread, so building
-thousands of them after one change never holds the event loop other tenants' requests run on.
+Nothing is rebuilt when a change is heard: a feed is built on the first request after it. A large
+section (a popular calendar's) is hashed and compressed on a worker thread, so building after one
+change never holds the event loop other tenants' requests run on.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
 
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
-from services.feed.domain.feeds import CachedFeed, Feed, Section, ceil_second, compress, finish
+from services.feed.directory import SubscriberDirectory
+from services.feed.domain.feeds import Feed, Section, ceil_second
+from services.feed.domain.headers import HeaderTemplate
 from services.feed.settings import FeedSettings
 from shared.ical import CalendarHeader, render_header
 from shared.logging import get_logger
@@ -39,6 +48,7 @@ log = get_logger(__name__)
 # Bodies from this size up are finished on a worker thread (zlib and blake2b release the GIL); below
 # it the hand-off would cost more than the work.
 OFF_LOOP_BYTES = 64 * 1024
+RECHECK_BATCH = 5000
 T = TypeVar("T")
 
 
@@ -50,8 +60,26 @@ class CalendarProtected(Exception):
     """The whole-calendar download is only for unprotected calendars."""
 
 
-def _tzids(rows: list[asyncpg.Record]) -> set[str]:
-    return {tzid for row in rows for tzid in row["tzids"]}
+@dataclass(frozen=True, slots=True)
+class CalendarCopy:
+    """A calendar's row at one version, with the template of its subscribers' headers."""
+
+    version: int
+    record: asyncpg.Record
+    template: HeaderTemplate | None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFeed:
+    calendar_id: uuid.UUID
+    calendar_version: int
+    subscription_id: uuid.UUID | None
+    subscription_version: int
+    feed: Feed
+
+    @property
+    def size(self) -> int:
+        return self.feed.size
 
 
 class FeedService:
@@ -61,7 +89,11 @@ class FeedService:
         self.calendar_versions: dict[uuid.UUID, int] = {}
         self.subscription_versions: dict[uuid.UUID, int] = {}
         self._sections: ByteLru[Section] = ByteLru(settings.cache_bytes // 2)
+        self._calendars: dict[uuid.UUID, CalendarCopy] = {}
+        self.directory = SubscriberDirectory(settings.directory_rows)
+        self._recheck_queue: list[uuid.UUID] = []
         self._feeds: ByteLru[CachedFeed] = ByteLru(settings.cache_bytes // 2)
+        self._texts: dict[str, str] = {}
         self._calendar_codes: dict[tuple[str, str], tuple[uuid.UUID, bool]] = {}
         self._locks: dict[object, asyncio.Lock] = {}
         self.listening = False
@@ -92,15 +124,11 @@ class FeedService:
             return work(*args)
         return await asyncio.get_running_loop().run_in_executor(self._builder, work, *args)
 
-    async def _finish(self, header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
-        return await self._off_loop(sum(map(len, blocks)), finish, header, tzids, blocks)
-
-    async def gzip_body(self, feed: Feed) -> bytes:
-        """The feed's gzip, compressed once (off the loop when large) and kept with the feed."""
-        if feed._gzip is None:
-            compressed = await self._off_loop(len(feed.body), compress, feed.body)
-            feed._gzip = feed._gzip or compressed
-        return feed._gzip
+    async def gzip_chunks(self, feed: Feed) -> list[bytes]:
+        """The feed's gzip in chunks; the shared part is compressed once (off the loop when large)."""
+        if not feed.gzip_ready:
+            await self._off_loop(feed.gzip_work, feed.prepare_gzip)
+        return feed.gzip_chunks()
 
     async def _listen(self) -> None:
         try:
@@ -154,6 +182,8 @@ class FeedService:
                     del self._calendar_codes[code]
 
     def _forget_all(self) -> None:
+        self.directory.clear()
+        self._calendars.clear()
         self.calendar_versions.clear()
         self.subscription_versions.clear()
         self._calendar_codes.clear()
@@ -169,11 +199,20 @@ class FeedService:
                 log.warning("feed.recheck_failed", error=repr(exc))
 
     async def recheck(self) -> None:
-        """Catch up with any version a lost notification did not tell us about."""
-        # Only what the cache holds matters: a version nobody has cached is read afresh anyway.
-        cached = [entry for key in self._feeds.keys() if (entry := self._feeds.peek(key)) is not None]
-        calendars = sorted({entry.calendar_id for entry in cached})
-        subscriptions = sorted({key for key in self._feeds.keys() if isinstance(key, uuid.UUID)})
+        """Catch up with any version a lost notification did not tell us about.
+
+        Only what is held here matters (cached feeds, directory rows): a version nobody holds is
+        read afresh anyway. Calendars are few and all checked each round; subscriptions may be
+        hundreds of thousands, so each round checks the next RECHECK_BATCH of them in turn.
+        """
+        if not self._recheck_queue:
+            held = {entry.subscription_id for key in self._feeds.keys() if (entry := self._feeds.peek(key)) is not None}
+            held.update(row.subscription_id for row in self.directory.rows.values())
+            held.discard(None)
+            self._recheck_queue = [sid for sid in held if sid is not None]
+        subscriptions = sorted(self._recheck_queue[-RECHECK_BATCH:])
+        del self._recheck_queue[-RECHECK_BATCH:]
+        calendars = sorted(self.calendar_versions)
         if not calendars and not subscriptions:
             return
         async with self._pool.acquire() as conn:
@@ -200,7 +239,9 @@ class FeedService:
 
     # --- a subscription's feed ------------------------------------------------------------------
 
-    def _current(self, key: object, calendar_key: uuid.UUID | None = None) -> Feed | None:
+    def current(self, key: object) -> Feed | None:
+        """The cached feed under `key` (a subscription id as text, or ("calendar", id)) while it is
+        current: no I/O, so a request that finds it is answered without leaving the loop."""
         if not self.listening:
             return None
         cached = self._feeds.get(key)
@@ -208,16 +249,19 @@ class FeedService:
             return None
         if cached.calendar_version != self.calendar_versions.get(cached.calendar_id):
             return None
-        if isinstance(key, uuid.UUID) and cached.subscription_version != self.subscription_versions.get(key):
+        if cached.subscription_id is not None and cached.subscription_version != self.subscription_versions.get(
+            cached.subscription_id
+        ):
             return None
         return cached.feed
 
     async def subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
-        feed = self._current(subscription_id)
+        key = str(subscription_id)
+        feed = self.current(key) or self._from_directory(subscription_id, key)
         if feed is not None:
             return feed
         async with self._lock(subscription_id):
-            feed = self._current(subscription_id)
+            feed = self.current(key)
             if feed is not None:
                 return feed
             return await self._build_subscription_feed(subscription_id)
@@ -245,22 +289,27 @@ class FeedService:
             private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
         self._note(self.subscription_versions, subscription_id, subscription_version)
-        header = self._header(calendar, subscription_id)
-        body, etag = await self._finish(
-            header, section.tzids | _tzids(private), [section.blocks, *(row["block"] for row in private)]
-        )
+        copy = self._calendar_copy(calendar, calendar_version)
+        self.directory.put(subscription, private=bool(private))
+        if self.listening and calendar["calendar_id"] not in self.directory.calendars:
+            self._tasks.append(asyncio.create_task(self.directory.load(self._pool, calendar["calendar_id"])))
+            self._tasks = [task for task in self._tasks if not task.done()]
         moments = [calendar["feed_changed_at"], subscription["feed_changed_at"], calendar["changed_at"]]
         feed = Feed(
-            body=body,
-            etag=etag,
+            header=self._subscriber_header(copy, subscription_id),
+            section=section,
+            private_blocks=[row["block"] for row in private],
+            private_needs=[tzid for row in private for tzid in row["tzids"]],
             last_modified=ceil_second(max(m for m in moments if m is not None)),
-            filename=f"{calendar['code']}.ics",
+            filename=self._text(f"{calendar['code']}.ics"),
+            disposition=self._text(f'inline; filename="{calendar["code"]}.ics"'),
             feed_username=subscription["feed_username"],
             feed_password_hash=subscription["feed_password_hash"],
             protected=bool(calendar["protected"]),
         )
         self._feeds.put(
-            subscription_id, CachedFeed(calendar["calendar_id"], calendar_version, subscription_version, feed)
+            str(subscription_id),
+            CachedFeed(calendar["calendar_id"], calendar_version, subscription_id, subscription_version, feed),
         )
         return feed
 
@@ -277,11 +326,67 @@ class FeedService:
             if cached is not None and cached.version == version:
                 return cached
             row = await repo.shared_section(conn, calendar_id, selection)
-            section = Section(
-                version=version, blocks=row["blocks"], tzids=frozenset(row["tzids"]), changed_at=row["changed_at"]
+            blocks: bytes = row["blocks"]
+            # Zones rendered and the blocks hashed once per section (off the loop when large).
+            section = await self._off_loop(
+                len(blocks), Section, version, blocks, frozenset(row["tzids"]), row["changed_at"]
             )
             self._sections.put(key, section)
             return section
+
+    def _from_directory(self, subscription_id: uuid.UUID, key: str) -> Feed | None:
+        """The feed put together in memory from the directory's row, the calendar's copy and the
+        cached section, when all three are current; None sends the request to the database."""
+        if not self.listening:
+            return None
+        row = self.directory.get(key)
+        if row is None or row.private or row.feed_version < self.subscription_versions.get(subscription_id, 0):
+            return None
+        version = self.calendar_versions.get(row.calendar_id)
+        copy = self._calendars.get(row.calendar_id)
+        if version is None or copy is None or copy.version != version:
+            return None
+        section = self._sections.get((row.calendar_id, row.signature))
+        if section is None or section.version != version:
+            return None
+        calendar = copy.record
+        self._note(self.subscription_versions, subscription_id, row.feed_version)
+        moments = [calendar["feed_changed_at"], row.feed_changed_at, calendar["changed_at"]]
+        feed = Feed(
+            header=self._subscriber_header(copy, subscription_id),
+            section=section,
+            last_modified=ceil_second(max(m for m in moments if m is not None)),
+            filename=self._text(f"{calendar['code']}.ics"),
+            disposition=self._text(f'inline; filename="{calendar["code"]}.ics"'),
+            feed_username=row.feed_username,
+            feed_password_hash=row.feed_password_hash,
+            protected=bool(calendar["protected"]),
+        )
+        self._feeds.put(key, CachedFeed(row.calendar_id, version, subscription_id, row.feed_version, feed))
+        return feed
+
+    def _calendar_copy(self, calendar: asyncpg.Record, version: int) -> CalendarCopy:
+        calendar_id = calendar["calendar_id"]
+        copy = self._calendars.get(calendar_id)
+        if copy is None or copy.version != version:
+            template = HeaderTemplate.of(lambda subscription_id: self._header(calendar, subscription_id))
+            copy = CalendarCopy(version, calendar, template)
+            if version >= self.calendar_versions.get(calendar_id, 0):
+                if len(self._calendars) > 10_000:
+                    self._calendars.clear()
+                self._calendars[calendar_id] = copy
+        return copy
+
+    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID) -> bytes:
+        if copy.template is not None:
+            return copy.template.fill(subscription_id)
+        return self._header(copy.record, subscription_id)
+
+    def _text(self, text: str) -> str:
+        """One string object per distinct value (a calendar's file name is in every feed of it)."""
+        if len(self._texts) > 100_000:
+            self._texts.clear()
+        return self._texts.setdefault(text, text)
 
     def _header(self, calendar: asyncpg.Record, subscription_id: uuid.UUID | None) -> bytes:
         description = calendar["description"] or ""
@@ -323,11 +428,11 @@ class FeedService:
         if protected:
             raise CalendarProtected(f"calendar {account_code}/{calendar_code} is protected")
         key = ("calendar", calendar_id)
-        feed = self._current(key)
+        feed = self.current(key)
         if feed is not None:
             return feed
         async with self._lock(key):
-            feed = self._current(key)
+            feed = self.current(key)
             if feed is not None:
                 return feed
             async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -337,13 +442,13 @@ class FeedService:
                 version = int(calendar["feed_version"])
                 section = await self._section(conn, calendar_id, ALL_EVENTS, version)
             self._note(self.calendar_versions, calendar_id, version)
-            body, etag = await self._finish(self._header(calendar, None), section.tzids, [section.blocks])
             moments = [calendar["feed_changed_at"], calendar["changed_at"]]
             feed = Feed(
-                body=body,
-                etag=etag,
+                header=self._header(calendar, None),
+                section=section,
                 last_modified=ceil_second(max(m for m in moments if m is not None)),
-                filename=f"{calendar['code']}.ics",
+                filename=self._text(f"{calendar['code']}.ics"),
+                disposition=self._text(f'attachment; filename="{calendar["code"]}.ics"'),
             )
-            self._feeds.put(key, CachedFeed(calendar_id, version, 0, feed))
+            self._feeds.put(key, CachedFeed(calendar_id, version, None, 0, feed))
             return feed

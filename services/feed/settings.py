@@ -20,6 +20,8 @@ class FeedSettings:
     cache_bytes: int = 256 * 1024 * 1024
     # Seconds between checks of cached versions against the database, behind LISTEN/NOTIFY.
     recheck_seconds: int = 5
+    # Subscriptions of popular calendars each API process keeps as small rows (services/feed/directory.py).
+    directory_rows: int = 250_000
 
     @classmethod
     def from_env(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> FeedSettings:
@@ -31,6 +33,7 @@ class FeedSettings:
             workers=env_int("KALENDS_FEED_WORKERS", default_workers(), environ, minimum=1),
             cache_bytes=env_int("KALENDS_FEED_CACHE_MB", 256, environ, minimum=1) * 1024 * 1024,
             recheck_seconds=env_int("KALENDS_FEED_RECHECK_SECONDS", 5, environ, minimum=1),
+            directory_rows=env_int("KALENDS_FEED_DIRECTORY_ROWS", 250_000, environ, minimum=0),
         )
 
     def for_log(self) -> dict[str, object]:

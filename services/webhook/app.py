@@ -1,12 +1,12 @@
-"""The webhook service's aiohttp app: endpoint admin API, subscription consumer, dispatcher, sweeper."""
+"""The webhook service's aiohttp app: endpoint admin API, subscription consumer, dispatcher."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 
 from services.webhook.adapters.repository import SCHEMA
@@ -14,19 +14,19 @@ from services.webhook.adapters.secrets import seal_secrets
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.api.handlers import SETTINGS
 from services.webhook.api.routes import routes
-from services.webhook.messaging.dispatcher import Dispatcher, Sweeper
+from services.webhook.messaging.dispatcher import Dispatcher
+from services.webhook.messaging.intake import DeliveryIntake
 from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import DISPATCH
-from services.webhook.services import handle_subscription_message
+from services.webhook.services import subscription_handler
 from services.webhook.settings import WebhookSettings
-from shared import lifecycle
+from shared import denylist, lifecycle
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 DISPATCHER = web.AppKey("dispatcher", Dispatcher)
-SWEEPER = web.AppKey("sweeper", Sweeper)
 
 
 def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
@@ -35,9 +35,18 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             timeout=settings.timeout, allow_private=settings.allow_private, max_connections=settings.concurrency * 2
         )
         timers = TimerPublisher(app[lifecycle.AMQP], app[lifecycle.NAMES], settings.retry_schedule)
+        # Claims and records on connections of their own: they never queue behind the consumer's
+        # transactions, and their statements are planned for their values (adapters/batches.py).
+        dispatch_pool = await asyncpg.create_pool(
+            settings.platform.database_url,
+            min_size=1,
+            max_size=2,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
+        )
+        assert dispatch_pool is not None
         dispatcher = Dispatcher(
             connection=app[lifecycle.AMQP],
-            pool=app[lifecycle.POOL],
+            pool=dispatch_pool,
             names=app[lifecycle.NAMES],
             sender=sender,
             timers=timers,
@@ -46,26 +55,54 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             concurrency=settings.concurrency,
             endpoint_concurrency=settings.endpoint_concurrency,
             box=settings.secret_box,
-        )
-        sweeper = Sweeper(
-            app[lifecycle.POOL],
-            interval=settings.sweep_interval,
-            grace=settings.sweep_grace,
-            requeue_after=max(10.0, settings.sweep_interval * 5),
+            poll_interval=settings.sweep_interval,
         )
         app[DISPATCHER] = dispatcher
-        app[SWEEPER] = sweeper
         await dispatcher.start()
-        sweeping = asyncio.create_task(sweeper.run(), name="webhook-sweeper")
         try:
             yield
         finally:
-            sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeping
             await dispatcher.stop()
             await timers.close()
             await sender.close()
+            await dispatch_pool.close()
+
+    return ctx
+
+
+def nudger(app: web.Application) -> Callable[[], None]:
+    """Nudges the app's dispatcher (once it runs): the consumer made deliveries that are due now."""
+
+    def nudge() -> None:
+        dispatcher = app.get(DISPATCHER)
+        if dispatcher is not None:
+            dispatcher.nudge()
+
+    return nudge
+
+
+def delivery_intake() -> lifecycle.CleanupCtx:
+    """The consumer of subscription and reply messages (messaging/intake.py), which also follows
+    auth's revocations into the denylist, as every service's first consumer does."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        nudge = nudger(app)
+        ((spec, handler),) = denylist.with_denylist(SCHEMA, [(DISPATCH, subscription_handler(nudge))])
+        intake = DeliveryIntake(
+            connection=app[lifecycle.AMQP],
+            pool=app[lifecycle.POOL],
+            names=app[lifecycle.NAMES],
+            spec=spec,
+            handler=handler,
+            on_deliveries=nudge,
+        )
+        await intake.start()
+        app[lifecycle.CONSUMERS] = [intake]
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await intake.stop()
 
     return ctx
 
@@ -91,8 +128,9 @@ def create_app(settings: WebhookSettings, role: str = "all") -> web.Application:
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(lifecycle.consumers(SCHEMA, [(DISPATCH, handle_subscription_message)]))
+        # The dispatcher first: the consumer nudges it (and stops before it).
         app.cleanup_ctx.append(delivery_workers(settings))
+        app.cleanup_ctx.append(delivery_intake())
     app.cleanup_ctx.append(lifecycle.token_verifier())
     if serves_api:
         add_routes(app, routes())

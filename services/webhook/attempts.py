@@ -1,4 +1,5 @@
-"""One delivery attempt: claim it, send it signed, record its outcome, schedule the next; and the sweeper's query.
+"""Delivery attempts: claim due ones in batches, send each signed, record the outcomes in batches
+and decide what comes next.
 
 An attempt never ends unrecorded: an outcome that cannot be stored in full is stored without the
 response, and one that cannot be stored at all ends the delivery as failed, with the reason.
@@ -9,30 +10,21 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 
+from services.webhook.adapters import batches
 from services.webhook.adapters import repository as repo
 from services.webhook.adapters.sender import AttemptOutcome, WebhookSender
 from services.webhook.domain.schedule import next_attempt
 from services.webhook.domain.signing import signature_header
-from services.webhook.messaging.timers import TimerPublisher, due_envelope
-from shared import outbox
 from shared.crypto import SecretBox
 from shared.logging import get_logger
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class AttemptReport:
-    delivery_id: uuid.UUID
-    number: int
-    outcome: AttemptOutcome
-    status: str  # the delivery's status afterwards
 
 
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
@@ -65,46 +57,101 @@ def signed_headers(claimed: repo.ClaimedAttempt, timestamp: int) -> dict[str, st
     }
 
 
-async def attempt_delivery(
+async def claim_batch(
     pool: asyncpg.Pool,
-    sender: WebhookSender,
-    timers: TimerPublisher | None,
-    schedule: Sequence[float],
-    delivery_id: uuid.UUID,
-    attempts_made: int,
-    *,
-    lease: float,
     box: SecretBox,
-) -> AttemptReport | None:
-    """Claim, send, record and schedule one attempt; None when there is nothing to do (not due,
-    already done, claimed by a live worker)."""
+    *,
+    limit: int,
+    endpoint_limit: int,
+    active: Mapping[uuid.UUID, int],
+    lease: float,
+) -> list[repo.ClaimedAttempt]:
+    """Claim up to `limit` due attempts in one statement (batches.claim_due): each has its attempt
+    row and its lease before anything is sent."""
+    async with pool.acquire() as conn:
+        return await batches.claim_due(
+            conn, box, limit=limit, endpoint_limit=endpoint_limit, active=active, lease_seconds=lease
+        )
 
-    async def claim() -> repo.ClaimedAttempt | None:
-        async with pool.acquire() as conn, conn.transaction():
-            return await repo.claim_attempt(conn, box, delivery_id, attempts_made, lease)
 
-    claimed: repo.ClaimedAttempt | None = await _with_retries(lease, "claim", claim)
-    if claimed is None:
-        return None
+@dataclass(frozen=True)
+class SentAttempt:
+    claimed: repo.ClaimedAttempt
+    outcome: AttemptOutcome
+
+
+async def send_attempt(sender: WebhookSender, claimed: repo.ClaimedAttempt) -> SentAttempt:
+    """POST one claimed attempt, signed now."""
     outcome = await sender.send(claimed.url, signed_headers(claimed, int(time.time())), claimed.body)
+    return SentAttempt(claimed, outcome)
 
-    status, step = await _record_outcome(pool, schedule, claimed, outcome, lease)
-    log.info(
-        "webhook.attempt",
-        delivery_id=str(delivery_id),
-        event_type=claimed.event_type,
-        attempt=claimed.number,
-        status_code=outcome.status_code,
-        error=outcome.error,
-        duration_ms=outcome.duration_ms,
-        delivery_status=status,
-    )
-    if step is not None and timers is not None:
-        try:
-            await timers.start(delivery_id, claimed.number, step)
-        except Exception as exc:  # the sweeper sends it when it falls due
-            log.warning("webhook.timer_failed", delivery_id=str(delivery_id), error=repr(exc))
-    return AttemptReport(delivery_id, claimed.number, outcome, status)
+
+async def record_batch(
+    pool: asyncpg.Pool, schedule: Sequence[float], sent: Sequence[SentAttempt], lease: float
+) -> list[tuple[str, int | None]]:
+    """Record the outcomes and decide what comes next for each delivery: (status, delay step) in
+    the order given. One transaction for the batch; if the database refuses it (one outcome it
+    cannot store, say), each is recorded alone, so that a bad one is stored without its response
+    and none ends unrecorded."""
+    if not sent:
+        return []
+    try:
+        result: list[tuple[str, int | None]] = await _with_retries(
+            lease, "record", lambda: _record_many(pool, schedule, sent)
+        )
+        return result
+    except _TRANSIENT:
+        raise  # the database stayed away for the whole lease: nothing can be recorded now
+    except Exception as exc:
+        log.warning("webhook.batch_record_failed", attempts=len(sent), error=repr(exc)[:500])
+    return [await _record_outcome(pool, schedule, s.claimed, s.outcome, lease) for s in sent]
+
+
+async def _record_many(
+    pool: asyncpg.Pool, schedule: Sequence[float], sent: Sequence[SentAttempt]
+) -> list[tuple[str, int | None]]:
+    results: list[tuple[str, int | None]] = []
+    settlements: list[batches.Settlement] = []
+    async with pool.acquire() as conn, conn.transaction():
+        current = await batches.lock_deliveries(conn, [s.claimed.delivery_id for s in sent])
+        finished_at = await batches.finish_attempts(
+            conn,
+            [
+                batches.FinishedAttempt(
+                    attempt_id=s.claimed.attempt_id,
+                    delivery_id=s.claimed.delivery_id,
+                    duration_ms=s.outcome.duration_ms,
+                    status_code=s.outcome.status_code,
+                    error=s.outcome.error,
+                    response_body=s.outcome.response_body,
+                    succeeded=s.outcome.succeeded,
+                )
+                for s in sent
+            ],
+        )
+        for s in sent:
+            claimed, outcome = s.claimed, s.outcome
+            row = current.get(claimed.delivery_id)
+            if row is None or row["status"] != "pending" or row["attempts_made"] != claimed.number:
+                results.append(("superseded", None))  # another worker took over after our lease ran out
+                continue
+            if outcome.succeeded:
+                settlements.append(batches.Settlement(claimed.delivery_id, "succeeded"))
+                results.append(("succeeded", None))
+                continue
+            following = (
+                None
+                if claimed.manual
+                else next_attempt(schedule, claimed.first_attempt_at, claimed.number, finished_at[claimed.attempt_id])
+            )
+            if following is None:
+                settlements.append(batches.Settlement(claimed.delivery_id, "failed"))
+                results.append(("failed", None))
+            else:
+                settlements.append(batches.Settlement(claimed.delivery_id, "pending", following.due_at))
+                results.append(("pending", following.step))
+        await batches.settle_deliveries(conn, settlements)
+    return results
 
 
 async def _record(
@@ -113,6 +160,8 @@ async def _record(
     """Record the outcome and decide what comes next, in one transaction: (delivery status, delay step)."""
     delivery_id = claimed.delivery_id
     async with pool.acquire() as conn, conn.transaction():
+        # The delivery before its attempt, as a claim locks them (no two transactions wait in a circle).
+        current = await repo.lock_delivery(conn, delivery_id)
         finished_at = await repo.finish_attempt(
             conn,
             claimed.attempt_id,
@@ -122,7 +171,6 @@ async def _record(
             response_body=outcome.response_body,
             succeeded=outcome.succeeded,
         )
-        current = await repo.lock_delivery(conn, delivery_id)
         if current is None or current["status"] != "pending" or current["attempts_made"] != claimed.number:
             return ("superseded", None)  # another worker took over after our lease ran out
         if outcome.succeeded:
@@ -172,12 +220,3 @@ async def _record_outcome(
 
     await _with_retries(lease, "abandon", abandon)
     return ("failed", None)
-
-
-async def sweep_overdue(pool: asyncpg.Pool, *, grace: float, requeue_after: float) -> int:
-    """Re-enqueue every delivery that is overdue and held by nobody (a lost timer, a crashed
-    worker, a parked message); returns how many."""
-    async with pool.acquire() as conn, conn.transaction():
-        overdue = await repo.overdue_deliveries(conn, grace=grace, requeue_after=requeue_after)
-        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, n) for d, n in overdue])
-    return len(overdue)

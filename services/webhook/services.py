@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from services.webhook.domain import payloads
 from services.webhook.domain.signing import new_secret
 from services.webhook.messaging.timers import due_envelope
 from shared import outbox
+from shared.consumer import Handler
 from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.logging import get_logger
@@ -175,77 +176,100 @@ async def rotate_secret(
 
 
 async def _fan_out(
-    conn: asyncpg.Connection,
-    *,
-    event_id: uuid.UUID,
-    account_id: uuid.UUID,
-    event_type: str,
-    body: bytes,
-    endpoint_ids: Sequence[uuid.UUID],
-    source_message_id: uuid.UUID | None = None,
-    subscription_id: uuid.UUID | None = None,
+    conn: asyncpg.Connection, events: Sequence[repo.NewEvent], *, announce: bool = False
 ) -> list[uuid.UUID]:
-    await repo.insert_event(
-        conn,
-        event_id=event_id,
-        account_id=account_id,
-        event_type=event_type,
-        body=body,
-        source_message_id=source_message_id,
-        subscription_id=subscription_id,
-    )
-    delivery_ids = [await repo.insert_delivery(conn, event_id, endpoint_id) for endpoint_id in endpoint_ids]
-    # The first attempts are announced through the outbox: they exist exactly when the deliveries do.
-    await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, 0) for d in delivery_ids])
+    """The events and their deliveries, due now. The worker's dispatcher claims due deliveries from
+    PostgreSQL (the consumer in its process nudges it); with `announce` a `webhook.due` message also
+    goes out through the outbox, for deliveries made where no dispatcher runs (the API)."""
+    delivery_ids = await repo.insert_events(conn, events)
+    if announce:
+        await outbox.enqueue(conn, repo.SCHEMA, [due_envelope(d, 0) for d in delivery_ids])
     return delivery_ids
 
 
-async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelope) -> None:
-    """Consumer handler (runs in the consumer's transaction): a subscription message becomes one
-    event and a delivery to every enabled endpoint of the account that wants its type."""
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A broker message that becomes a webhook event (subscription.created, .deactivated, attendee.replied)."""
+
+    envelope: Envelope
+    account_id: uuid.UUID
+    event_type: str
+    message: SubscriptionData | AttendeeReplied
+
+    @property
+    def subscription_id(self) -> uuid.UUID | None:
+        return self.message.subscription_id if isinstance(self.message, SubscriptionData) else None
+
+    def body(self) -> bytes:
+        if isinstance(self.message, AttendeeReplied):
+            details = payloads.attendee_replied_details(self.message)
+        else:
+            details = payloads.event_details(self.event_type, self.message)
+        return payloads.encode(payloads.event_object(self.envelope.id, self.event_type, details))
+
+    def to_store(self, endpoint_ids: Sequence[uuid.UUID]) -> repo.NewEvent:
+        return repo.NewEvent(
+            event_id=self.envelope.id,
+            account_id=self.account_id,
+            event_type=self.event_type,
+            body=self.body(),
+            endpoint_ids=endpoint_ids,
+            source_message_id=self.envelope.id,
+            subscription_id=self.subscription_id,
+        )
+
+
+def incoming_event(envelope: Envelope) -> IncomingEvent | None:
+    """The webhook event a message becomes, or None for a message that becomes none."""
     event_type = payloads.MESSAGE_EVENT_TYPES.get(envelope.type)
     if event_type is None:
-        return
+        return None
     message = envelope.parsed()
-    if isinstance(message, AttendeeReplied):
-        await _fan_out_reply(conn, envelope, message)
-        return
-    subscription = message
-    assert isinstance(subscription, SubscriptionData)
-    endpoint_ids = await repo.endpoints_wanting(conn, subscription.account_id, event_type)
-    if not endpoint_ids:
-        return
-    body = payloads.encode(
-        payloads.event_object(envelope.id, event_type, payloads.event_details(event_type, subscription))
-    )
-    deliveries = await _fan_out(
-        conn,
-        event_id=envelope.id,
-        account_id=subscription.account_id,
-        event_type=event_type,
-        body=body,
-        endpoint_ids=endpoint_ids,
-        source_message_id=envelope.id,
-        subscription_id=subscription.subscription_id,
-    )
-    log.info("webhook.event", event_type=event_type, event_id=str(envelope.id), deliveries=len(deliveries))
+    assert isinstance(message, SubscriptionData | AttendeeReplied)
+    return IncomingEvent(envelope, message.account_id, event_type, message)
 
 
-async def _fan_out_reply(conn: asyncpg.Connection, envelope: Envelope, replied: AttendeeReplied) -> None:
-    endpoint_ids = await repo.endpoints_wanting(conn, replied.account_id, payloads.ATTENDEE_REPLIED)
-    if not endpoint_ids:
-        return
-    details = payloads.attendee_replied_details(replied)
-    body = payloads.encode(payloads.event_object(envelope.id, payloads.ATTENDEE_REPLIED, details))
-    await _fan_out(
-        conn,
-        event_id=envelope.id,
-        account_id=replied.account_id,
-        event_type=payloads.ATTENDEE_REPLIED,
-        body=body,
-        endpoint_ids=endpoint_ids,
-        source_message_id=envelope.id,
-    )
+def subscription_handler(on_deliveries: Callable[[], None] | None = None) -> Handler:
+    """The consumer's handler (runs in the consumer's transaction): a subscription or reply message
+    becomes one event and a delivery to every enabled endpoint of the account that wants its type;
+    then `on_deliveries()` (the dispatcher's nudge) when it made any."""
+
+    async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
+        if await make_deliveries(conn, envelope) and on_deliveries is not None:
+            on_deliveries()
+
+    return handle
+
+
+async def handle_subscription_message(conn: asyncpg.Connection, envelope: Envelope) -> None:
+    """The handler without a dispatcher to nudge (the next poll finds the deliveries)."""
+    await make_deliveries(conn, envelope)
+
+
+async def make_deliveries(conn: asyncpg.Connection, envelope: Envelope) -> int:
+    """The event and its deliveries for one message; returns how many deliveries."""
+    event = incoming_event(envelope)
+    return await make_deliveries_for(conn, [event]) if event is not None else 0
+
+
+async def make_deliveries_for(conn: asyncpg.Connection, events: Sequence[IncomingEvent]) -> int:
+    """The events and their deliveries, in the caller's transaction, a few statements for all of
+    them; returns how many deliveries. An event no endpoint wants is not stored."""
+    wanted = await repo.endpoints_wanting_many(conn, list({(e.account_id, e.event_type) for e in events}))
+    stored = [
+        event.to_store(endpoints) for event in events if (endpoints := wanted.get((event.account_id, event.event_type)))
+    ]
+    if not stored:
+        return 0
+    deliveries = await _fan_out(conn, stored)
+    for event in stored:
+        log.info(
+            "webhook.event",
+            event_type=event.event_type,
+            event_id=str(event.event_id),
+            deliveries=len(event.endpoint_ids),
+        )
+    return len(deliveries)
 
 
 async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
@@ -260,11 +284,16 @@ async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id
             raise Conflict("this webhook is disabled; enable it before sending a test", code="WebhookDisabled")
         (delivery_id,) = await _fan_out(
             conn,
-            event_id=event_id,
-            account_id=account_id,
-            event_type=payloads.TEST,
-            body=body,
-            endpoint_ids=[endpoint_id],
+            [
+                repo.NewEvent(
+                    event_id=event_id,
+                    account_id=account_id,
+                    event_type=payloads.TEST,
+                    body=body,
+                    endpoint_ids=[endpoint_id],
+                )
+            ],
+            announce=True,
         )
     return delivery_id
 

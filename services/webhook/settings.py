@@ -25,8 +25,10 @@ class WebhookSettings:
     # Deliveries in flight at once in one worker process, and to one endpoint.
     concurrency: int = 128
     endpoint_concurrency: int = 8
-    # How often the sweeper looks for overdue deliveries, and how overdue one must be before it
-    # re-enqueues it (the timers normally get there first).
+    # How often the dispatcher looks in PostgreSQL for due deliveries when nothing woke it (a lost
+    # timer, a crashed worker's attempts once their lease ends). `sweep_grace` is no longer used:
+    # the dispatcher claims overdue deliveries itself, nothing is re-enqueued; it is still read so
+    # that a deployment that sets KALENDS_WEBHOOK_SWEEP_GRACE keeps starting.
     sweep_interval: float = 1.0
     sweep_grace: float = 1.0
     # Encrypts signing secrets at rest (KALENDS_ENCRYPTION_KEYS); the service refuses to start without.
@@ -55,9 +57,10 @@ class WebhookSettings:
 
     @property
     def lease(self) -> float:
-        """How long a claimed attempt is held before another worker may take it over: the attempt's
-        timeout plus time to read the body and record the outcome."""
-        return self.timeout + 5.0
+        """How long a claimed attempt is held before another worker may take it over: the wait for a
+        slot behind one attempt to its endpoint (the dispatcher claims one ahead per slot), the
+        attempt's own timeout, and time to read the body and record the outcome."""
+        return self.timeout * 2 + 5.0
 
     def for_log(self) -> dict[str, object]:
         return {

@@ -300,3 +300,32 @@ async def private_events(
         subscription_id,
         cutoff,
     )
+
+
+# --- the subscriber directory (services/feed/directory.py) -------------------------------------
+
+SUBSCRIBER_COLUMNS = (
+    "subscription_id, calendar_id, tag_ids, time_zone_tag, include_ids, include_external, exclude_ids,"
+    " exclude_external, deactivated_at, feed_username, feed_password_hash, feed_version, feed_changed_at"
+)
+
+
+async def subscriber_count(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM feed.subscriptions WHERE calendar_id = $1", calendar_id)
+    return count
+
+
+def subscribers(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> Any:
+    """A cursor over a calendar's subscriptions (inside the caller's transaction), read in batches."""
+    return conn.cursor(f"SELECT {SUBSCRIBER_COLUMNS} FROM feed.subscriptions WHERE calendar_id = $1", calendar_id)
+
+
+async def with_private_events(conn: asyncpg.Connection, subscription_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the subscriptions that have events of their own (manual or subscription events)."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT member FROM feed.events, unnest(subscription_ids) AS member"
+        " WHERE cardinality(subscription_ids) > 0 AND subscription_ids && $1::uuid[]",
+        list(subscription_ids),
+    )
+    wanted = set(subscription_ids)
+    return {row["member"] for row in rows if row["member"] in wanted}

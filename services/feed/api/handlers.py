@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
+from services.feed.api.lean import lean
 from services.feed.app_keys import FEEDS
 from services.feed.domain.credentials import credentials_match
 from services.feed.services import CalendarProtected, Feed, FeedNotFound
@@ -17,10 +19,13 @@ CONTENT_TYPE = "text/calendar; charset=utf-8"
 # clients revalidate each poll, which costs a 304 when nothing changed.
 FEED_CACHE_CONTROL = "private, max-age=0, must-revalidate"
 CALENDAR_CACHE_CONTROL = "public, max-age=0, must-revalidate"
+VARY = "Accept-Encoding, Authorization"
 
 
-def wants_gzip(request: web.Request) -> bool:
-    for part in request.headers.get("Accept-Encoding", "").split(","):
+def wants_gzip(accept_encoding: str) -> bool:
+    if "gzip" not in accept_encoding:
+        return False
+    for part in accept_encoding.split(","):
         coding, _, params = part.strip().partition(";")
         if coding.strip().lower() in {"gzip", "x-gzip"}:
             q = params.strip().lower()
@@ -36,12 +41,15 @@ def _etag_matches(header: str, feed: Feed) -> bool:
     return feed.etag in tags or feed.gzip_etag in tags
 
 
-def _not_modified(request: web.Request, feed: Feed) -> bool:
-    if_none_match = request.headers.get("If-None-Match")
+def _not_modified(headers: CIMultiDictProxy[str], feed: Feed) -> bool:
+    if_none_match = headers.get("If-None-Match")
     if if_none_match is not None:
-        return _etag_matches(if_none_match, feed)
-    if_modified_since = request.headers.get("If-Modified-Since")
+        # The common poll sends back exactly the tag it was given: no parsing for that.
+        return if_none_match == feed.etag or if_none_match == feed.gzip_etag or _etag_matches(if_none_match, feed)
+    if_modified_since = headers.get("If-Modified-Since")
     if if_modified_since:
+        if if_modified_since == feed.last_modified_http:
+            return True
         try:
             since = parsedate_to_datetime(if_modified_since)
         except (TypeError, ValueError):
@@ -52,22 +60,59 @@ def _not_modified(request: web.Request, feed: Feed) -> bool:
     return False
 
 
-async def feed_response(request: web.Request, feed: Feed, disposition: str, cache_control: str) -> web.Response:
-    gz = wants_gzip(request)
+class ChunksResponse(web.StreamResponse):
+    """A body written as the chunks it is kept in (header, shared section, tail): nothing is joined
+    per request. Its Content-Length is known up front, so no chunked encoding either.
+
+    The first chunk goes out with the status line and headers (aiohttp coalesces them); the rest in
+    one `writelines` call, a single writev, since a write per chunk would cost a system call each.
+    """
+
+    # aiohttp's opt-in (web.Response sets it too): hold the status line and headers until the first
+    # body write, so they share its system call instead of costing one of their own.
+    _send_headers_immediately = False
+
+    def __init__(self, chunks: list[bytes], length: int, headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self._chunks = chunks
+        self.content_length = length
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        chunks, self._chunks = self._chunks, []
+        if not chunks:
+            await super().write_eof(data)
+            return
+        await self.write(chunks[0])
+        rest = [chunk for chunk in chunks[1:] if chunk]
+        transport = self._req.transport if self._req is not None else None
+        if rest and transport is not None and not transport.is_closing():
+            transport.writelines(rest)
+            writer = self._payload_writer
+            if writer is not None:
+                await writer.drain()  # a slow reader holds this response here, as aiohttp's own writes do
+        await super().write_eof()
+
+
+async def feed_response(request: web.Request, feed: Feed, cache_control: str) -> web.StreamResponse:
+    request_headers = request.headers
+    gz = wants_gzip(request_headers.get("Accept-Encoding", ""))
     headers = {
         "Content-Type": CONTENT_TYPE,
-        "Content-Disposition": disposition,
+        "Content-Disposition": feed.disposition,
         "ETag": feed.gzip_etag if gz else feed.etag,
-        "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
+        "Last-Modified": feed.last_modified_http,
         "Cache-Control": cache_control,
-        "Vary": "Accept-Encoding, Authorization",
+        "Vary": VARY,
     }
-    if _not_modified(request, feed):
+    # A 304 needs nothing but the validators: no body, no compression.
+    if _not_modified(request_headers, feed):
         return web.Response(status=304, headers=headers)
+    head = request.method == "HEAD"
     if gz:
         headers["Content-Encoding"] = "gzip"
-        return web.Response(body=await request.app[FEEDS].gzip_body(feed), headers=headers)
-    return web.Response(body=feed.body, headers=headers)
+        chunks = await request.app[FEEDS].gzip_chunks(feed)
+        return ChunksResponse([] if head else chunks, sum(map(len, chunks)), headers)
+    return ChunksResponse([] if head else feed.chunks(), feed.length, headers)
 
 
 def _subscription_id(request: web.Request) -> uuid.UUID:
@@ -94,18 +139,23 @@ def _check_credentials(request: web.Request, feed: Feed) -> None:
     )
 
 
-async def get_subscription_feed(request: web.Request) -> web.Response:
+@lean
+async def get_subscription_feed(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /v1/webcal/{subscriptionId}"""
-    subscription_id = _subscription_id(request)
-    try:
-        feed = await request.app[FEEDS].subscription_feed(subscription_id)
-    except FeedNotFound as exc:
-        raise NotFound(str(exc), code="SubscriptionNotFound") from None
+    feeds = request.app[FEEDS]
+    # Cached under the id as text: a poll of a current feed parses nothing and touches no database.
+    feed = feeds.current(request.match_info["subscriptionId"])
+    if feed is None:
+        try:
+            feed = await feeds.subscription_feed(_subscription_id(request))
+        except FeedNotFound as exc:
+            raise NotFound(str(exc), code="SubscriptionNotFound") from None
     _check_credentials(request, feed)
-    return await feed_response(request, feed, f'inline; filename="{feed.filename}"', FEED_CACHE_CONTROL)
+    return await feed_response(request, feed, FEED_CACHE_CONTROL)
 
 
-async def get_calendar_feed(request: web.Request) -> web.Response:
+@lean
+async def get_calendar_feed(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /v1/calendars/{accountCode}/{calendarCode}.ics"""
     try:
         feed = await request.app[FEEDS].calendar_feed(
@@ -115,7 +165,7 @@ async def get_calendar_feed(request: web.Request) -> web.Response:
         raise NotFound(str(exc), code="CalendarNotFound") from None
     except CalendarProtected as exc:
         raise Forbidden(f"{exc}: subscribe to it to get a feed", code="CalendarProtected") from None
-    return await feed_response(request, feed, f'attachment; filename="{feed.filename}"', CALENDAR_CACHE_CONTROL)
+    return await feed_response(request, feed, CALENDAR_CACHE_CONTROL)
 
 
 __all__ = ["ApiError", "get_calendar_feed", "get_subscription_feed"]

@@ -1,70 +1,201 @@
-"""Finished feed bodies and what the cache keeps of them: pure values, no I/O."""
+"""Feeds served from shared sections plus a small per-feed part: pure values, no I/O.
+
+A body is `header + zones + events + tail` (shared.ical.assemble's layout, byte for byte):
+  - a `Section` holds what one filter selects from one calendar at one version: the event blocks
+    and the VTIMEZONEs they need, with their digest and (on first demand) their deflate, once per
+    process however many subscriptions share the filter;
+  - a `Feed` holds only what is a subscription's own: its header (name, unsubscribe link, source),
+    its private events with the footer (most have none: then the tail is the shared FOOTER), its
+    validators, and references to the section. It never copies the section's bytes, so memory
+    grows by about a kilobyte per subscription, not by the size of its feed.
+The body is written as chunks; nothing joins the big part per request.
+"""
 
 from __future__ import annotations
 
-import gzip
-import uuid
+import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
-from shared.ical import assemble, strong_etag
-from shared.zone_needs import vtimezone_block
+from services.feed.domain.gzip_parts import CompressedRun, deflate_piece, gzip_member
+from shared.ical import FOOTER
+from shared.zone_needs import first_years, vtimezone_block
 
-
-@dataclass
-class Feed:
-    """A finished response body with its validators; gzip made on first demand and kept."""
-
-    body: bytes
-    etag: str
-    last_modified: datetime
-    filename: str
-    feed_username: str | None = None
-    feed_password_hash: str | None = None
-    # The calendar's flag, not the presence of a hash: a protected feed without a hash serves no one.
-    protected: bool = False
-    _gzip: bytes | None = field(default=None, repr=False)
-
-    @property
-    def gzip_body(self) -> bytes:
-        if self._gzip is None:
-            self._gzip = compress(self.body)
-        return self._gzip
-
-    @property
-    def gzip_etag(self) -> str:
-        return self.etag[:-1] + '-gzip"'
-
-    @property
-    def size(self) -> int:
-        return len(self.body) + (len(self._gzip) if self._gzip else 0) + 512
+# Python's own overhead of a cached feed (the object, its strings and dict slots), for budgeting.
+ENTRY_OVERHEAD = 800
 
 
-@dataclass(frozen=True)
+def zones_for(needs: Iterable[str]) -> bytes:
+    """One VTIMEZONE per TZID, sorted, from the first year its events need (as `assemble` writes them)."""
+    return b"".join(vtimezone_block(tzid, year) for tzid, year in sorted(first_years(needs).items()))
+
+
 class Section:
-    """The shared event blocks one filter selects from one calendar at one version."""
+    """The shared event blocks one filter selects from one calendar at one version, with their zones."""
 
-    version: int
-    blocks: bytes
-    tzids: frozenset[str]
-    changed_at: datetime | None
+    __slots__ = ("_blocks_deflate", "_rest", "blocks", "changed_at", "digest", "needs", "version", "zones")
 
-    @property
-    def size(self) -> int:
-        return len(self.blocks) + 256
-
-
-@dataclass(frozen=True)
-class CachedFeed:
-    calendar_id: uuid.UUID
-    calendar_version: int
-    subscription_version: int
-    feed: Feed
+    def __init__(self, version: int, blocks: bytes, needs: frozenset[str], changed_at: datetime | None) -> None:
+        self.version = version
+        self.blocks = blocks
+        self.needs = needs
+        self.changed_at = changed_at
+        self.zones = zones_for(needs)
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self.zones)
+        digest.update(self.blocks)
+        self.digest = digest.digest()
+        self._blocks_deflate: bytes | None = None
+        self._rest: CompressedRun | None = None
 
     @property
     def size(self) -> int:
-        return self.feed.size
+        compressed = self._rest.size if self._rest is not None else 0
+        return len(self.blocks) + len(self.zones) + compressed + 256
+
+    @property
+    def blocks_deflate(self) -> bytes:
+        if self._blocks_deflate is None:
+            self._blocks_deflate = deflate_piece(self.blocks, final=False)
+        return self._blocks_deflate
+
+    @property
+    def rest(self) -> CompressedRun:
+        """zones + blocks + FOOTER compressed once: the gzip of every feed of this section with no
+        private part, after its header."""
+        if self._rest is None:
+            self._rest = CompressedRun.of([self.zones, self.blocks, FOOTER], [None, self.blocks_deflate])
+        return self._rest
+
+    def prepare_gzip(self) -> None:
+        """Do the compression now (on a worker thread, for a big section)."""
+        _ = self.rest.shift
+
+    @property
+    def gzip_ready(self) -> bool:
+        return self._rest is not None and self._rest.shift_ready
+
+
+class Feed:
+    """One feed at one version: its own header and tail, the shared section, validators, credentials."""
+
+    __slots__ = (
+        "_gzip",
+        "disposition",
+        "etag",
+        "feed_password_hash",
+        "feed_username",
+        "filename",
+        "gzip_etag",
+        "header",
+        "last_modified",
+        "last_modified_http",
+        "length",
+        "protected",
+        "section",
+        "tail",
+        "zones",
+    )
+
+    def __init__(
+        self,
+        *,
+        header: bytes,
+        section: Section,
+        last_modified: datetime,
+        filename: str,
+        disposition: str = "",
+        private_blocks: Iterable[bytes] = (),
+        private_needs: Iterable[str] = (),
+        feed_username: str | None = None,
+        feed_password_hash: str | None = None,
+        protected: bool = False,
+    ) -> None:
+        private = b"".join(private_blocks)
+        needs = set(private_needs)
+        self.header = header
+        self.section = section
+        # Private events may need a zone (or an earlier year of one) the section does not: then this
+        # feed has zones of its own; otherwise it shares the section's bytes.
+        if needs and first_years(needs | section.needs) != first_years(section.needs):
+            self.zones = zones_for(needs | section.needs)
+        else:
+            self.zones = section.zones
+        self.tail = private + FOOTER if private else FOOTER
+        self.length = len(header) + len(self.zones) + len(section.blocks) + len(self.tail)
+        own_zones = self.zones if self.zones is not section.zones else b""
+        self.etag = strong_etag(header, section.digest, own_zones, self.tail)
+        self.gzip_etag = self.etag[:-1] + '-gzip"'
+        self.last_modified = last_modified
+        self.last_modified_http = format_datetime(last_modified, usegmt=True)
+        self.filename = filename
+        self.disposition = disposition or f'inline; filename="{filename}"'
+        self.feed_username = feed_username
+        self.feed_password_hash = feed_password_hash
+        # The calendar's flag, not the presence of a hash: a protected feed without a hash serves no one.
+        self.protected = protected
+        self._gzip: tuple[tuple[bytes, ...], int] | None = None
+
+    @property
+    def size(self) -> int:
+        own = (len(self.zones) if self.zones is not self.section.zones else 0) + len(self.tail) - len(FOOTER)
+        return len(self.header) + own + ENTRY_OVERHEAD
+
+    @property
+    def shares_section_tail(self) -> bool:
+        return self.zones is self.section.zones and self.tail is FOOTER
+
+    def chunks(self) -> list[bytes]:
+        """The body, in the order it is written."""
+        return [self.header, self.zones, self.section.blocks, self.tail]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def prepare_gzip(self) -> None:
+        """Compute this feed's gzip trailer (and its own compressed pieces, if it has any)."""
+        if self._gzip is not None:
+            return
+        if self.shares_section_tail:
+            rest = self.section.rest
+            self._gzip = (rest.deflate, rest.crc_after(self.header))
+            return
+        zones_deflate = self.section.rest.deflate[0] if self.zones is self.section.zones else None
+        run = CompressedRun.of(
+            [self.zones, self.section.blocks, self.tail], [zones_deflate, self.section.blocks_deflate]
+        )
+        self._gzip = (run.deflate, run.crc_after(self.header))
+
+    @property
+    def gzip_ready(self) -> bool:
+        return self._gzip is not None
+
+    @property
+    def gzip_work(self) -> int:
+        """Bytes `prepare_gzip` would compress: none once the section is compressed, for a feed
+        with no private part (then it is four table look-ups)."""
+        if self._gzip is not None:
+            return 0
+        if self.shares_section_tail and self.section.gzip_ready:
+            return 0
+        return self.length
+
+    def gzip_chunks(self) -> list[bytes]:
+        """One gzip member of the body: the header stored, the shared part as compressed once."""
+        self.prepare_gzip()
+        assert self._gzip is not None
+        deflate, crc = self._gzip
+        return gzip_member(self.header, deflate, crc, self.length)
+
+
+def strong_etag(*parts: bytes) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return f'"{digest.hexdigest()}"'
 
 
 def ceil_second(moment: datetime) -> datetime:
@@ -73,14 +204,3 @@ def ceil_second(moment: datetime) -> datetime:
     if moment.microsecond:
         return moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment
-
-
-def compress(body: bytes) -> bytes:
-    # mtime=0: the same body always compresses to the same bytes.
-    return gzip.compress(body, compresslevel=6, mtime=0)
-
-
-def finish(header: bytes, tzids: Iterable[str], blocks: list[bytes]) -> tuple[bytes, str]:
-    """The whole body and its strong ETag."""
-    body = assemble(header, tzids, blocks, vtimezone_block)
-    return body, strong_etag(body)

@@ -6,6 +6,7 @@ Every function takes a connection; the caller owns the transaction.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,49 +152,66 @@ async def delete_endpoint(conn: asyncpg.Connection, account_id: uuid.UUID, endpo
 
 
 async def endpoints_wanting(conn: asyncpg.Connection, account_id: uuid.UUID, event_type: str) -> list[uuid.UUID]:
+    wanted = await endpoints_wanting_many(conn, [(account_id, event_type)])
+    return wanted.get((account_id, event_type), [])
+
+
+async def endpoints_wanting_many(
+    conn: asyncpg.Connection, wants: Sequence[tuple[uuid.UUID, str]]
+) -> dict[tuple[uuid.UUID, str], list[uuid.UUID]]:
+    """The enabled endpoints that want each (account, event type), oldest first; one query for all."""
     rows = await conn.fetch(
-        f"SELECT id FROM {SCHEMA}.endpoints WHERE account_id = $1 AND enabled AND $2 = ANY(event_types)"
-        " ORDER BY created_at, id",
-        account_id,
-        event_type,
+        f"SELECT w.account_id, w.event_type, e.id FROM unnest($1::uuid[], $2::text[]) AS w(account_id, event_type)"
+        f" JOIN {SCHEMA}.endpoints e ON e.account_id = w.account_id AND e.enabled AND w.event_type = ANY(e.event_types)"
+        " ORDER BY e.created_at, e.id",
+        [account for account, _ in wants],
+        [event_type for _, event_type in wants],
     )
-    return [r["id"] for r in rows]
+    wanted: dict[tuple[uuid.UUID, str], list[uuid.UUID]] = {}
+    for row in rows:
+        wanted.setdefault((row["account_id"], row["event_type"]), []).append(row["id"])
+    return wanted
 
 
 # --- events and deliveries -----------------------------------------------------------------------
 
 
-async def insert_event(
-    conn: asyncpg.Connection,
-    *,
-    event_id: uuid.UUID,
-    account_id: uuid.UUID,
-    event_type: str,
-    body: bytes,
-    source_message_id: uuid.UUID | None = None,
-    subscription_id: uuid.UUID | None = None,
-) -> None:
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.events (id, account_id, event_type, source_message_id, subscription_id, body)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        event_id,
-        account_id,
-        event_type,
-        source_message_id,
-        subscription_id,
-        body,
-    )
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to store, and the endpoints it goes to (a delivery each)."""
+
+    event_id: uuid.UUID
+    account_id: uuid.UUID
+    event_type: str
+    body: bytes
+    endpoint_ids: Sequence[uuid.UUID]
+    source_message_id: uuid.UUID | None = None
+    subscription_id: uuid.UUID | None = None
 
 
-async def insert_delivery(conn: asyncpg.Connection, event_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
-    delivery_id = uuid.uuid4()
+async def insert_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) -> list[uuid.UUID]:
+    """The events and a delivery to each of their endpoints, due now, in one statement; returns the
+    deliveries' ids. Deliveries are created a microsecond apart, in the order given, so that an
+    endpoint's deliveries made together are attempted in that order (claims go oldest first)."""
+    deliveries = [(uuid.uuid4(), e.event_id, endpoint) for e in events for endpoint in e.endpoint_ids]
     await conn.execute(
-        f"INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at) VALUES ($1, $2, $3, now())",
-        delivery_id,
-        event_id,
-        endpoint_id,
+        f"WITH event AS (INSERT INTO {SCHEMA}.events"
+        " (id, account_id, event_type, source_message_id, subscription_id, body)"
+        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::uuid[], $6::bytea[]))"
+        f" INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at, created_at)"
+        " SELECT d.id, d.event_id, d.endpoint_id, now(), now() + make_interval(secs => d.n / 1000000.0)"
+        " FROM unnest($7::uuid[], $8::uuid[], $9::uuid[]) WITH ORDINALITY AS d(id, event_id, endpoint_id, n)",
+        [e.event_id for e in events],
+        [e.account_id for e in events],
+        [e.event_type for e in events],
+        [e.source_message_id for e in events],
+        [e.subscription_id for e in events],
+        [e.body for e in events],
+        [d[0] for d in deliveries],
+        [d[1] for d in deliveries],
+        [d[2] for d in deliveries],
     )
-    return delivery_id
+    return [d[0] for d in deliveries]
 
 
 @dataclass(frozen=True)
@@ -211,82 +229,6 @@ class ClaimedAttempt:
     signing_secrets: list[str]
     body: bytes
     first_attempt_at: datetime
-
-
-async def claim_attempt(
-    conn: asyncpg.Connection, box: SecretBox, delivery_id: uuid.UUID, attempts_made: int, lease_seconds: float
-) -> ClaimedAttempt | None:
-    """Claim the next attempt of a delivery if it is pending, due, not claimed by a live worker, and
-    still at `attempts_made` (so a stale or duplicate timer claims nothing). Runs in the caller's
-    transaction; the attempt row is written before anything is sent."""
-    row = await conn.fetchrow(
-        f"SELECT d.id, d.endpoint_id, d.status, d.attempts_made, d.first_attempt_at, d.next_attempt_at,"
-        f" d.lease_until, d.manual, e.url, e.enabled, e.secret, e.secret_encrypted, e.previous_secret,"
-        f" e.previous_secret_encrypted, e.previous_secret_expires_at,"
-        f" ev.id AS event_id, ev.event_type, ev.body, clock_timestamp() AS now"
-        f" FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id"
-        f" JOIN {SCHEMA}.events ev ON ev.id = d.event_id"
-        f" WHERE d.id = $1 FOR UPDATE OF d SKIP LOCKED",
-        delivery_id,
-    )
-    if row is None or row["status"] != "pending" or row["attempts_made"] != attempts_made:
-        return None
-    now: datetime = row["now"]
-    if row["next_attempt_at"] is None or (row["next_attempt_at"] - now).total_seconds() > 0.25:
-        return None
-    if row["lease_until"] is not None and row["lease_until"] > now:
-        return None
-    if not row["enabled"]:
-        await conn.execute(
-            f"UPDATE {SCHEMA}.deliveries SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,"
-            " failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now() WHERE id = $1",
-            delivery_id,
-        )
-        return None
-    await conn.execute(
-        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), succeeded = false, error = $2"
-        " WHERE delivery_id = $1 AND finished_at IS NULL",
-        delivery_id,
-        ORPHANED_ATTEMPT,
-    )
-    attempt_id = uuid.uuid4()
-    number = row["attempts_made"] + 1
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        attempt_id,
-        delivery_id,
-        number,
-        "manual" if row["manual"] else "scheduled",
-        row["url"],
-        now,
-    )
-    await conn.execute(
-        f"UPDATE {SCHEMA}.deliveries SET attempts_made = $2, first_attempt_at = COALESCE(first_attempt_at, $3),"
-        " lease_until = $3 + make_interval(secs => $4), swept_at = NULL, updated_at = now() WHERE id = $1",
-        delivery_id,
-        number,
-        now,
-        lease_seconds,
-    )
-    current = open_secret(box, row["secret_encrypted"], row["secret"])
-    previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
-    secrets = [current] if current else []
-    if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
-        secrets.append(previous)
-    return ClaimedAttempt(
-        attempt_id=attempt_id,
-        delivery_id=delivery_id,
-        endpoint_id=row["endpoint_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        number=number,
-        manual=row["manual"],
-        url=row["url"],
-        signing_secrets=secrets,
-        body=bytes(row["body"]),
-        first_attempt_at=row["first_attempt_at"] or now,
-    )
 
 
 async def finish_attempt(
@@ -349,28 +291,6 @@ async def schedule_delivery(conn: asyncpg.Connection, delivery_id: uuid.UUID, du
         delivery_id,
         due_at,
     )
-
-
-async def overdue_deliveries(
-    conn: asyncpg.Connection, *, grace: float, requeue_after: float, limit: int = 500
-) -> list[tuple[uuid.UUID, int]]:
-    """Pending deliveries overdue by more than `grace` that no live worker holds and the sweeper has
-    not re-enqueued in the last `requeue_after` seconds; marks them swept. Caller's transaction."""
-    rows = await conn.fetch(
-        f"SELECT id, attempts_made FROM {SCHEMA}.deliveries"
-        " WHERE status = 'pending' AND next_attempt_at <= now() - make_interval(secs => $1)"
-        " AND (lease_until IS NULL OR lease_until < now())"
-        " AND (swept_at IS NULL OR swept_at < now() - make_interval(secs => $2))"
-        " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED",
-        grace,
-        requeue_after,
-        limit,
-    )
-    if rows:
-        await conn.execute(
-            f"UPDATE {SCHEMA}.deliveries SET swept_at = now() WHERE id = ANY($1::uuid[])", [r["id"] for r in rows]
-        )
-    return [(r["id"], r["attempts_made"]) for r in rows]
 
 
 # --- the record --------------------------------------------------------------------------------

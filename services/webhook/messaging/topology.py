@@ -20,7 +20,14 @@ from shared.amqp import Names, declare_platform
 from shared.consumer import QueueSpec
 
 DUE_ROUTING_KEY = "webhook_delivery.due"
-DISPATCH = QueueSpec("webhook.dispatch", ("subscription.created", "subscription.deactivated", "attendee.replied"))
+# messaging/intake.py applies webhook events a batch per transaction, up to a prefetch's worth;
+# other messages (the denylist's) one at a time, six at once at most (each holds a pool connection).
+DISPATCH = QueueSpec(
+    "webhook.dispatch",
+    ("subscription.created", "subscription.deactivated", "attendee.replied"),
+    prefetch=256,
+    concurrency=6,
+)
 DUE_QUEUE = "webhook.due"
 DUE_DELIVERY_LIMIT = 20
 

@@ -48,7 +48,7 @@ def webhook_settings(database_url: str, amqp_url: str, amqp_names: Names) -> Web
 
 
 class Worker(AppWorker[WebhookSettings]):
-    """The webhook service's worker half (consumer, relay, dispatcher, sweeper) in this process."""
+    """The webhook service's worker half (consumer, relay, dispatcher) in this process."""
 
     def __init__(self, settings: WebhookSettings) -> None:
         super().__init__(create_app, settings)

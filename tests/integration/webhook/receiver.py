@@ -28,6 +28,7 @@ class Received:
     body: bytes
     status: int  # what the receiver answered
     query: dict[str, str] = field(default_factory=dict)
+    peer: str = ""  # the client's address and port: the same for requests over one connection
 
     @property
     def json(self) -> Any:
@@ -78,7 +79,15 @@ class Receiver:
             if seen < self._fail_each[request.path]:
                 reply = Reply(500, body=b"not yet")
         self.received.append(
-            Received(request.path, time.time(), dict(request.headers), body, reply.status, dict(request.query))
+            Received(
+                request.path,
+                time.time(),
+                dict(request.headers),
+                body,
+                reply.status,
+                dict(request.query),
+                peer=str(request.transport.get_extra_info("peername") if request.transport else ""),
+            )
         )
         self._changed.set()
         if reply.delay:

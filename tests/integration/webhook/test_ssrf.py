@@ -94,3 +94,27 @@ async def test_the_sender_refuses_an_ip_literal_private_address_and_allows_it_wh
         assert len(receiver.received) == 1
     finally:
         await receiver.stop()
+
+
+async def test_attempts_reuse_a_kept_alive_connection_and_reuse_never_lets_a_forbidden_address_through() -> None:
+    receiver = await Receiver().start()
+    try:
+        lenient = WebhookSender(timeout=2, allow_private=True)
+        outcomes = [await lenient.send(receiver.url("/x"), {}, b"{}") for _ in range(5)]
+        outcomes += await asyncio.gather(*(lenient.send(receiver.url("/x"), {}, b"{}") for _ in range(3)))
+        await lenient.close()
+        assert all(o.succeeded for o in outcomes)
+        peers = [r.peer for r in receiver.at("/x")]
+        assert len(peers) == 8 and len(set(peers[:5])) == 1  # one after another: one connection
+        assert len(set(peers)) <= 4  # and concurrent ones open at most what they need
+
+        # The check is made when a connection is made, on the address connected to; a strict sender
+        # never has a connection to a forbidden address to reuse, so every attempt is refused.
+        strict = WebhookSender(timeout=2, allow_private=False)
+        for url in (receiver.url("/x"), f"http://localhost:{receiver.port}/x", receiver.url("/x")):
+            refused = await strict.send(url, {}, b"{}")
+            assert not refused.succeeded and refused.error is not None and "refused to connect" in refused.error
+        await strict.close()
+        assert len(receiver.at("/x")) == 8
+    finally:
+        await receiver.stop()

@@ -1,0 +1,209 @@
+"""Claiming due deliveries and recording their attempts many at a time: a few statements per batch,
+not per delivery.
+
+Every function takes a connection; the caller owns the transaction. The rules are those of one
+attempt (repository.py): an attempt row is written before anything is sent, a delivery is held by
+one worker at a time (its lease), and an outcome only moves the delivery on if that worker still
+holds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.webhook.adapters.repository import ORPHANED_ATTEMPT, SCHEMA, ClaimedAttempt, open_secret
+from shared.crypto import SecretBox
+
+# The most one claim takes.
+CLAIM_MAX = 128
+
+# One statement (one round trip, one commit) claims a batch. Run it with plan_cache_mode =
+# force_custom_plan (the dispatcher's pool does): PostgreSQL's generic plan for it, which a prepared
+# statement gets after five executions, cannot see the limits and reads the whole deliveries table
+# on every claim (measured: 10 ms a claim with 10,000 rows, against 0.3 ms planned for the values).
+# - `pending`: the endpoints with pending deliveries, by a skip scan of deliveries_pending_by_endpoint
+#   (one index probe per endpoint, however long its backlog);
+# - `chosen`: per endpoint, its oldest due deliveries held by nobody, as many as its free slots
+#   (`$3` less those this worker has in flight: endpoints `$1`, counts `$2`); `$4` in all, oldest first;
+# - `locked`: those rows locked, every condition checked again on the row as it is when locked (READ
+#   COMMITTED re-evaluates a row changed since the snapshot), rows another worker is claiming skipped:
+#   so two workers never claim the same attempt;
+# - then, on the locked rows: a disabled endpoint's delivery fails; attempts a dead worker left open
+#   are closed as orphaned; the new attempt rows are written and the lease taken, before anything is
+#   sent. (Sub-statements share one snapshot, so the close never sees the new rows.)
+_CLAIM = f"""
+WITH RECURSIVE pending(endpoint_id) AS (
+    (SELECT endpoint_id FROM {SCHEMA}.deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM {SCHEMA}.deliveries d
+            WHERE d.status = 'pending' AND d.endpoint_id > p.endpoint_id ORDER BY d.endpoint_id LIMIT 1)
+    FROM pending p WHERE p.endpoint_id IS NOT NULL
+), busy AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[]) AS b(endpoint_id, active)
+), chosen AS (
+    SELECT c.id FROM pending p LEFT JOIN busy b ON b.endpoint_id = p.endpoint_id
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM {SCHEMA}.deliveries d
+        WHERE d.endpoint_id = p.endpoint_id AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+          AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
+        ORDER BY d.next_attempt_at, d.created_at, d.id
+        LIMIT least(greatest($3 - coalesce(b.active, 0), 0), {CLAIM_MAX})
+    ) c
+    WHERE p.endpoint_id IS NOT NULL
+    ORDER BY c.next_attempt_at, c.id LIMIT least($4, {CLAIM_MAX})
+), locked AS (
+    SELECT d.id, d.event_id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, e.url, e.enabled,
+           e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
+           e.previous_secret_expires_at, clock_timestamp() AS now
+    FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id
+    WHERE d.id IN (SELECT id FROM chosen)
+      AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
+      AND (d.lease_until IS NULL OR d.lease_until <= clock_timestamp())
+    FOR UPDATE OF d SKIP LOCKED
+), disabled AS (
+    UPDATE {SCHEMA}.deliveries d SET status = 'failed', next_attempt_at = NULL, lease_until = NULL,
+        failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now()
+    FROM locked l WHERE d.id = l.id AND NOT l.enabled
+), orphans AS (
+    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), succeeded = false, error = $6
+    FROM locked l WHERE a.delivery_id = l.id AND l.enabled AND a.finished_at IS NULL
+), attempts AS (
+    INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)
+    SELECT gen_random_uuid(), l.id, l.attempts_made + 1, CASE WHEN l.manual THEN 'manual' ELSE 'scheduled' END,
+           l.url, l.now
+    FROM locked l WHERE l.enabled
+    RETURNING id, delivery_id
+), leases AS (
+    UPDATE {SCHEMA}.deliveries d SET attempts_made = l.attempts_made + 1,
+        first_attempt_at = COALESCE(d.first_attempt_at, l.now), lease_until = l.now + make_interval(secs => $5),
+        swept_at = NULL, updated_at = now()
+    FROM locked l WHERE d.id = l.id AND l.enabled
+)
+SELECT l.*, a.id AS attempt_id, ev.event_type, ev.body
+FROM locked l JOIN attempts a ON a.delivery_id = l.id JOIN {SCHEMA}.events ev ON ev.id = l.event_id
+ORDER BY l.endpoint_id, l.now
+"""
+
+
+async def claim_due(
+    conn: asyncpg.Connection,
+    box: SecretBox,
+    *,
+    limit: int,
+    endpoint_limit: int,
+    active: Mapping[uuid.UUID, int],
+    lease_seconds: float,
+) -> list[ClaimedAttempt]:
+    """Claim up to `limit` (at most CLAIM_MAX) due attempts, at most `endpoint_limit` per endpoint including the
+    `active` ones this worker already has in flight; oldest first within an endpoint. A due
+    delivery whose endpoint is disabled ends as failed instead. One statement: it needs no
+    transaction of its own."""
+    busy = [(endpoint, count) for endpoint, count in active.items() if count > 0]
+    rows = await conn.fetch(
+        _CLAIM,
+        [endpoint for endpoint, _ in busy],
+        [count for _, count in busy],
+        endpoint_limit,
+        limit,
+        lease_seconds,
+        ORPHANED_ATTEMPT,
+    )
+    return [_claimed(box, row) for row in rows]
+
+
+def _claimed(box: SecretBox, row: asyncpg.Record) -> ClaimedAttempt:
+    now: datetime = row["now"]
+    current = open_secret(box, row["secret_encrypted"], row["secret"])
+    previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
+    secrets = [current] if current else []
+    if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
+        secrets.append(previous)
+    return ClaimedAttempt(
+        attempt_id=row["attempt_id"],
+        delivery_id=row["id"],
+        endpoint_id=row["endpoint_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        number=row["attempts_made"] + 1,
+        manual=row["manual"],
+        url=row["url"],
+        signing_secrets=secrets,
+        body=bytes(row["body"]),
+        first_attempt_at=row["first_attempt_at"] or now,
+    )
+
+
+@dataclass(frozen=True)
+class FinishedAttempt:
+    """An attempt's outcome as it is stored."""
+
+    attempt_id: uuid.UUID
+    delivery_id: uuid.UUID
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_body: bytes | None
+    succeeded: bool
+
+
+async def lock_deliveries(
+    conn: asyncpg.Connection, delivery_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, asyncpg.Record]:
+    """Lock the deliveries, in id order (two recorders never wait on each other in a circle; a
+    claim, which locks the delivery before its attempts, takes the same order)."""
+    rows = await conn.fetch(
+        f"SELECT id, status, attempts_made FROM {SCHEMA}.deliveries WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        list(delivery_ids),
+    )
+    return {r["id"]: r for r in rows}
+
+
+async def finish_attempts(conn: asyncpg.Connection, finished: Sequence[FinishedAttempt]) -> dict[uuid.UUID, datetime]:
+    """Store the outcomes (error text without NULs, bodies as the bytes they were); returns each
+    attempt's finishing time by the database's clock."""
+    rows = await conn.fetch(
+        f"UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), duration_ms = f.duration_ms,"
+        " status_code = f.status_code, error = f.error, response_body = f.response_body, succeeded = f.succeeded"
+        " FROM unnest($1::uuid[], $2::float8[], $3::int[], $4::text[], $5::bytea[], $6::bool[])"
+        " AS f(id, duration_ms, status_code, error, response_body, succeeded)"
+        " WHERE a.id = f.id RETURNING a.id, a.finished_at",
+        [f.attempt_id for f in finished],
+        [f.duration_ms for f in finished],
+        [f.status_code for f in finished],
+        [f.error.replace("\x00", "") if f.error is not None else None for f in finished],
+        [f.response_body for f in finished],
+        [f.succeeded for f in finished],
+    )
+    return {r["id"]: r["finished_at"] for r in rows}
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a recorded attempt does to its delivery: ends it (succeeded or failed) or schedules the next."""
+
+    delivery_id: uuid.UUID
+    status: str  # succeeded, failed or pending
+    next_attempt_at: datetime | None = None
+
+
+async def settle_deliveries(conn: asyncpg.Connection, settlements: Sequence[Settlement]) -> None:
+    """Apply the settlements in one statement (the deliveries are locked by the caller)."""
+    if not settlements:
+        return
+    await conn.execute(
+        f"UPDATE {SCHEMA}.deliveries d SET status = s.status, next_attempt_at = s.next_attempt_at,"
+        " lease_until = NULL, swept_at = NULL,"
+        " manual = CASE WHEN s.status = 'pending' THEN d.manual ELSE false END,"
+        " failure_reason = CASE WHEN s.status = 'failed' THEN 'every attempt failed' ELSE NULL END,"
+        " completed_at = CASE WHEN s.status = 'pending' THEN NULL ELSE now() END, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS s(id, status, next_attempt_at)"
+        " WHERE d.id = s.id",
+        [s.delivery_id for s in settlements],
+        [s.status for s in settlements],
+        [s.next_attempt_at for s in settlements],
+    )

@@ -1,0 +1,157 @@
+"""The consumer of `webhook.dispatch`: subscription and reply messages become events and deliveries,
+many messages per transaction.
+
+It is the shared idempotent consumer (shared/consumer.py) with one change: messages that become
+webhook events are applied in batches, everything that arrived while the previous batch was being
+written, in one transaction with their processed-message records, then acked. The guarantee is the
+same (a message's effect and its id commit together, then the ack; a redelivered one finds its id
+and is acked without effect). Anything else, and every message of a batch the database refused,
+goes through the shared consumer's one-message path, with its poison, retry and dead-letter rules:
+so one bad message costs its batch one retry, never a lost or duplicated effect.
+
+Written here rather than in shared/ because the batch needs the handler's own statements for many
+messages at once (services.make_deliveries_for); other services keep one message per transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from services.webhook import services
+from services.webhook.adapters.repository import SCHEMA
+from shared.amqp import Names
+from shared.consumer import Handler, IdempotentConsumer, QueueSpec
+from shared.logging import get_logger
+from shared.messages import parse_envelope
+
+log = get_logger(__name__)
+
+BATCH = 256
+
+
+@dataclass
+class _Waiting:
+    message: AbstractIncomingMessage
+    event: services.IncomingEvent
+    done: asyncio.Future[None]
+
+
+class DeliveryIntake(IdempotentConsumer):
+    """IdempotentConsumer that applies webhook-event messages a batch per transaction."""
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        pool: asyncpg.Pool,
+        names: Names,
+        spec: QueueSpec,
+        handler: Handler,
+        on_deliveries: Callable[[], None],
+    ) -> None:
+        super().__init__(connection=connection, pool=pool, names=names, schema=SCHEMA, spec=spec, handler=handler)
+        self._on_deliveries = on_deliveries
+        self._waiting: list[_Waiting] = []
+        self._arrived = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="webhook-intake")
+        await super().start()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await super().stop(grace)  # waits for the messages in hand, which wait for their batch
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        event = _event_of(message)
+        if event is None:
+            await super()._on_message(message)  # not a webhook event, or not parseable: one at a time
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting.append(_Waiting(message, event, done))
+            self._arrived.set()
+            await done
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
+                try:
+                    await self._write(batch)
+                finally:
+                    for waiting in batch:
+                        if not waiting.done.done():
+                            waiting.done.set_result(None)
+
+    async def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            fresh, deliveries = await self._apply_batch(batch)
+        except Exception as exc:
+            # The whole batch is undone: each message goes again on its own, with the shared rules.
+            log.warning("intake.batch_failed", messages=len(batch), error=repr(exc)[:500])
+            await asyncio.gather(*(self._one(w.message) for w in batch))
+            return
+        self.batches += 1
+        log.info("intake.applied", messages=len(batch), new=fresh, deliveries=deliveries)
+        if deliveries:
+            self._on_deliveries()
+        await asyncio.gather(*(w.message.ack() for w in batch), return_exceptions=True)
+        self.processed += len(batch)
+        self.applied += fresh
+        self.duplicates += len(batch) - fresh
+
+    async def _one(self, message: AbstractIncomingMessage) -> None:
+        async with self._slots:
+            await self._handle(message)
+
+    async def _apply_batch(self, batch: list[_Waiting]) -> tuple[int, int]:
+        """One transaction: record the message ids, apply the new ones; (new messages, deliveries)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh_ids = await _record_processed(conn, self._spec.name, [w.event.envelope.id for w in batch])
+            fresh: list[services.IncomingEvent] = []
+            for waiting in batch:
+                if waiting.event.envelope.id in fresh_ids:
+                    fresh_ids.discard(waiting.event.envelope.id)  # a message twice in one batch: once
+                    fresh.append(waiting.event)
+            deliveries = await services.make_deliveries_for(conn, fresh) if fresh else 0
+        return len(fresh), deliveries
+
+
+async def _record_processed(conn: asyncpg.Connection, consumer: str, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """The processed-message records (the shared consumer's table and rule), all in one statement;
+    returns the ids that were new."""
+    rows = await conn.fetch(
+        f"INSERT INTO {SCHEMA}.processed_messages (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+        " ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        message_ids,
+    )
+    return {r["message_id"] for r in rows}
+
+
+def _event_of(message: AbstractIncomingMessage) -> services.IncomingEvent | None:
+    try:
+        return services.incoming_event(parse_envelope(message.body))
+    except Exception:
+        return None  # the one-message path says why (poison, bad data) and dead-letters it
