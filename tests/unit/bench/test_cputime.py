@@ -61,6 +61,7 @@ def test_an_unrelated_process_is_not_counted() -> None:
             busy.stdin.write("go\n")
             busy.stdin.flush()
             assert busy.stdout.readline() == "spun\n"
+            assert busy.stdout.readline() == "spun\n"  # the parent and its forked child each spun
         assert meter.seconds < 0.1
         assert tree_cpu_seconds(busy.pid) >= 0.55
         assert meter.per_request_ms(0) == 0.0
