@@ -43,9 +43,12 @@ CHANGES = int(os.environ.get("KALENDS_BENCH_CHANGES", "1000"))
 CONNECTIONS = tuple(int(c) for c in os.environ.get("KALENDS_BENCH_FEED_CONNECTIONS", "64,256").split(","))
 SIZES = tuple(int(s) for s in os.environ.get("KALENDS_BENCH_FEED_SIZES", "200,1000").split(","))
 MODES = tuple(os.environ.get("KALENDS_BENCH_FEED_MODES", "full,304,gzip").split(","))
-# Set to a name to record a py-spy flame graph of the feed processes under the first full-body load,
-# written to bench/results/<name>.svg.
+# Set to a name to record a py-spy flame graph of the feed processes under the first load of
+# KALENDS_BENCH_FEED_PROFILE_MODE (full, 304 or gzip; default full), written to bench/results/<name>.svg;
+# KALENDS_BENCH_FEED_PROFILE_NATIVE=1 adds native (C) frames.
 PROFILE = os.environ.get("KALENDS_BENCH_FEED_PROFILE", "")
+PROFILE_MODE = os.environ.get("KALENDS_BENCH_FEED_PROFILE_MODE", "full")
+PROFILE_NATIVE = os.environ.get("KALENDS_BENCH_FEED_PROFILE_NATIVE", "") == "1"
 # Set to 1 to seed the feed's schema first (COPY: 1,000,000 subscriptions, 100,000 events, 1,000
 # calendars) and save the hot queries' plans to bench/results/feed-plans.txt. Optional: minutes.
 SEED = os.environ.get("KALENDS_BENCH_FEED_SEED", "") == "1"
@@ -253,13 +256,18 @@ async def _delete_queues(amqp_url: str, prefix: str) -> None:
         print(f"warning: queues under {prefix!r} may be left on the broker: {exc!r}", file=sys.stderr, flush=True)
 
 
-def profile(pid: int, url: str, connections: int) -> None:
+def profile(pid: int, url: str, connections: int, headers: dict[str, str]) -> None:
     """A py-spy flame graph of the feed processes (the parent and its forked workers) under wrk load."""
     out = ROOT / "bench" / "results" / f"{PROFILE}.svg"
     seconds = max(DURATION, 10)
     spy_args = ["record", "-o", str(out), "--pid", str(pid), "--duration", str(seconds), "--subprocesses"]
+    if PROFILE_NATIVE:
+        spy_args.append("--native")
     spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), *spy_args], stdout=subprocess.DEVNULL)
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds + 1}s", url]
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds + 1}s"]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    args.append(url)
     subprocess.run(args, capture_output=True, timeout=seconds + 30, check=True)
     spy.wait(60)
 
@@ -280,6 +288,15 @@ async def _seed(database_url: str) -> str:
     note = f"feed schema seeded with COPY: 1,000,000 subscriptions, 100,000 events, 1,000 calendars ({took:.0f} s)"
     (ROOT / "bench" / "results" / "feed-plans.txt").write_text(f"# {note}\n\n{plans}\n")
     return note
+
+
+def _mode_headers(mode: str, etag: str) -> dict[str, str]:
+    """The request headers of a measured mode: full body, 304 revalidation (with `etag`) or gzip."""
+    if mode == "304":
+        return {"If-None-Match": etag}
+    if mode == "gzip":
+        return {"Accept-Encoding": "gzip"}
+    return {}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -353,16 +370,12 @@ async def _run(workdir: Path) -> str:
                         assert r.status == 200, (static_url, r.status)
                         nginx_etag = r.headers["ETag"]
                     if PROFILE and size == SIZES[0]:
-                        profile(pids["feed"], feed_url, CONNECTIONS[0])
+                        profile(pids["feed"], feed_url, CONNECTIONS[0], _mode_headers(PROFILE_MODE, info["feed"]))
                     for mode in MODES:
                         for connections in CONNECTIONS:
                             results = {}
                             for target, url in (("feed", feed_url), ("nginx", static_url)):
-                                headers: dict[str, str] = {}
-                                if mode == "304":
-                                    headers["If-None-Match"] = info["feed"] if target == "feed" else nginx_etag
-                                if mode == "gzip":
-                                    headers["Accept-Encoding"] = "gzip"
+                                headers = _mode_headers(mode, info["feed"] if target == "feed" else nginx_etag)
                                 with CpuMeter([pids[target]]) as meter:
                                     results[target] = wrk(url, connections, headers)
                                 results[target]["cpu_ms"] = meter.per_request_ms(int(results[target]["requests"]))

@@ -3,7 +3,9 @@
 The feed's own schema is seeded with COPY (bench/feed_seed.py), the feed service started with its
 usual process count, and every subscription's feed fetched once (64 at a time). Then: the resident
 memory of every feed process (VmRSS), and wrk on one subscription against wrk on a random
-subscription of the 100,000 each request, with the feed's CPU time per request. Goals (issue 11):
+subscription of the 100,000 each request, with the feed's CPU time per request (the single one both
+with plain wrk and through the random run's Lua script, so that wrk's own cost per request is the
+same on both sides of the comparison). Goals (issue 11):
 RSS under 300 MB per process, random within 80% of single.
 
 Optional (not in `make bench`): `.venv/bin/python -m bench feed_memory`; KALENDS_BENCH_MEMORY_SUBSCRIPTIONS,
@@ -119,8 +121,16 @@ async def _run(workdir: Path) -> str:
             paths.write_text("".join(f"/v1/webcal/{sid}\n" for sid in ids))
             script = workdir / "random.lua"
             script.write_text(RANDOM_LUA % paths)
+            # The single subscription through the same Lua script (a list of one path): wrk spends as
+            # much per request on both sides of the comparison, so only the server's cost differs.
+            one_path = workdir / "one.txt"
+            one_path.write_text(f"/v1/webcal/{ids[0]}\n")
+            one_script = workdir / "one.lua"
+            one_script.write_text(RANDOM_LUA % one_path)
+            with CpuMeter([root]) as plain_meter:
+                plain = wrk(f"{base}/v1/webcal/{ids[0]}", 64, {})
             with CpuMeter([root]) as single_meter:
-                single = wrk(f"{base}/v1/webcal/{ids[0]}", 64, {})
+                single = wrk(base, 64, {}, script=str(one_script))
             with CpuMeter([root]) as random_meter:
                 scattered = wrk(base, 64, {}, script=str(script))
             # Each process saw about half the subscriptions in the fill (the kernel spreads
@@ -157,7 +167,10 @@ async def _run(workdir: Path) -> str:
             f"| fetch every subscription once ({CONCURRENCY} at a time) | {fill_seconds:.1f} s,"
             f" {len(ids) / fill_seconds:,.0f} feeds/s, {fill_meter.per_request_ms(len(ids)):.3f} CPU ms/feed |",
             f"| RSS after every feed fetched once | {show(rss_filled)} |",
-            f"| single subscription, c=64 | {single['rps']:,.0f} req/s, {single_cpu:.3f} CPU ms/req |",
+            f"| single subscription, c=64, plain wrk | {plain['rps']:,.0f} req/s,"
+            f" {plain_meter.per_request_ms(int(plain['requests'])):.3f} CPU ms/req |",
+            f"| single subscription, c=64, wrk with the random run's Lua script | {single['rps']:,.0f} req/s,"
+            f" {single_cpu:.3f} CPU ms/req |",
             f"| random subscription of {len(ids):,}, c=64 | {scattered['rps']:,.0f} req/s,"
             f" {random_cpu:.3f} CPU ms/req |",
             f"| random / single | {100 * scattered['rps'] / single['rps']:.0f}% req/s,"

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from shared.logging import configure_logging, get_logger
 from shared.settings import PlatformSettings, SettingsError
+from shared.web import FrontedAppRunner
 
 log = get_logger(__name__)
 
@@ -95,7 +96,7 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = FrontedAppRunner(app, access_log=None, handle_signals=False)
     try:
         await runner.setup()
         # Only several workers share a port on purpose; a lone process must fail loudly when the port is taken.

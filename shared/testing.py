@@ -25,7 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
+from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
 from cryptography.fernet import Fernet
+
+from shared.web import FrontedAppRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -115,6 +119,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class FrontedTestServer(TestServer):
+    """aiohttp's TestServer with the runner services run with (shared.web.FrontedAppRunner), so an
+    in-process test goes through the app's front door (FRONT) as a real request would."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return FrontedAppRunner(self.app, **kwargs)
 
 
 @dataclass

@@ -48,6 +48,10 @@ ROUTE_DOCS = web.AppKey("route_docs", list)
 VERIFIER = web.AppKey("verifier", JwksVerifier)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 CLAIMS_KEY = web.RequestKey("kalends.claims", AccessClaims)
+# An app's front door (optional): given the started app and the handler aiohttp built for it (router
+# and middlewares), the handler to serve with, which may answer its hottest route before routing.
+Front = Callable[[web.Application, Handler], Handler]
+FRONT: web.AppKey[Front] = web.AppKey("front")
 READINESS_TIMEOUT = 3.0
 ACCOUNT_PATH_PARAMS = ("accountCode", "merchantCode")
 
@@ -83,6 +87,19 @@ def claims(request: web.Request) -> AccessClaims:
     """The verified access token of this request (only on routes that are not public)."""
     verified: AccessClaims = request[CLAIMS_KEY]
     return verified
+
+
+class FrontedAppRunner(web.AppRunner):
+    """An AppRunner that puts the app's FRONT, if it has one, before its router (shared.service runs
+    every service with it; tests use FrontedTestServer so they go through the same door)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        front = self.app.get(FRONT)
+        if front is not None:
+            # The app's requests are web.Request (its request factory makes them), as the front expects.
+            server.request_handler = front(self.app, server.request_handler)  # type: ignore[assignment]
+        return server
 
 
 def client_address(request: web.Request, proxies: TrustedProxies) -> str:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.feed.api.lean import lean_middleware
+from services.feed.api.front import feed_front
+from services.feed.api.lean import LeanPath, lean_middleware
 from services.feed.api.routes import routes
-from services.feed.app_keys import FEEDS, SETTINGS
+from services.feed.app_keys import FEEDS, LEAN, SETTINGS
 from services.feed.messaging.projection import handle
 from services.feed.messaging.topology import PROJECTION_QUEUE
 from services.feed.services import FeedService
@@ -17,7 +18,7 @@ from services.feed.settings import FeedSettings
 from shared import lifecycle
 from shared.lifecycle import POOL
 from shared.settings import PlatformSettings
-from shared.web import REGISTRY, add_routes, create_base_app
+from shared.web import FRONT, REGISTRY, add_routes, create_base_app
 
 SCHEMA = "feed"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -40,7 +41,10 @@ def create_app(platform: PlatformSettings, role: str = "all", settings: FeedSett
     feed_settings = settings or FeedSettings.from_env(platform)
     app = create_base_app("feed")
     # First in the chain: the feed routes take the lean path, everything else the platform's middlewares.
-    app.middlewares.insert(0, lean_middleware(app[REGISTRY]))
+    lean_path = app[LEAN] = LeanPath(app[REGISTRY])
+    app.middlewares.insert(0, lean_middleware(lean_path))
+    # Before the router: a subscriber's poll goes straight to its handler, on the same lean path.
+    app[FRONT] = feed_front
     app[SETTINGS] = feed_settings
     app.cleanup_ctx.append(lifecycle.database(platform, SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(lifecycle.broker(platform))

@@ -6,12 +6,12 @@ import uuid
 from email.utils import parsedate_to_datetime
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from services.feed.api.lean import lean
+from services.feed.api.lean import CORS_HEADERS, lean
 from services.feed.app_keys import FEEDS
 from services.feed.domain.credentials import credentials_match
-from services.feed.services import CalendarProtected, Feed, FeedNotFound
+from services.feed.services import CalendarProtected, Feed, FeedNotFound, FeedService
 from shared.errors import ApiError, Forbidden, NotFound, Unauthorized
 
 CONTENT_TYPE = "text/calendar; charset=utf-8"
@@ -72,7 +72,7 @@ class ChunksResponse(web.StreamResponse):
     # body write, so they share its system call instead of costing one of their own.
     _send_headers_immediately = False
 
-    def __init__(self, chunks: list[bytes], length: int, headers: dict[str, str]) -> None:
+    def __init__(self, chunks: list[bytes], length: int, headers: CIMultiDict[str]) -> None:
         super().__init__(headers=headers)
         self._chunks = chunks
         self.content_length = length
@@ -93,37 +93,60 @@ class ChunksResponse(web.StreamResponse):
         await super().write_eof()
 
 
-async def feed_response(request: web.Request, feed: Feed, cache_control: str) -> web.StreamResponse:
+# The headers every answer of one calendar shares (its file name, the cache policy, CORS), built
+# once: a request copies them (one C-level copy) and sets its validators.
+_SHARED_HEADERS: dict[tuple[str, str], CIMultiDict[str]] = {}
+
+
+def _headers(feed: Feed, cache_control: str, gz: bool) -> CIMultiDict[str]:
+    key = (feed.disposition, cache_control)
+    shared = _SHARED_HEADERS.get(key)
+    if shared is None:
+        if len(_SHARED_HEADERS) > 10_000:
+            _SHARED_HEADERS.clear()
+        shared = _SHARED_HEADERS[key] = CIMultiDict(
+            {
+                "Content-Type": CONTENT_TYPE,
+                "Content-Disposition": feed.disposition,
+                "Cache-Control": cache_control,
+                "Vary": VARY,
+                **CORS_HEADERS,
+            }
+        )
+    headers = shared.copy()
+    headers["ETag"] = feed.gzip_etag if gz else feed.etag
+    headers["Last-Modified"] = feed.last_modified_http
+    return headers
+
+
+async def feed_response(
+    feeds: FeedService, request: web.BaseRequest, feed: Feed, cache_control: str
+) -> web.StreamResponse:
     request_headers = request.headers
     gz = wants_gzip(request_headers.get("Accept-Encoding", ""))
-    headers = {
-        "Content-Type": CONTENT_TYPE,
-        "Content-Disposition": feed.disposition,
-        "ETag": feed.gzip_etag if gz else feed.etag,
-        "Last-Modified": feed.last_modified_http,
-        "Cache-Control": cache_control,
-        "Vary": VARY,
-    }
+    headers = _headers(feed, cache_control, gz)
     # A 304 needs nothing but the validators: no body, no compression.
     if _not_modified(request_headers, feed):
-        return web.Response(status=304, headers=headers)
+        return web.StreamResponse(status=304, headers=headers)
     head = request.method == "HEAD"
     if gz:
         headers["Content-Encoding"] = "gzip"
-        chunks = await request.app[FEEDS].gzip_chunks(feed)
-        return ChunksResponse([] if head else chunks, sum(map(len, chunks)), headers)
+        if head:
+            chunks = await feeds.gzip_chunks(feed)
+            return ChunksResponse([], sum(map(len, chunks)), headers)
+        # A few kilobytes: joined, it leaves with the headers in one write.
+        return web.Response(body=await feeds.gzip_body(feed), headers=headers)
     return ChunksResponse([] if head else feed.chunks(), feed.length, headers)
 
 
-def _subscription_id(request: web.Request) -> uuid.UUID:
-    raw = request.match_info["subscriptionId"]
+def _subscription_id(raw: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"no subscription {raw!r}: a subscription id is a UUID", code="SubscriptionNotFound") from None
 
 
-def _check_credentials(request: web.Request, feed: Feed) -> None:
+def _check_credentials(request: web.BaseRequest, feed: Feed) -> None:
     """Fails closed: a protected calendar's feed is served only to credentials that match a stored
     hash; a subscription without one (made before the calendar became protected, a Google one) gets
     401 whatever it sends, until the merchant issues it credentials (rotate-credentials)."""
@@ -139,33 +162,36 @@ def _check_credentials(request: web.Request, feed: Feed) -> None:
     )
 
 
-@lean
-async def get_subscription_feed(request: web.Request) -> web.StreamResponse:
-    """GET|HEAD /v1/webcal/{subscriptionId}"""
-    feeds = request.app[FEEDS]
+async def subscription_feed(feeds: FeedService, request: web.BaseRequest, raw_id: str) -> web.StreamResponse:
+    """GET|HEAD /v1/webcal/{subscriptionId}, reached through the router or the front (api/front.py)."""
     # Cached under the id as text: a poll of a current feed parses nothing and touches no database.
-    feed = feeds.current(request.match_info["subscriptionId"])
+    feed = feeds.current(raw_id)
     if feed is None:
         try:
-            feed = await feeds.subscription_feed(_subscription_id(request))
+            feed = await feeds.subscription_feed(_subscription_id(raw_id))
         except FeedNotFound as exc:
             raise NotFound(str(exc), code="SubscriptionNotFound") from None
     _check_credentials(request, feed)
-    return await feed_response(request, feed, FEED_CACHE_CONTROL)
+    return await feed_response(feeds, request, feed, FEED_CACHE_CONTROL)
+
+
+@lean
+async def get_subscription_feed(request: web.Request) -> web.StreamResponse:
+    """GET|HEAD /v1/webcal/{subscriptionId}"""
+    return await subscription_feed(request.app[FEEDS], request, request.match_info["subscriptionId"])
 
 
 @lean
 async def get_calendar_feed(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /v1/calendars/{accountCode}/{calendarCode}.ics"""
+    feeds = request.app[FEEDS]
     try:
-        feed = await request.app[FEEDS].calendar_feed(
-            request.match_info["accountCode"], request.match_info["calendarCode"]
-        )
+        feed = await feeds.calendar_feed(request.match_info["accountCode"], request.match_info["calendarCode"])
     except FeedNotFound as exc:
         raise NotFound(str(exc), code="CalendarNotFound") from None
     except CalendarProtected as exc:
         raise Forbidden(f"{exc}: subscribe to it to get a feed", code="CalendarProtected") from None
-    return await feed_response(request, feed, CALENDAR_CACHE_CONTROL)
+    return await feed_response(feeds, request, feed, CALENDAR_CACHE_CONTROL)
 
 
-__all__ = ["ApiError", "get_calendar_feed", "get_subscription_feed"]
+__all__ = ["ApiError", "get_calendar_feed", "get_subscription_feed", "subscription_feed"]

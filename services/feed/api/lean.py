@@ -9,8 +9,9 @@ keeps what they guarantee:
     nothing and is logged with its traceback; 4xx and 5xx answers are logged one line each;
   - CORS and X-Request-Id headers on every answer (the client's id echoed, else a cheap
     process-unique one);
-  - metrics aggregated instead of logged: a request counter by route and status (children
-    resolved once), and a latency histogram sampled one request in `LATENCY_SAMPLE`.
+  - metrics aggregated instead of logged: a request counter by route and status (plain integers
+    read by a collector when Prometheus scrapes, so a request takes no metric lock), and a latency
+    histogram sampled one request in `LATENCY_SAMPLE`.
 Handlers not marked lean go through the platform middlewares unchanged.
 """
 
@@ -20,11 +21,13 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from shared.errors import ApiError
 from shared.logging import get_logger
@@ -51,44 +54,52 @@ def lean(handler: Handler) -> Handler:
     return handler
 
 
-def lean_middleware(registry: CollectorRegistry) -> Any:
-    requests = Counter(
-        "feed_http_requests",
-        "Feed-route requests (lean path: counted, not logged)",
-        ["route", "status"],
-        registry=registry,
-    )
-    latency = Histogram(
-        "feed_http_request_duration_seconds",
-        f"Feed-route latency, one request in {LATENCY_SAMPLE} sampled",
-        ["route"],
-        registry=registry,
-        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
-    )
-    counters: dict[tuple[str, int], Any] = {}
-    timers: dict[str, Any] = {}
-    serial = itertools.count()
-    prefix = f"feed-{os.getpid():x}-"
+class RequestCounts(Collector):
+    """Requests by (route, status) as plain integers, exposed as the counter `feed_http_requests`.
 
-    def count(route: str, status: int) -> None:
-        child = counters.get((route, status))
-        if child is None:
-            child = counters[(route, status)] = requests.labels(route, str(status))
-        child.inc()
+    A prometheus_client Counter takes a lock per increment; the event loop is one thread, so a dict
+    of integers is enough, and the collector turns it into a counter family when scraped."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        match_info = request.match_info
-        route_handler = match_info.handler
-        if not getattr(route_handler, "kalends_lean", False):
-            return await handler(request)
-        number = next(serial)
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "feed_http_requests", "Feed-route requests (lean path: counted, not logged)", labels=["route", "status"]
+        )
+        for (route, status), value in list(self.counts.items()):
+            family.add_metric([route, str(status)], value)
+        yield family
+
+
+class LeanPath:
+    """What the platform middlewares guarantee, for one feed-route request (see the module docstring)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._counts = RequestCounts()
+        registry.register(self._counts)
+        self._latency = Histogram(
+            "feed_http_request_duration_seconds",
+            f"Feed-route latency, one request in {LATENCY_SAMPLE} sampled",
+            ["route"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
+        self._timers: dict[str, Any] = {}
+        self._serial = itertools.count()
+        self._prefix = f"feed-{os.getpid():x}-"
+
+    async def answer(
+        self, route: str, request: web.BaseRequest, call: Awaitable[web.StreamResponse]
+    ) -> web.StreamResponse:
+        """The answer `call` (a handler's coroutine for `request`) gives, or the contract's error body,
+        with CORS and request id headers, counted."""
+        number = next(self._serial)
         sampled = number % LATENCY_SAMPLE == 0
         started = time.perf_counter() if sampled else 0.0
-        request_id = request.headers.get("X-Request-Id", "")[:64] or f"{prefix}{number:x}"
-        route = match_info.route.name or "feed"
+        request_id = request.headers.get("X-Request-Id", "")[:64] or f"{self._prefix}{number:x}"
         try:
-            response = await route_handler(request)
+            response = await call
         except ApiError as error:
             response = error_response(error)
             log.info("request", method=request.method, path=request.path, status=error.status, request_id=request_id)
@@ -98,14 +109,30 @@ def lean_middleware(registry: CollectorRegistry) -> Any:
             log.exception("request.unhandled_error", method=request.method, path=request.path, request_id=request_id)
             response = web.json_response(_INTERNAL_ERROR, status=500)
         if not response.prepared:
-            response.headers.update(CORS_HEADERS)
-            response.headers["X-Request-Id"] = request_id
-        count(route, response.status)
+            headers = response.headers
+            if "Access-Control-Allow-Origin" not in headers:  # feed answers carry them already
+                headers.update(CORS_HEADERS)
+            headers["X-Request-Id"] = request_id
+        counts = self._counts.counts
+        key = (route, response.status)
+        counts[key] = counts.get(key, 0) + 1
         if sampled:
-            timer = timers.get(route)
+            timer = self._timers.get(route)
             if timer is None:
-                timer = timers[route] = latency.labels(route)
+                timer = self._timers[route] = self._latency.labels(route)
             timer.observe(time.perf_counter() - started)
         return response
+
+
+def lean_middleware(lean_path: LeanPath) -> Any:
+    """Requests the router sent to a `lean` handler take the lean path; the rest go on down the chain."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        match_info = request.match_info
+        route_handler = match_info.handler
+        if not getattr(route_handler, "kalends_lean", False):
+            return await handler(request)
+        return await lean_path.answer(match_info.route.name or "feed", request, route_handler(request))
 
     return middleware

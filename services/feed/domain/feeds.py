@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from services.feed.domain.gzip_parts import CompressedRun, deflate_piece, gzip_member
+from services.feed.domain.gzip_parts import CompressedRun, deflate_piece, gzip_head, trailer
 from shared.ical import FOOTER
 from shared.zone_needs import first_years, vtimezone_block
 
@@ -135,7 +135,8 @@ class Feed:
         self.feed_password_hash = feed_password_hash
         # The calendar's flag, not the presence of a hash: a protected feed without a hash serves no one.
         self.protected = protected
-        self._gzip: tuple[tuple[bytes, ...], int] | None = None
+        # (the shared compressed pieces, the gzip trailer): 8 bytes of this feed's own once made.
+        self._gzip: tuple[tuple[bytes, ...], bytes] | None = None
 
     @property
     def size(self) -> int:
@@ -160,13 +161,13 @@ class Feed:
             return
         if self.shares_section_tail:
             rest = self.section.rest
-            self._gzip = (rest.deflate, rest.crc_after(self.header))
+            self._gzip = (rest.deflate, trailer(rest.crc_after(self.header), self.length))
             return
         zones_deflate = self.section.rest.deflate[0] if self.zones is self.section.zones else None
         run = CompressedRun.of(
             [self.zones, self.section.blocks, self.tail], [zones_deflate, self.section.blocks_deflate]
         )
-        self._gzip = (run.deflate, run.crc_after(self.header))
+        self._gzip = (run.deflate, trailer(run.crc_after(self.header), self.length))
 
     @property
     def gzip_ready(self) -> bool:
@@ -186,8 +187,13 @@ class Feed:
         """One gzip member of the body: the header stored, the shared part as compressed once."""
         self.prepare_gzip()
         assert self._gzip is not None
-        deflate, crc = self._gzip
-        return gzip_member(self.header, deflate, crc, self.length)
+        deflate, end = self._gzip
+        return [*gzip_head(self.header), *deflate, end]
+
+    def gzip_body(self) -> bytes:
+        """`gzip_chunks` joined: a compressed body is a few kilobytes, which one copy joins faster
+        than the system calls of writing its pieces apart would cost (and one write is one segment)."""
+        return b"".join(self.gzip_chunks())
 
 
 def strong_etag(*parts: bytes) -> str:

@@ -150,4 +150,11 @@ class CompressedRun:
 def gzip_member(head: bytes, deflate: tuple[bytes, ...], crc: int, size: int) -> list[bytes]:
     """`head` (as a stored block), then `deflate` (ending with the final block), as one gzip member:
     `crc` and `size` are those of the whole decompressed body."""
-    return [GZIP_HEADER + stored_blocks(head), *deflate, trailer(crc, size)]
+    return [*gzip_head(head), *deflate, trailer(crc, size)]
+
+
+def gzip_head(head: bytes) -> tuple[bytes, ...]:
+    """The gzip header and `head` as stored blocks, in pieces (nothing copied for a head under 64 kB)."""
+    if len(head) <= _STORED_MAX:
+        return GZIP_HEADER + struct.pack("<BHH", 0, len(head), len(head) ^ 0xFFFF), head
+    return GZIP_HEADER, stored_blocks(head)

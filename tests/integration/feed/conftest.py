@@ -9,13 +9,14 @@ from dataclasses import dataclass
 
 import aio_pika
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from services.feed.app import create_app
 from services.feed.settings import FeedSettings
 from shared.amqp import Names, Publisher
 from shared.messages import MessageData, make_envelope
 from shared.settings import PlatformSettings
+from shared.testing import FrontedTestServer
 from tests.tools.feed_parsers import install, parse_everywhere
 
 
@@ -60,7 +61,7 @@ async def feed(
     platform = PlatformSettings(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_names.prefix)
     settings = FeedSettings(platform=platform, public_api_url="https://api.example.test", recheck_seconds=1)
     app = create_app(platform, "all", settings)
-    client = TestClient(TestServer(app))
+    client = TestClient(FrontedTestServer(app))
     await client.start_server()
     publisher = Publisher(amqp_connection, amqp_names)
     try:

@@ -134,3 +134,36 @@ async def test_an_event_change_rebuilds_only_its_section_and_changes_only_the_et
     assert await (await feed.client.get(away_path)).read() == away_body
     new_away_section = service.current(str(away_fan.subscription_id)).section  # type: ignore[union-attr]
     assert new_away_section.digest == away_section.digest and new_away_section.version > away_section.version
+
+
+async def test_the_front_door_and_the_router_answer_a_poll_alike(feed: FeedHarness) -> None:
+    cal = await publish_calendar(feed)
+    await feed.publish("event.created", m.event(cal, "Opening night"))
+    sub = m.subscription(cal)
+    await feed.publish("subscription.created", sub)
+    path = f"/v1/webcal/{sub.subscription_id}"
+    await feed.wait_for(path, has("Opening night"))
+    # The plain path takes the front (services/feed/api/front.py); a query string or an escaped
+    # character sends the same poll through aiohttp's router and the lean middleware.
+    escaped = path[:-1] + f"%{ord(path[-1]):02X}"
+    for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept-Encoding": "identity", "X-Request-Id": "same"}):
+        answers = [await feed.client.get(p, headers=headers) for p in (path, f"{path}?from=app", escaped)]
+        bodies = [await answer.read() for answer in answers]
+        assert {answer.status for answer in answers} == {200} and len(set(bodies)) == 1
+        for name in ("ETag", "Last-Modified", "Content-Type", "Content-Encoding", "Cache-Control", "Vary"):
+            assert len({answer.headers.get(name) for answer in answers}) == 1, name
+        assert all(answer.headers["Access-Control-Allow-Origin"] == "*" for answer in answers)
+        assert all(answer.headers["X-Request-Id"] for answer in answers)
+    etag = answers[0].headers["ETag"]
+    for p in (path, f"{path}?from=app"):
+        revalidated = await feed.client.get(p, headers={"If-None-Match": etag, "Accept-Encoding": "identity"})
+        assert revalidated.status == 304 and revalidated.headers["ETag"] == etag
+        assert revalidated.headers["Access-Control-Allow-Origin"] == "*"
+    wrong = str(uuid.uuid4())
+    for p in (f"/v1/webcal/{wrong}", f"/v1/webcal/{wrong}?from=app"):
+        missing = await feed.client.get(p)
+        assert missing.status == 404 and (await missing.json())["errors"][0]["code"] == "SubscriptionNotFound"
+    head = await feed.client.head(path, headers={"Accept-Encoding": "identity"})
+    assert head.status == 200 and int(head.headers["Content-Length"]) == len(bodies[0])
+    metrics = await (await feed.client.get("/metrics")).text()
+    assert 'feed_http_requests_total{route="subscription_feed_head",status="200"}' in metrics
