@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.ingest.api import schemas, unsubscribe_page
+from services.ingest.api import bodies, schemas, unsubscribe_page
 from services.ingest.api.schemas import (
     CalendarBody,
     DeactivateBody,
@@ -59,23 +59,23 @@ def _query_int(request: web.Request, name: str, default: int, maximum: int) -> i
 async def create_calendar(request: web.Request) -> web.Response:
     body = await read_model(request, CalendarBody)
     row = await _ingest(request).create_calendar(_account(request), body)
-    return json_response(schemas.with_warnings(schemas.calendar_body(row), body), status=201)
+    return json_response(schemas.with_warnings(bodies.calendar_body(row), body), status=201)
 
 
 async def list_calendars(request: web.Request) -> web.Response:
     rows = await _ingest(request).list_calendars(_account(request))
-    return json_response([schemas.calendar_body(r) for r in rows])
+    return json_response([bodies.calendar_body(r) for r in rows])
 
 
 async def get_calendar(request: web.Request) -> web.Response:
     row = await _ingest(request).get_calendar(_account(request), _path(request, "calendarCode"))
-    return json_response(schemas.calendar_body(row))
+    return json_response(bodies.calendar_body(row))
 
 
 async def update_calendar(request: web.Request) -> web.Response:
     body = await read_model(request, CalendarBody)
     row = await _ingest(request).update_calendar(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.with_warnings(schemas.calendar_body(row), body))
+    return json_response(schemas.with_warnings(bodies.calendar_body(row), body))
 
 
 async def delete_calendar(request: web.Request) -> web.Response:
@@ -86,18 +86,18 @@ async def delete_calendar(request: web.Request) -> web.Response:
 async def save_tag(request: web.Request) -> web.Response:
     body = await read_model(request, TagBody)
     row, created = await _ingest(request).save_tag(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.with_warnings(schemas.tag_body(row), body), status=201 if created else 200)
+    return json_response(schemas.with_warnings(bodies.tag_body(row), body), status=201 if created else 200)
 
 
 async def list_tags(request: web.Request) -> web.Response:
     rows = await _ingest(request).list_tags(_account(request), _path(request, "calendarCode"))
-    return json_response([schemas.tag_body(r) for r in rows])
+    return json_response([bodies.tag_body(r) for r in rows])
 
 
 async def save_event(request: web.Request) -> web.Response:
     body = await read_model(request, EventBody)
     event, created = await _ingest(request).save_event(_account(request), _path(request, "calendarCode"), body)
-    return json_response(schemas.with_warnings(schemas.event_body(event), body), status=201 if created else 200)
+    return json_response(schemas.with_warnings(bodies.event_body(event), body), status=201 if created else 200)
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -106,14 +106,14 @@ async def list_events(request: web.Request) -> web.Response:
     events = await _ingest(request).list_events(
         _account(request), _path(request, "calendarCode"), limit=limit, offset=offset
     )
-    return json_response([schemas.event_body(e) for e in events])
+    return json_response([bodies.event_body(e) for e in events])
 
 
 async def get_event(request: web.Request) -> web.Response:
     event = await _ingest(request).get_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId")
     )
-    return json_response(schemas.event_body(event))
+    return json_response(bodies.event_body(event))
 
 
 async def replace_event(request: web.Request) -> web.Response:
@@ -121,7 +121,7 @@ async def replace_event(request: web.Request) -> web.Response:
     event = await _ingest(request).replace_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId"), lambda _: body
     )
-    return json_response(schemas.with_warnings(schemas.event_body(event), body))
+    return json_response(schemas.with_warnings(bodies.event_body(event), body))
 
 
 async def patch_event(request: web.Request) -> web.Response:
@@ -132,7 +132,7 @@ async def patch_event(request: web.Request) -> web.Response:
     parsed: list[EventBody] = []
 
     def merged(stored: Any) -> EventBody:
-        current = {k.lower(): v for k, v in schemas.event_request_body(stored).items()}
+        current = {k.lower(): v for k, v in bodies.event_request_body(stored).items()}
         for key, value in changes.items():
             current[key.lower()] = value
         if "eventid" in current and "externalid" in current and "eventid" in {k.lower() for k in changes}:
@@ -143,14 +143,14 @@ async def patch_event(request: web.Request) -> web.Response:
     event = await _ingest(request).replace_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId"), merged
     )
-    return json_response(schemas.with_warnings(schemas.event_body(event), parsed[-1]))
+    return json_response(schemas.with_warnings(bodies.event_body(event), parsed[-1]))
 
 
 async def delete_event(request: web.Request) -> web.Response:
     event = await _ingest(request).delete_event(
         _account(request), _path(request, "calendarCode"), _path(request, "eventId")
     )
-    return json_response(schemas.event_body(event))
+    return json_response(bodies.event_body(event))
 
 
 # --- subscriptions ------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ async def subscribe(request: web.Request) -> web.Response:
     outcome = await _ingest(request).subscribe_routed(
         _account(request), _path(request, "calendarCode"), body, request.headers["Authorization"]
     )
-    return json_response(schemas.subscribed_body(outcome))
+    return json_response(bodies.subscribed_body(outcome))
 
 
 async def subscribe_webcal(request: web.Request) -> web.Response:
@@ -173,14 +173,14 @@ async def subscribe_webcal(request: web.Request) -> web.Response:
 
 async def get_subscription(request: web.Request) -> web.Response:
     view = await _ingest(request).get_subscription(_account(request), _path(request, "subscriptionId"))
-    return json_response(schemas.subscription_body(view))
+    return json_response(bodies.subscription_body(view))
 
 
 async def subscriptions_of_username(request: web.Request) -> web.Response:
     views = await _ingest(request).subscriptions_of_username(
         _account(request), _path(request, "calendarCode"), _path(request, "username")
     )
-    return json_response([schemas.subscription_body(v) for v in views])
+    return json_response([bodies.subscription_body(v) for v in views])
 
 
 async def update_subscription(request: web.Request) -> web.Response:
@@ -219,7 +219,7 @@ async def deactivate_subscriptions(request: web.Request) -> web.Response:
                     "subscriptionId": str(r["subscription_id"]),
                     "subscriberId": r["subscriber_id"],
                     "isActive": r["active"],
-                    "deactivatedDate": schemas.utc_text(r["deactivated_at"]),
+                    "deactivatedDate": bodies.utc_text(r["deactivated_at"]),
                 }
                 for r in rows
             ],
@@ -231,7 +231,7 @@ async def rotate_credentials(request: web.Request) -> web.Response:
     outcome = await _ingest(request).rotate_credentials(
         _account(request), _path(request, "calendarCode"), _path(request, "subscriptionId")
     )
-    return json_response(schemas.subscribed_body(outcome))
+    return json_response(bodies.subscribed_body(outcome))
 
 
 async def subscription_event(request: web.Request) -> web.Response:

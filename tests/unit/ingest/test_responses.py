@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.api import schemas
+from services.ingest.api import bodies, schemas
 from services.ingest.api.responses import CalendarAnswer, EventAnswer, TagAnswer
 from shared.messages import EventData
 
@@ -32,10 +32,10 @@ def test_calendar_tag_and_event_answers_validate_against_their_documented_models
         "updated_at": WHEN,
     }
     body = schemas.CalendarBody.parse({"code": "c", "name": "C", "colour": "red"})
-    answer = schemas.with_warnings(schemas.calendar_body(calendar), body)
+    answer = schemas.with_warnings(bodies.calendar_body(calendar), body)
     assert CalendarAnswer.model_validate(answer).warnings == ["unknown field 'colour' ignored"]
     tag = {"tag_id": uuid.uuid4(), "name": "n", "external_id": None, "version": 1}
-    TagAnswer.model_validate(schemas.with_warnings(schemas.tag_body(tag), schemas.TagBody.parse({"name": "n"})))
+    TagAnswer.model_validate(schemas.with_warnings(bodies.tag_body(tag), schemas.TagBody.parse({"name": "n"})))
     event = EventData.model_validate(
         {
             "event_id": uuid.uuid4(),
@@ -53,6 +53,6 @@ def test_calendar_tag_and_event_answers_validate_against_their_documented_models
         }
     )
     request = schemas.EventBody.parse({"title": "t", "start": "2026-03-01", "attendees": [{"email": "a@b.co"}]})
-    EventAnswer.model_validate(schemas.with_warnings(schemas.event_body(event), request))
+    EventAnswer.model_validate(schemas.with_warnings(bodies.event_body(event), request))
     with pytest.raises(ValidationError):
-        EventAnswer.model_validate({**schemas.event_body(event), "surprise": 1})
+        EventAnswer.model_validate({**bodies.event_body(event), "surprise": 1})
