@@ -91,15 +91,17 @@ def routes() -> list[Route]:
         Route("GET", "/v1/subscription/{subscriptionId}", h.get_subscription, "Get Subscription Details"),
         Route(
             "GET",
-            SUB + "/{username}",
+            # One path template for the seed's GET .../{username} and PUT .../{subscriptionId}: the two
+            # are the same URL shape, so one resource answers both (and its Allow lists both).
+            SUB + "/{subscriber}",
             h.subscriptions_of_username,
-            "Get Subscription Details for all Subscriptions for a Username",
+            "Get Subscription Details for all Subscriptions for a Username (`subscriber` is the username)",
         ),
         Route(
             "PUT",
-            SUB + "/{subscriptionId}",
+            SUB + "/{subscriber}",
             h.update_subscription,
-            "Update Subscription Details",
+            "Update Subscription Details (`subscriber` is the subscriptionId)",
             UpdateSubscriptionBody,
             responses={"409": "the subscription has been deactivated"},
         ),
