@@ -178,7 +178,7 @@ async def get_subscription(request: web.Request) -> web.Response:
 
 async def subscriptions_of_username(request: web.Request) -> web.Response:
     views = await _ingest(request).subscriptions_of_username(
-        _account(request), _path(request, "calendarCode"), _path(request, "subscriber")
+        _account(request), _path(request, "calendarCode"), _path(request, "username")
     )
     return json_response([bodies.subscription_body(v) for v in views])
 
@@ -186,7 +186,7 @@ async def subscriptions_of_username(request: web.Request) -> web.Response:
 async def update_subscription(request: web.Request) -> web.Response:
     body = await read_model(request, UpdateSubscriptionBody)
     ingest, code = _ingest(request), _path(request, "calendarCode")
-    row = await ingest.update_subscription(_account(request), code, _path(request, "subscriber"), body)
+    row = await ingest.update_subscription(_account(request), code, _path(request, "subscriptionId"), body)
     answer: dict[str, Any] = {
         "success": True,
         "statusCode": 200,

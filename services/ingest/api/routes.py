@@ -91,17 +91,15 @@ def routes() -> list[Route]:
         Route("GET", "/v1/subscription/{subscriptionId}", h.get_subscription, "Get Subscription Details"),
         Route(
             "GET",
-            # One path template for the seed's GET .../{username} and PUT .../{subscriptionId}: the two
-            # are the same URL shape, so one resource answers both (and its Allow lists both).
-            SUB + "/{subscriber}",
+            SUB + "/{username}",
             h.subscriptions_of_username,
-            "Get Subscription Details for all Subscriptions for a Username (`subscriber` is the username)",
+            "Get Subscription Details for all Subscriptions for a Username",
         ),
         Route(
             "PUT",
-            SUB + "/{subscriber}",
+            SUB + "/{subscriptionId}",
             h.update_subscription,
-            "Update Subscription Details (`subscriber` is the subscriptionId)",
+            "Update Subscription Details",
             UpdateSubscriptionBody,
             responses={"409": "the subscription has been deactivated"},
         ),

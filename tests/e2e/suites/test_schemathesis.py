@@ -60,8 +60,6 @@ def config(world: World, token: str, document: dict[str, Any]) -> str:
         "path.calendarCode": CALENDAR,
         "path.calCode": CALENDAR,
         "path.username": SUBSCRIBER,
-        # GET .../{subscriber} reads by username, PUT updates by id: the id reaches the update.
-        "path.subscriber": a.ids["subscriptionId"],
         "path.eventId": a.ids["eventId"],
         "path.subscriptionId": a.ids["subscriptionId"],
         "path.webhookId": a.ids["webhookId"],
