@@ -42,6 +42,13 @@ CHECKS = (
     "unsupported_method",
     "allow_header_conformance",
 )
+# The contract names GET /v1/subscription/{accountCode}/{calendarCode}/{username} and PUT .../{subscriptionId}:
+# one URL shape, so one aiohttp resource answers both and its 405 says `Allow: GET, PUT`, which can never
+# match either documented path alone. Documenting them as one template breaks the contract's route names
+# (tests/integration/ingest/test_http.py), so on ingest this one check is off; every other service keeps it.
+# (A per-operation `[[operations]]` switch would be narrower: schemathesis merges it with the CLI's
+# --checks in a way not yet tried here.)
+UNCHECKABLE = {"ingest": {"allow_header_conformance"}}
 # Not use_after_free / ensure_resource_availability: they assume a linked step uses the id the link
 # gave, but the fixed path parameters above win over links (a DELETE aims at the doomed set).
 
@@ -129,7 +136,7 @@ async def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
         "run",
         world.stack.url(service) + "/openapi.json",
         "--checks",
-        ",".join(CHECKS),
+        ",".join(c for c in CHECKS if c not in UNCHECKABLE.get(service, set())),
         "--max-examples",
         str(MAX_EXAMPLES),
         "--max-time",
