@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from shared.amqp import Publisher
 from shared.logging import get_logger
 from shared.messages import Envelope
+from shared.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -270,8 +271,7 @@ class OutboxRelay:
                     if loop.time() >= next_purge:
                         await self.purge_sent()
                         next_purge = loop.time() + self._purge_interval
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._sweep_interval)
+                    await wait_event(self._wake, self._sweep_interval)
                 except Exception as exc:
                     log.warning("outbox.relay_failed", schema=self._schema, error=repr(exc))
                     if listener is not None:

@@ -29,6 +29,7 @@ from services.sync.reconciler import SCHEMA, Reconciler
 from services.sync.settings import SyncSettings
 from shared.crypto import SecretBox
 from shared.logging import get_logger
+from shared.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -111,8 +112,7 @@ class PushEngine:
                 task.add_done_callback(self._done)
             if claims and len(claims) == free:
                 continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+            await wait_event(self._wake, self._settings.poll_interval)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

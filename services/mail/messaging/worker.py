@@ -22,6 +22,7 @@ from services.mail.services import reply_address
 from services.mail.settings import MailSettings
 from shared.logging import get_logger
 from shared.retry import next_attempt
+from shared.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -161,7 +162,4 @@ class MailWorker:
             if made:
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self._settings.poll_interval)

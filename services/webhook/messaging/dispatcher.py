@@ -36,6 +36,7 @@ from shared.amqp import Names
 from shared.crypto import SecretBox
 from shared.logging import get_logger
 from shared.messages import WebhookDeliveryDue, parse_envelope
+from shared.waiting import wait_event
 
 log = get_logger(__name__)
 
@@ -123,8 +124,7 @@ class Dispatcher:
         for task in list(self._sending):
             task.cancel()
         if records is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._recorded.wait(), grace)
+            await wait_event(self._recorded, grace)
             records.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await records
@@ -190,8 +190,7 @@ class Dispatcher:
                 await self._wait(self._poll_interval)
 
     async def _wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        await wait_event(self._wake, timeout)
 
     def _start(self, claimed: ClaimedAttempt) -> None:
         endpoint = claimed.endpoint_id
@@ -234,12 +233,8 @@ class Dispatcher:
             self._sent_ready.clear()
             while self._sent:
                 batch, self._sent = self._sent[:RECORD_BATCH], self._sent[RECORD_BATCH:]
-                self._recording = True
-                try:
-                    await self._record(batch)
-                finally:
-                    self._recorded = asyncio.Event()  # set when every sent attempt is recorded
-        self._recorded.set()
+                await self._record(batch)
+            self._recorded.set()  # `_send` clears it with each attempt it hands over
 
     async def _record(self, batch: list[attempts.SentAttempt]) -> None:
         try:
