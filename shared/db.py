@@ -41,8 +41,16 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     dropped its listener callbacks before calling it (Pool.release -> Connection._reset)."""
 
 
-async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, reset_session: bool = True) -> asyncpg.Pool:
-    """`reset_session=False` skips asyncpg's reset query on every release (advisory unlock, CLOSE ALL,
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    reset_session: bool = True,
+    server_settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """`server_settings` are session settings of every connection (e.g. `plan_cache_mode`).
+    `reset_session=False` skips asyncpg's reset query on every release (advisory unlock, CLOSE ALL,
     UNLISTEN *, RESET ALL: one round trip per acquire, a sixth of a small request's cost). Only for a
     service whose pooled connections keep no session state: no SET (SET LOCAL is fine), no session
     advisory locks, no cursors outside a transaction, and listeners removed before release."""
@@ -53,6 +61,7 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10, reset_
         max_size=max_size,
         init=_init_connection,
         reset=None if reset_session else _keep_session,
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shared.messages import SubscriptionData
 
@@ -27,6 +29,19 @@ class EventFilter:
     exclude_ids: frozenset[uuid.UUID] = frozenset()
     exclude_external: frozenset[str] = frozenset()
     cutoff: datetime | None = field(default=None)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EventFilter:
+        """From a projected subscription row (feed's and sync's tables share these column names)."""
+        return cls(
+            tag_ids=frozenset(row["tag_ids"]),
+            time_zone_tag=row["time_zone_tag"],
+            include_ids=frozenset(row["include_ids"]),
+            include_external=frozenset(row["include_external"]),
+            exclude_ids=frozenset(row["exclude_ids"]),
+            exclude_external=frozenset(row["exclude_external"]),
+            cutoff=row["deactivated_at"],
+        )
 
     @property
     def signature(self) -> str:

@@ -67,18 +67,6 @@ class Subscriber:
         self.private = private
 
 
-def selection_of(row: Any) -> EventFilter:
-    return EventFilter(
-        tag_ids=frozenset(row["tag_ids"]),
-        time_zone_tag=row["time_zone_tag"],
-        include_ids=frozenset(row["include_ids"]),
-        include_external=frozenset(row["include_external"]),
-        exclude_ids=frozenset(row["exclude_ids"]),
-        exclude_external=frozenset(row["exclude_external"]),
-        cutoff=row["deactivated_at"],
-    )
-
-
 class SubscriberDirectory:
     """Rows by subscription id (as text, the form requests carry), for calendars with at least
     `min_subscribers`, up to `max_rows` in all (then further calendars go to the database). A
@@ -115,7 +103,7 @@ class SubscriberDirectory:
             return
         if known is None and (row["calendar_id"] not in self._loaded or len(self.rows) >= self.max_rows):
             return
-        selection = selection_of(row)
+        selection = EventFilter.from_row(row)
         shared = self._filters.get(selection)
         if shared is None:
             shared = self._filters[selection] = (selection, selection.signature)

@@ -282,15 +282,7 @@ class FeedService:
                 raise FeedNotFound(f"the calendar of subscription {subscription_id} does not exist")
             calendar_version = int(calendar["feed_version"])
             subscription_version = int(subscription["feed_version"])
-            selection = EventFilter(
-                tag_ids=frozenset(subscription["tag_ids"]),
-                time_zone_tag=subscription["time_zone_tag"],
-                include_ids=frozenset(subscription["include_ids"]),
-                include_external=frozenset(subscription["include_external"]),
-                exclude_ids=frozenset(subscription["exclude_ids"]),
-                exclude_external=frozenset(subscription["exclude_external"]),
-                cutoff=subscription["deactivated_at"],
-            )
+            selection = EventFilter.from_row(subscription)
             section = await self._section(conn, calendar["calendar_id"], selection, calendar_version)
             private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)

@@ -59,18 +59,6 @@ def _head(row: asyncpg.Record) -> EventHead:
     )
 
 
-def selection_of(subscription: asyncpg.Record) -> EventFilter:
-    return EventFilter(
-        tag_ids=frozenset(subscription["tag_ids"]),
-        time_zone_tag=subscription["time_zone_tag"],
-        include_ids=frozenset(subscription["include_ids"]),
-        include_external=frozenset(subscription["include_external"]),
-        exclude_ids=frozenset(subscription["exclude_ids"]),
-        exclude_external=frozenset(subscription["exclude_external"]),
-        cutoff=subscription["deactivated_at"],
-    )
-
-
 class Reconciler:
     def __init__(
         self,
@@ -190,7 +178,7 @@ class Reconciler:
                 r["event_id"]: PushedHead(r["event_id"], r["remote_id"], r["etag"], r["sequence"], r["rejected"])
                 for r in await repo.pushed(conn, subscription_id)
             }
-            wanted = desired(selection_of(subscription), shared, own)
+            wanted = desired(EventFilter.from_row(subscription), shared, own)
             diff = plan(wanted, pushed)
             if diff.empty:
                 return

@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import asyncpg
 from aiohttp import web
 
 from services.webhook.adapters.repository import SCHEMA
@@ -20,7 +19,7 @@ from services.webhook.messaging.timers import TimerPublisher
 from services.webhook.messaging.topology import DISPATCH
 from services.webhook.services import subscription_handler
 from services.webhook.settings import WebhookSettings
-from shared import denylist, lifecycle
+from shared import db, denylist, lifecycle
 from shared.tokens import JwksVerifier
 from shared.web import add_routes, create_base_app
 
@@ -37,13 +36,12 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
         timers = TimerPublisher(app[lifecycle.AMQP], app[lifecycle.NAMES], settings.retry_schedule)
         # Claims and records on connections of their own: they never queue behind the consumer's
         # transactions, and their statements are planned for their values (adapters/batches.py).
-        dispatch_pool = await asyncpg.create_pool(
+        dispatch_pool = await db.create_pool(
             settings.platform.database_url,
             min_size=1,
             max_size=2,
             server_settings={"plan_cache_mode": "force_custom_plan"},
         )
-        assert dispatch_pool is not None
         dispatcher = Dispatcher(
             connection=app[lifecycle.AMQP],
             pool=dispatch_pool,
