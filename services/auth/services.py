@@ -239,38 +239,6 @@ class TokenService:
         kept = refresh if "refresh_token" in grant_types else None
         return grantee, self._issued(grantee, access, kept, issued_at)
 
-    async def client_credentials(self, grantee: Grantee, grant_types: Sequence[str]) -> IssuedTokens:
-        """A new family: an access token and, when the client may refresh, its first refresh token."""
-        async with self._pool.acquire() as conn:
-            return await self._client_credentials(conn, grantee, grant_types)
-
-    async def _client_credentials(
-        self, conn: asyncpg.Connection, grantee: Grantee, grant_types: Sequence[str]
-    ) -> IssuedTokens:
-        if "client_credentials" not in grant_types:
-            raise errors.unauthorized_client("this client may not use the client_credentials grant")
-        issued_at = _now()
-        family_id = uuid.uuid4()
-        refresh = new_refresh_token() if "refresh_token" in grant_types else None
-        access = await self._access_token(grantee, family_id, issued_at)
-        expires = lifetime_end(issued_at, self._settings.refresh_token_ttl)
-        # One statement, one round trip, committed on its own, without waiting for the WAL flush:
-        # that roughly doubles grant throughput. A database crash in the next few hundred
-        # milliseconds can lose this new grant's refresh token, and the client then simply asks
-        # again with its credentials; it cannot make anything revoked valid. Refreshes and
-        # revocations keep the default, durable commit.
-        await repo.insert_family_with_refresh(
-            conn,
-            family_id,
-            grantee.client_id,
-            grantee.account_id,
-            hash_secret(refresh) if refresh is not None else None,
-            issued_at,
-            expires,
-            flush=False,
-        )
-        return self._issued(grantee, access, refresh, issued_at)
-
     async def refresh(self, grantee: Grantee, grant_types: Sequence[str], refresh_token: str) -> IssuedTokens:
         """Spend a refresh token once for the next pair; a spent one presented again revokes the family
         (RFC 9700 section 4.14.2: the two presenters cannot both be the legitimate client)."""
