@@ -30,15 +30,21 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import aiohttp
 import asyncpg
-from aiohttp import web
+import uvloop
 
 from bench.cputime import CpuMeter, tree_cpu_seconds
+from services.webhook import services
+from services.webhook.adapters import repository as repo
+from services.webhook.adapters.sender import RESPONSE_BODY_LIMIT, USER_AGENT
+from services.webhook.domain.signing import new_secret
 from shared.amqp import Names, Publisher
+from shared.crypto import SecretBox
 from shared.messages import SubscriptionData, make_envelope
 from shared.testing import (
     Stack,
@@ -47,7 +53,6 @@ from shared.testing import (
     drop_database,
     random_name,
     server_urls,
-    with_database,
 )
 
 DELIVERIES = int(os.environ.get("BENCH_WEBHOOK_DELIVERIES", "10000"))
@@ -55,6 +60,13 @@ LATENCY_SAMPLES = int(os.environ.get("BENCH_WEBHOOK_LATENCY_SAMPLES", "200"))
 CONCURRENCY = 128
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "60"))
 PROFILE = os.environ.get("BENCH_WEBHOOK_PROFILE")
+# Throughput runs, by how many merchants (one endpoint each) the events are spread over. With 16,
+# the worker's limit of 8 attempts per endpoint allows 128 in flight, the reference's concurrency;
+# with 1, that limit is the bound.
+ENDPOINTS = [int(n) for n in os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "16,1").split(",")]
+# Pin the receiver process to these CPUs (taskset -c), e.g. "1"; unset: the scheduler decides.
+RECEIVER_CPUS = os.environ.get("BENCH_WEBHOOK_RECEIVER_CPUS", "")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class DatabaseCpu:
@@ -94,7 +106,9 @@ class Run:
     seconds: float = 0.0
     service_cpu: float = 0.0  # the webhook process
     database_cpu: float = 0.0  # PostgreSQL backends of the bench database
-    local_cpu: float = 0.0  # this process: receiver + driver (or reference client)
+    local_cpu: float = 0.0  # this process: the AMQP driver (or the reference's client)
+    receiver_cpu: float = 0.0  # the receiver process
+    load: float = 0.0  # 1-minute load average, mean of start and end
 
     @property
     def rate(self) -> float:
@@ -105,7 +119,8 @@ class Run:
 
 
 class FastReceiver:
-    """Answers 200 at once and notes when each event arrived."""
+    """The receiver process (bench/receiver.py): answers 200 at once; its arrival lines tell this
+    process when each event arrived (perf_counter is the same clock in both processes)."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
@@ -114,35 +129,40 @@ class FastReceiver:
         self.done = asyncio.Event()
         self.expect = 0
         self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        now = time.perf_counter()
-        self.count += 1
-        if request.path == "/hook":
-            payload = json.loads(body)
-            self.arrivals.setdefault(payload["eventId"], now)
-            sub = payload.get("eventDetails", {}).get("calendarSubscriptionId")
-            if sub:
-                self.by_subscription.setdefault(sub, now)
-        if self.expect and self.count >= self.expect:
-            self.done.set()
-        return web.Response(text="ok")
+        self.pid = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=4096)
-        await site.start()
-        assert site._server is not None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # The same process, one core if asked (BENCH_WEBHOOK_RECEIVER_CPUS), serves both runs.
+        pin = ["taskset", "-c", RECEIVER_CPUS] if RECEIVER_CPUS else []
+        self._process = await asyncio.create_subprocess_exec(
+            *pin, sys.executable, "-m", "bench.receiver", cwd=ROOT, stdout=asyncio.subprocess.PIPE
+        )
+        assert self._process.stdout is not None
+        self.port = int(await asyncio.wait_for(self._process.stdout.readline(), 30))
+        self.pid = self._process.pid
+        self._reader = asyncio.create_task(self._read(self._process.stdout))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            event_id, sub, at = line.decode().split()
+            now = float(at)
+            self.count += 1
+            self.arrivals.setdefault(event_id, now)
+            if sub != "-":
+                self.by_subscription.setdefault(sub, now)
+            if self.expect and self.count >= self.expect:
+                self.done.set()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
 
 
 def _subscription(account_id: uuid.UUID) -> SubscriptionData:
@@ -167,30 +187,87 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _raw_http_rate(receiver: FastReceiver, body: bytes, count: int) -> Run:
+    """The reference: `count` POSTs of the same body to the same receiver process, CONCURRENCY at a
+    time, with the client settings of the webhook sender (one session, a TCPConnector of twice the
+    concurrency, keep-alive, its User-Agent and the same set of headers), on uvloop like the service."""
     sem = asyncio.Semaphore(CONCURRENCY)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY * 2, ttl_dns_cache=10)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": str(uuid.uuid4()),
+        "webhook-timestamp": str(int(time.time())),
+        "webhook-signature": "v1," + "A" * 44,
+        "kalends-delivery-id": str(uuid.uuid4()),
+        "kalends-attempt": "1",
+    }
+    async with aiohttp.ClientSession(
+        connector=connector, trust_env=False, headers={"User-Agent": USER_AGENT}
+    ) as session:
 
         async def one() -> None:
-            async with sem, session.post(f"http://127.0.0.1:{receiver.port}/raw", data=body) as r:
-                await r.read()
+            async with (
+                sem,
+                session.post(
+                    f"http://127.0.0.1:{receiver.port}/raw", data=body, headers=headers, allow_redirects=False
+                ) as r,
+            ):
+                await r.content.read(RESPONSE_BODY_LIMIT)
 
-        local = time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(count)))
-        return Run(count, time.perf_counter() - started, local_cpu=time.process_time() - local)
+        run = Run(count)
+        load = os.getloadavg()[0]
+        with CpuMeter([receiver.pid]) as receiving:
+            local = time.process_time()
+            started = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(count)))
+            run.seconds = time.perf_counter() - started
+            run.local_cpu = time.process_time() - local
+        run.receiver_cpu, run.load = receiving.seconds, (load + os.getloadavg()[0]) / 2
+        return run
 
 
-def _profile(pid: int) -> subprocess.Popen[bytes] | None:
+def _profile(pid: int, label: str) -> subprocess.Popen[bytes] | None:
     if not PROFILE:
         return None
     duration = str(max(5, min(int(DURATION), 30)))
     py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    base, ext = os.path.splitext(PROFILE)
+    # A .txt name asks for py-spy's collapsed stacks (one line per stack, for reading and diffing).
+    fmt = ["--format", "raw"] if ext == ".txt" else []
     return subprocess.Popen(
-        [py_spy, "record", "-o", PROFILE, "--pid", str(pid), "--duration", duration, "--subprocesses"],
+        [py_spy, "record", "-o", f"{base}-{label}{ext}", "--pid", str(pid), "--duration", duration, *fmt],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def _endpoints(
+    stack: Stack, database_url: str, merchant: dict[str, Any], receiver: FastReceiver, n: int
+) -> list[uuid.UUID]:
+    """The accounts whose events the throughput phase sends: the merchant's, whose endpoint was made
+    through the API, and n - 1 more merchants with one endpoint each to the same receiver (rows
+    written with the service's own repository function; the accounts need not exist elsewhere)."""
+    accounts = [uuid.UUID(merchant["accountId"])]
+    if n <= 1:
+        return accounts
+    box = SecretBox.from_env(stack.env)
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(n - 1):
+            account = uuid.uuid4()
+            await repo.insert_endpoint(
+                conn,
+                box,
+                account_id=account,
+                url=f"http://127.0.0.1:{receiver.port}/hook",
+                description="bench",
+                event_types=["Subscribe"],
+                enabled=True,
+                secret=new_secret(),
+            )
+            accounts.append(account)
+    finally:
+        await conn.close()
+    return accounts
 
 
 async def _throughput(
@@ -198,15 +275,14 @@ async def _throughput(
     names: Names,
     amqp_url: str,
     receiver: FastReceiver,
-    merchant: dict[str, Any],
+    accounts: list[uuid.UUID],
     database: DatabaseCpu,
 ) -> tuple[Run, Run]:
-    account_id = uuid.UUID(merchant["accountId"])
     connection = await aio_pika.connect_robust(amqp_url)
     publisher = Publisher(connection, names)
     envelopes = [
-        make_envelope("subscription.created", _subscription(account_id), account_id=account_id)
-        for _ in range(DELIVERIES)
+        make_envelope("subscription.created", _subscription(account), account_id=account)
+        for account in (accounts[i % len(accounts)] for i in range(DELIVERIES))
     ]
     receiver.count = 0
     receiver.arrivals.clear()
@@ -214,10 +290,11 @@ async def _throughput(
     receiver.done.clear()
     service = stack.processes["webhook"].process
     assert service is not None
-    profiler = _profile(service.pid)
+    profiler = _profile(service.pid, f"{len(accounts)}ep")
     run = Run()
+    load = os.getloadavg()[0]
     async with database:
-        with CpuMeter([service.pid]) as meter:
+        with CpuMeter([service.pid]) as meter, CpuMeter([receiver.pid]) as receiving:
             local = time.process_time()
             started = time.perf_counter()
             for i in range(0, len(envelopes), 200):
@@ -227,12 +304,16 @@ async def _throughput(
                 await asyncio.wait_for(receiver.done.wait(), DURATION)
             run.count, run.seconds = receiver.count, time.perf_counter() - started
             run.local_cpu = time.process_time() - local
-    run.service_cpu, run.database_cpu = meter.seconds, database.seconds
+    run.service_cpu, run.database_cpu, run.receiver_cpu = meter.seconds, database.seconds, receiving.seconds
+    run.load = (load + os.getloadavg()[0]) / 2
     if profiler is not None:
         profiler.wait()
     await publisher.close()
     await connection.close()
-    body = json.dumps({"eventId": str(uuid.uuid4()), "eventType": "Subscribe", "eventDetails": {}}).encode()
+    # The exact body the webhook sent for the first event (the receiver parses it the same way).
+    first = services.incoming_event(envelopes[0])
+    assert first is not None
+    body = first.body()
     receiver.expect = 0
     reference = await _raw_http_rate(receiver, body, DELIVERIES)
     return run, reference
@@ -281,11 +362,11 @@ async def _latency(
 async def _run() -> str:
     with server_urls() as (server_db, amqp_url):
         name = random_name("kalends_bench_webhook")
-        await create_database(server_db, name)
+        database_url = await create_database(server_db, name)
         names = Names(random_name("bench") + ".")
         stack = Stack(
             {
-                "KALENDS_DATABASE_URL": with_database(server_db, name),
+                "KALENDS_DATABASE_URL": database_url,
                 "KALENDS_AMQP_URL": amqp_url,
                 "KALENDS_AMQP_PREFIX": names.prefix,
                 "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
@@ -295,6 +376,7 @@ async def _run() -> str:
         )
         receiver = FastReceiver()
         await receiver.start()
+        runs: list[tuple[int, Run, Run]] = []
         try:
             await stack.start("auth")
             await stack.start("ingest")
@@ -315,8 +397,15 @@ async def _run() -> str:
                 ) as r:
                     assert r.status == 201, await r.text()
                 webhook_ms, broker_ms = await _latency(stack, names, amqp_url, receiver, merchant, session, calendar)
-                database = DatabaseCpu(server_db, name)
-                run, reference = await _throughput(stack, names, amqp_url, receiver, merchant, database)
+                made = 1
+                for n in ENDPOINTS:
+                    if n > made:  # endpoints of earlier runs stay: each run uses the first n accounts
+                        await _endpoints(stack, database_url, merchant, receiver, n - made + 1)
+                        made = n
+                    accounts = await _accounts(database_url, n)
+                    database = DatabaseCpu(server_db, name)
+                    run, reference = await _throughput(stack, names, amqp_url, receiver, accounts, database)
+                    runs.append((n, run, reference))
         finally:
             stack.stop_all()
             await receiver.stop()
@@ -324,15 +413,25 @@ async def _run() -> str:
             # The services' quorum queues under this run's prefix would otherwise stay on the broker.
             await delete_prefixed(amqp_url, {names.prefix})
     rows = [
-        "| measure | webhook service (1 worker process) | reference |",
+        "| measure | webhook service (1 worker process) | reference: plain aiohttp POSTs, same receiver |",
         "|---|---|---|",
-        f"| deliveries per second, {run.count}/{DELIVERIES} events in {run.seconds:.1f} s, fast local receiver"
-        f" | {run.rate:,.0f} /s | {reference.rate:,.0f} /s (plain aiohttp POSTs, {CONCURRENCY} concurrent)"
-        f" = {run.rate / reference.rate:.1%} |",
-        f"| CPU ms per delivery, webhook process | {run.ms(run.service_cpu):.2f} ms | - |",
-        f"| CPU ms per delivery, PostgreSQL backends | {run.ms(run.database_cpu):.2f} ms | - |",
-        f"| CPU ms per delivery, bench process (receiver + AMQP driver / receiver + client) |"
-        f" {run.ms(run.local_cpu):.2f} ms | {reference.ms(reference.local_cpu):.2f} ms |",
+    ]
+    for n, run, reference in runs:
+        rows += [
+            f"| **{n} merchant endpoint(s)**: deliveries per second, {run.count}/{DELIVERIES} events in"
+            f" {run.seconds:.1f} s (load average {run.load:.1f})"
+            f" | {run.rate:,.0f} /s | {reference.rate:,.0f} /s ({CONCURRENCY} concurrent, load average"
+            f" {reference.load:.1f}) = {run.rate / reference.rate:.1%} |",
+            f"| CPU ms per delivery, webhook process | {run.ms(run.service_cpu):.3f} ms | - |",
+            f"| CPU ms per delivery, PostgreSQL backends | {run.ms(run.database_cpu):.3f} ms | - |",
+            f"| CPU ms per delivery, receiver process{' (taskset ' + RECEIVER_CPUS + ')' if RECEIVER_CPUS else ''}"
+            f" | {run.ms(run.receiver_cpu):.3f} ms | {reference.ms(reference.receiver_cpu):.3f} ms |",
+            f"| CPU ms per delivery, bench process (AMQP publisher / reference client) |"
+            f" {run.ms(run.local_cpu):.3f} ms | {reference.ms(reference.local_cpu):.3f} ms |",
+            f"| CPU ms per delivery, sender side (webhook + PostgreSQL / reference client) |"
+            f" {run.ms(run.service_cpu + run.database_cpu):.3f} ms | {reference.ms(reference.local_cpu):.3f} ms |",
+        ]
+    rows += [
         f"| first-attempt latency p50 (ingest answered -> receiver has it), n={LATENCY_SAMPLES} |"
         f" {statistics.median(webhook_ms):.1f} ms | {statistics.median(broker_ms):.1f} ms (bare AMQP consumer) |",
         f"| first-attempt latency p99 | {_pct(webhook_ms, 0.99):.1f} ms | {_pct(broker_ms, 0.99):.1f} ms |",
@@ -340,8 +439,19 @@ async def _run() -> str:
     return "\n".join(rows)
 
 
+async def _accounts(database_url: str, n: int) -> list[uuid.UUID]:
+    """The accounts of the first n endpoints, oldest first (the API-made one is the oldest)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(f"SELECT account_id FROM {repo.SCHEMA}.endpoints ORDER BY created_at, id LIMIT $1", n)
+    finally:
+        await conn.close()
+    return [r["account_id"] for r in rows]
+
+
 def main() -> str:
-    return asyncio.run(_run())
+    # uvloop, as the services run: the reference client and the AMQP driver get the same event loop.
+    return uvloop.run(_run())
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             settings.platform.database_url,
             min_size=1,
             max_size=2,
+            # Claims and records keep no session state: no reset round trip per acquire.
+            reset_session=False,
             server_settings={"plan_cache_mode": "force_custom_plan"},
         )
         dispatcher = Dispatcher(
@@ -121,7 +123,9 @@ def create_app(settings: WebhookSettings, role: str = "all") -> web.Application:
     verifier = JwksVerifier(settings.platform.auth_url) if serves_api else None
     app = create_base_app("webhook", verifier=verifier)
     app[SETTINGS] = settings
-    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS))
+    # No session state is kept on a pooled connection (transaction-scoped advisory locks only; the
+    # outbox relay removes its listener), so no reset round trip per acquire (shared/db.py).
+    app.cleanup_ctx.append(lifecycle.database(settings.platform, SCHEMA, MIGRATIONS, reset_session=False))
     app.cleanup_ctx.append(secrets_at_rest(settings))
     app.cleanup_ctx.append(lifecycle.broker(settings.platform))
     if role in ("worker", "all"):

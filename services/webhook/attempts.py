@@ -59,7 +59,7 @@ def signed_headers(claimed: repo.ClaimedAttempt, timestamp: int) -> dict[str, st
 
 async def claim_batch(
     pool: asyncpg.Pool,
-    box: SecretBox,
+    box: SecretBox | batches.OpenSecrets,
     *,
     limit: int,
     endpoint_limit: int,

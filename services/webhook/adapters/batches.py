@@ -10,6 +10,7 @@ holds it.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,38 @@ from shared.crypto import SecretBox
 
 # The most one claim takes.
 CLAIM_MAX = 128
+
+
+class OpenSecrets:
+    """Signing secrets in the clear, by their stored ciphertext: each decrypted once per worker, not
+    once per claimed attempt (a Fernet decryption costs about as much as the rest of a claimed row).
+
+    Keyed by the ciphertext itself, so a rotated secret or a re-encrypted one (a new key first in
+    KALENDS_ENCRYPTION_KEYS) is a new entry and is decrypted again: the cache can never hand out a
+    secret the row no longer holds. The keys themselves only change with a restart. At most `size`
+    entries, least recently used dropped first.
+    """
+
+    def __init__(self, box: SecretBox, size: int = 4096) -> None:
+        self.box = box
+        self._size = size
+        self._plain: OrderedDict[str, str] = OrderedDict()
+
+    def open(self, encrypted: str | None, plaintext: str | None) -> str | None:
+        """As repository.open_secret: decrypted, or a row's plaintext not yet converted."""
+        if encrypted is None:
+            return plaintext
+        value = self._plain.get(encrypted)
+        if value is None:
+            value = open_secret(self.box, encrypted, None)
+            assert value is not None
+            self._plain[encrypted] = value
+            if len(self._plain) > self._size:
+                self._plain.popitem(last=False)
+        else:
+            self._plain.move_to_end(encrypted)
+        return value
+
 
 # One statement (one round trip, one commit) claims a batch. Run it with plan_cache_mode =
 # force_custom_plan (the dispatcher's pool does): PostgreSQL's generic plan for it, which a prepared
@@ -92,7 +125,7 @@ ORDER BY l.endpoint_id, l.now
 
 async def claim_due(
     conn: asyncpg.Connection,
-    box: SecretBox,
+    box: SecretBox | OpenSecrets,
     *,
     limit: int,
     endpoint_limit: int,
@@ -113,16 +146,17 @@ async def claim_due(
         lease_seconds,
         ORPHANED_ATTEMPT,
     )
-    return [_claimed(box, row) for row in rows]
+    secrets = box if isinstance(box, OpenSecrets) else OpenSecrets(box)
+    return [_claimed(secrets, row) for row in rows]
 
 
-def _claimed(box: SecretBox, row: asyncpg.Record) -> ClaimedAttempt:
+def _claimed(secrets: OpenSecrets, row: asyncpg.Record) -> ClaimedAttempt:
     now: datetime = row["now"]
-    current = open_secret(box, row["secret_encrypted"], row["secret"])
-    previous = open_secret(box, row["previous_secret_encrypted"], row["previous_secret"])
-    secrets = [current] if current else []
+    current = secrets.open(row["secret_encrypted"], row["secret"])
+    previous = secrets.open(row["previous_secret_encrypted"], row["previous_secret"])
+    signing = [current] if current else []
     if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
-        secrets.append(previous)
+        signing.append(previous)
     return ClaimedAttempt(
         attempt_id=row["attempt_id"],
         delivery_id=row["id"],
@@ -132,7 +166,7 @@ def _claimed(box: SecretBox, row: asyncpg.Record) -> ClaimedAttempt:
         number=row["attempts_made"] + 1,
         manual=row["manual"],
         url=row["url"],
-        signing_secrets=secrets,
+        signing_secrets=signing,
         body=bytes(row["body"]),
         first_attempt_at=row["first_attempt_at"] or now,
     )

@@ -27,7 +27,7 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from services.webhook import attempts
-from services.webhook.adapters.batches import CLAIM_MAX
+from services.webhook.adapters.batches import CLAIM_MAX, OpenSecrets
 from services.webhook.adapters.repository import ClaimedAttempt
 from services.webhook.adapters.sender import WebhookSender
 from services.webhook.messaging.timers import TimerPublisher
@@ -71,7 +71,7 @@ class Dispatcher:
         box: SecretBox,
         poll_interval: float = 1.0,
     ) -> None:
-        self._box = box
+        self._secrets = OpenSecrets(box)  # decrypted once per worker, not per claimed attempt
         self._connection = connection
         self._pool = pool
         self._names = names
@@ -166,7 +166,7 @@ class Dispatcher:
             try:
                 claimed = await attempts.claim_batch(
                     self._pool,
-                    self._box,
+                    self._secrets,
                     limit=free,
                     endpoint_limit=self._endpoint_concurrency * 2,
                     active=self._active,
