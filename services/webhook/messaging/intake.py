@@ -9,6 +9,11 @@ and is acked without effect). Anything else, and every message of a batch the da
 goes through the shared consumer's one-message path, with its poison, retry and dead-letter rules:
 so one bad message costs its batch one retry, never a lost or duplicated effect.
 
+Acks: a batch's messages are acked with one `basic.ack multiple` up to the highest delivery tag
+below which every message of the channel still unsettled is in the batch (usually the whole
+batch), the rest one by one. A message still in hand elsewhere (the one-message path, a later batch)
+is never covered: the multiple ack stops below it.
+
 Written here rather than in shared/ because the batch needs the handler's own statements for many
 messages at once (services.make_deliveries_for); other services keep one message per transaction.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -61,7 +66,11 @@ class DeliveryIntake(IdempotentConsumer):
         self._waiting: list[_Waiting] = []
         self._arrived = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        # Delivery tags received and not yet acked, nacked or rejected, per channel (tags count
+        # from 1 again on a channel the robust connection reopens).
+        self._unsettled: dict[object, set[int]] = {}
         self.batches = 0
+        self.acks_sent = 0
 
     async def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop(), name="webhook-intake")
@@ -75,6 +84,25 @@ class DeliveryIntake(IdempotentConsumer):
                 await self._writer
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        channel, tag = message.channel, message.delivery_tag
+        if tag is not None:
+            self._unsettled.setdefault(channel, set()).add(tag)
+        try:
+            await self._take(message)
+        finally:
+            # Only once the broker was told (acked, nacked, rejected): a message cut short (a stop
+            # cancelling it) stays outstanding, so no later multiple ack may cover it.
+            if tag is not None and message.processed:
+                self._settled(channel, [tag])
+
+    def _settled(self, channel: object, tags: Iterable[int]) -> None:
+        unsettled = self._unsettled.get(channel)
+        if unsettled is not None:
+            unsettled.difference_update(tags)
+            if not unsettled:
+                del self._unsettled[channel]
+
+    async def _take(self, message: AbstractIncomingMessage) -> None:
         event = _event_of(message)
         if event is None:
             await super()._on_message(message)  # not a webhook event, or not parseable: one at a time
@@ -116,10 +144,29 @@ class DeliveryIntake(IdempotentConsumer):
         log.info("intake.applied", messages=len(batch), new=fresh, deliveries=deliveries)
         if deliveries:
             self._on_deliveries()
-        await asyncio.gather(*(w.message.ack() for w in batch), return_exceptions=True)
+        await self._ack([w.message for w in batch])
         self.processed += len(batch)
         self.applied += fresh
         self.duplicates += len(batch) - fresh
+
+    async def _ack(self, messages: list[AbstractIncomingMessage]) -> None:
+        """Ack committed messages: per channel, one multiple ack for the run of unsettled tags the
+        batch starts with, single acks for the rest."""
+        by_channel: dict[object, dict[int, AbstractIncomingMessage]] = {}
+        for message in messages:
+            if message.delivery_tag is not None:
+                by_channel.setdefault(message.channel, {})[message.delivery_tag] = message
+        for channel, tagged in by_channel.items():
+            cover, singles = plan_acks(self._unsettled.get(channel, set()), tagged)
+            self._settled(channel, tagged)
+            acks = [tagged[cover].ack(multiple=True)] if cover is not None else []
+            acks += [tagged[tag].ack() for tag in singles]
+            self.acks_sent += len(acks)
+            # An ack that cannot go out (the channel closed under it) leaves the message to be
+            # redelivered, where its recorded id makes it a duplicate: nothing to do here.
+            for result in await asyncio.gather(*acks, return_exceptions=True):
+                if isinstance(result, Exception):
+                    log.warning("intake.ack_failed", error=repr(result)[:300])
 
     async def _one(self, message: AbstractIncomingMessage) -> None:
         async with self._slots:
@@ -148,6 +195,22 @@ async def _record_processed(conn: asyncpg.Connection, consumer: str, message_ids
         message_ids,
     )
     return {r["message_id"] for r in rows}
+
+
+def plan_acks(unsettled: set[int], batch: Iterable[int]) -> tuple[int | None, list[int]]:
+    """How to ack `batch` (delivery tags of one channel, all committed) when `unsettled` are the
+    channel's tags not yet acked, nacked or rejected: (the tag to ack with `multiple`, which covers
+    every outstanding tag up to it, or None; the tags to ack one by one). The multiple ack covers the
+    longest run of the lowest outstanding tags that are all in the batch, and only when that run
+    holds more than one tag."""
+    committed = set(batch)
+    run: list[int] = []
+    for tag in sorted(unsettled | committed):
+        if tag not in committed:
+            break  # still in hand elsewhere: a multiple ack must stop below it
+        run.append(tag)
+    cover = run[-1] if len(run) > 1 else None
+    return cover, sorted(t for t in committed if cover is None or t > cover)
 
 
 def _event_of(message: AbstractIncomingMessage) -> services.IncomingEvent | None:

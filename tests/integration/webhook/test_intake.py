@@ -42,6 +42,7 @@ async def test_messages_arriving_together_are_applied_in_batches_each_once_dupli
     counted = intake(worker)
     assert (counted.applied, counted.duplicates, counted.processed) == (60, 6, 66)
     assert 1 <= counted.batches < 66  # messages shared transactions
+    assert counted.acks_sent < counted.processed  # and acks: one multiple ack covers a batch
 
 
 async def test_a_batch_the_database_refuses_is_applied_message_by_message_leaving_out_only_the_bad_one(
