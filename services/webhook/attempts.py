@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -110,48 +111,66 @@ async def record_batch(
 async def _record_many(
     pool: asyncpg.Pool, schedule: Sequence[float], sent: Sequence[SentAttempt]
 ) -> list[tuple[str, int | None]]:
-    results: list[tuple[str, int | None]] = []
-    settlements: list[batches.Settlement] = []
-    async with pool.acquire() as conn, conn.transaction():
-        current = await batches.lock_deliveries(conn, [s.claimed.delivery_id for s in sent])
-        finished_at = await batches.finish_attempts(
-            conn,
-            [
-                batches.FinishedAttempt(
-                    attempt_id=s.claimed.attempt_id,
-                    delivery_id=s.claimed.delivery_id,
-                    duration_ms=s.outcome.duration_ms,
-                    status_code=s.outcome.status_code,
-                    error=s.outcome.error,
-                    response_body=s.outcome.response_body,
-                    succeeded=s.outcome.succeeded,
-                )
-                for s in sent
-            ],
+    """A batch in one statement when every attempt succeeded (batches.finish_and_settle_successes);
+    with failures among them, one transaction that also locks the failed ones' deliveries first (in
+    id order, as a claim does) and schedules their next attempts."""
+    finished = [
+        batches.FinishedAttempt(
+            attempt_id=s.claimed.attempt_id,
+            delivery_id=s.claimed.delivery_id,
+            duration_ms=s.outcome.duration_ms,
+            status_code=s.outcome.status_code,
+            error=s.outcome.error,
+            response_body=s.outcome.response_body,
+            succeeded=s.outcome.succeeded,
         )
-        for s in sent:
-            claimed, outcome = s.claimed, s.outcome
-            row = current.get(claimed.delivery_id)
-            if row is None or row["status"] != "pending" or row["attempts_made"] != claimed.number:
-                results.append(("superseded", None))  # another worker took over after our lease ran out
-                continue
-            if outcome.succeeded:
-                settlements.append(batches.Settlement(claimed.delivery_id, "succeeded"))
-                results.append(("succeeded", None))
-                continue
-            following = (
-                None
-                if claimed.manual
-                else next_attempt(schedule, claimed.first_attempt_at, claimed.number, finished_at[claimed.attempt_id])
-            )
-            if following is None:
-                settlements.append(batches.Settlement(claimed.delivery_id, "failed"))
-                results.append(("failed", None))
-            else:
-                settlements.append(batches.Settlement(claimed.delivery_id, "pending", following.due_at))
-                results.append(("pending", following.step))
-        await batches.settle_deliveries(conn, settlements)
+        for s in sent
+    ]
+    numbers = [s.claimed.number for s in sent]
+    failed = [s for s in sent if not s.outcome.succeeded]
+    async with pool.acquire() as conn:
+        if not failed:
+            stored = await batches.finish_and_settle_successes(conn, finished, numbers)
+            return [_success(stored, s) for s in sent]
+        async with conn.transaction():
+            current = await batches.lock_deliveries(conn, [s.claimed.delivery_id for s in failed])
+            stored = await batches.finish_and_settle_successes(conn, finished, numbers)
+            results: list[tuple[str, int | None]] = []
+            settlements: list[batches.Settlement] = []
+            for s in sent:
+                claimed = s.claimed
+                if s.outcome.succeeded:
+                    results.append(_success(stored, s))
+                    continue
+                row = current.get(claimed.delivery_id)
+                finished_at = stored.get(claimed.attempt_id, (None, False))[0]
+                if (
+                    row is None
+                    or finished_at is None
+                    or row["status"] != "pending"
+                    or row["attempts_made"] != claimed.number
+                ):
+                    results.append(("superseded", None))  # another worker took over after our lease ran out
+                    continue
+                following = (
+                    None
+                    if claimed.manual
+                    else next_attempt(schedule, claimed.first_attempt_at, claimed.number, finished_at)
+                )
+                if following is None:
+                    settlements.append(batches.Settlement(claimed.delivery_id, "failed"))
+                    results.append(("failed", None))
+                else:
+                    settlements.append(batches.Settlement(claimed.delivery_id, "pending", following.due_at))
+                    results.append(("pending", following.step))
+            await batches.settle_deliveries(conn, settlements)
     return results
+
+
+def _success(stored: dict[uuid.UUID, tuple[datetime | None, bool]], sent: SentAttempt) -> tuple[str, int | None]:
+    """A successful attempt's result: its delivery ended as succeeded, or another worker holds it."""
+    won = stored.get(sent.claimed.attempt_id, (None, False))[1]
+    return ("succeeded", None) if won else ("superseded", None)
 
 
 async def _record(

@@ -197,6 +197,55 @@ async def lock_deliveries(
     return {r["id"]: r for r in rows}
 
 
+# Outcomes stored and successes settled in one statement: each attempt row gets its outcome; a
+# delivery whose attempt succeeded ends as succeeded if this worker still holds it (still pending,
+# at this attempt's number: the condition is checked on the row as it is when updated, so a worker
+# that took over after our lease ran out wins). `won` says which did. A delivery is locked by the
+# update itself, no SELECT ... FOR UPDATE before it. Failures are settled by the caller (their next
+# attempt is timed from `finished_at`).
+_FINISH = f"""
+WITH f AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::uuid[], $3::int[], $4::float8[], $5::int[], $6::text[], $7::bytea[], $8::bool[]
+    )
+        AS f(id, delivery_id, number, duration_ms, status_code, error, response_body, succeeded)
+), finished AS (
+    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), duration_ms = f.duration_ms,
+        status_code = f.status_code, error = f.error, response_body = f.response_body, succeeded = f.succeeded
+    FROM f WHERE a.id = f.id
+    RETURNING a.id, a.finished_at
+), won AS (
+    UPDATE {SCHEMA}.deliveries d SET status = 'succeeded', next_attempt_at = NULL, lease_until = NULL,
+        swept_at = NULL, manual = false, failure_reason = NULL, completed_at = now(), updated_at = now()
+    FROM f WHERE d.id = f.delivery_id AND f.succeeded AND d.status = 'pending' AND d.attempts_made = f.number
+    RETURNING f.id
+)
+SELECT f.id, finished.finished_at, won.id IS NOT NULL AS won
+FROM f LEFT JOIN finished ON finished.id = f.id LEFT JOIN won ON won.id = f.id
+"""
+
+
+async def finish_and_settle_successes(
+    conn: asyncpg.Connection, finished: Sequence[FinishedAttempt], numbers: Sequence[int]
+) -> dict[uuid.UUID, tuple[datetime | None, bool]]:
+    """Store the outcomes (as finish_attempts) and end as succeeded the deliveries whose attempt
+    succeeded and which this worker still holds (`numbers`: each attempt's number), in one
+    statement; returns, per attempt, its finishing time by the database's clock and whether its
+    delivery ended as succeeded here."""
+    rows = await conn.fetch(
+        _FINISH,
+        [f.attempt_id for f in finished],
+        [f.delivery_id for f in finished],
+        list(numbers),
+        [f.duration_ms for f in finished],
+        [f.status_code for f in finished],
+        [f.error.replace("\x00", "") if f.error is not None else None for f in finished],
+        [f.response_body for f in finished],
+        [f.succeeded for f in finished],
+    )
+    return {r["id"]: (r["finished_at"], r["won"]) for r in rows}
+
+
 async def finish_attempts(conn: asyncpg.Connection, finished: Sequence[FinishedAttempt]) -> dict[uuid.UUID, datetime]:
     """Store the outcomes (error text without NULs, bodies as the bytes they were); returns each
     attempt's finishing time by the database's clock."""

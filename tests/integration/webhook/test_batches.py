@@ -191,3 +191,28 @@ async def test_one_batch_records_a_success_a_retry_a_final_failure_and_a_superse
     assert rows[superseded.delivery_id]["status"] == "pending"  # left to the worker that holds it
     assert len(stored) == 4 and all(r["response_body"] == b"\x00\xff" for r in stored)
     assert {r["error"] for r in stored} == {None, "HTTP 503"}
+
+
+async def test_a_batch_of_successes_is_recorded_in_one_statement_leaving_a_taken_over_delivery_to_its_holder(
+    pool: asyncpg.Pool,
+) -> None:
+    account = uuid.uuid4()
+    hook = await endpoint(pool, account)
+    made = await due_deliveries(pool, account, hook.id, 3)
+    claimed = {c.delivery_id: c for c in await claim(pool, 10)}
+    first, second, taken = (claimed[d] for d in made)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE webhook.deliveries SET attempts_made = 2 WHERE id = $1", taken.delivery_id)
+    ok = AttemptOutcome(succeeded=True, duration_ms=2.0, status_code=204, response_body=b"")
+    sent = [attempts.SentAttempt(c, ok) for c in (first, second, taken)]
+
+    results = await attempts.record_batch(pool, SCHEDULE, sent, LEASE)
+
+    assert results == [("succeeded", None), ("succeeded", None), ("superseded", None)]
+    async with pool.acquire() as conn:
+        rows = {r["id"]: r for r in await conn.fetch("SELECT id, status, lease_until FROM webhook.deliveries")}
+        stored = await conn.fetch("SELECT finished_at, succeeded, status_code FROM webhook.delivery_attempts")
+    assert [rows[d]["status"] for d in made] == ["succeeded", "succeeded", "pending"]
+    assert rows[first.delivery_id]["lease_until"] is None
+    assert rows[taken.delivery_id]["lease_until"] is not None  # still the other worker's
+    assert len(stored) == 3 and all(r["finished_at"] and r["succeeded"] and r["status_code"] == 204 for r in stored)
