@@ -430,6 +430,12 @@ async def _run() -> str:
             f" {run.ms(run.local_cpu):.3f} ms | {reference.ms(reference.local_cpu):.3f} ms |",
             f"| CPU ms per delivery, sender side (webhook + PostgreSQL / reference client) |"
             f" {run.ms(run.service_cpu + run.database_cpu):.3f} ms | {reference.ms(reference.local_cpu):.3f} ms |",
+            # The receiver does the same work per request in both runs: its CPU per request says how
+            # slow the machine was then, so these ratios compare runs made under different loads.
+            f"| the same in receiver requests (sender-side CPU / the receiver's CPU per request) |"
+            f" {_per_receiver(run.service_cpu + run.database_cpu, run):.2f}"
+            f" (webhook {_per_receiver(run.service_cpu, run):.2f}, PostgreSQL {_per_receiver(run.database_cpu, run):.2f})"
+            f" | {_per_receiver(reference.local_cpu, reference):.2f} |",
         ]
     rows += [
         f"| first-attempt latency p50 (ingest answered -> receiver has it), n={LATENCY_SAMPLES} |"
@@ -437,6 +443,10 @@ async def _run() -> str:
         f"| first-attempt latency p99 | {_pct(webhook_ms, 0.99):.1f} ms | {_pct(broker_ms, 0.99):.1f} ms |",
     ]
     return "\n".join(rows)
+
+
+def _per_receiver(seconds: float, run: Run) -> float:
+    return seconds / run.receiver_cpu if run.receiver_cpu else 0.0
 
 
 async def _accounts(database_url: str, n: int) -> list[uuid.UUID]:
