@@ -434,7 +434,8 @@ async def _run() -> str:
             # slow the machine was then, so these ratios compare runs made under different loads.
             f"| the same in receiver requests (sender-side CPU / the receiver's CPU per request) |"
             f" {_per_receiver(run.service_cpu + run.database_cpu, run):.2f}"
-            f" (webhook {_per_receiver(run.service_cpu, run):.2f}, PostgreSQL {_per_receiver(run.database_cpu, run):.2f})"
+            f" (webhook {_per_receiver(run.service_cpu, run):.2f},"
+            f" PostgreSQL {_per_receiver(run.database_cpu, run):.2f})"
             f" | {_per_receiver(reference.local_cpu, reference):.2f} |",
         ]
     rows += [
