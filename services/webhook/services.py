@@ -229,6 +229,14 @@ def incoming_event(envelope: Envelope) -> IncomingEvent | None:
     return IncomingEvent(envelope, message.account_id, event_type, message)
 
 
+def incoming_event_of(body: bytes) -> IncomingEvent | None:
+    """The webhook event a message's bytes become, or None for a message that becomes none; raises
+    (pydantic's ValidationError) on a malformed one. As `incoming_event(parse_envelope(body))` with
+    the data validated once instead of twice (parse_envelope validates it and drops the result)."""
+    envelope = Envelope.model_validate_json(body)
+    return incoming_event(envelope)
+
+
 def subscription_handler(on_deliveries: Callable[[], None] | None = None) -> Handler:
     """The consumer's handler (runs in the consumer's transaction): a subscription or reply message
     becomes one event and a delivery to every enabled endpoint of the account that wants its type;

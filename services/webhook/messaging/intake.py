@@ -34,7 +34,6 @@ from services.webhook.adapters.repository import SCHEMA
 from shared.amqp import Names
 from shared.consumer import Handler, IdempotentConsumer, QueueSpec
 from shared.logging import get_logger
-from shared.messages import parse_envelope
 
 log = get_logger(__name__)
 
@@ -215,6 +214,6 @@ def plan_acks(unsettled: set[int], batch: Iterable[int]) -> tuple[int | None, li
 
 def _event_of(message: AbstractIncomingMessage) -> services.IncomingEvent | None:
     try:
-        return services.incoming_event(parse_envelope(message.body))
+        return services.incoming_event_of(message.body)
     except Exception:
         return None  # the one-message path says why (poison, bad data) and dead-letters it
