@@ -19,7 +19,7 @@ from typing import Any
 import pydantic_core
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
@@ -33,6 +33,7 @@ from shared.errors import (
     Unauthorized,
 )
 from shared.logging import get_logger
+from shared.metrics import exposition
 from shared.openapi import openapi_document
 from shared.proxies import TrustedProxies
 from shared.tokens import AccessClaims, InvalidToken, JwksVerifier, KeySetUnavailable
@@ -371,7 +372,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 @public
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[REGISTRY])
+    body = exposition(request.app[REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
