@@ -128,7 +128,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kalends.migrate.{schema}")
     try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+        # exists, which a per-service role owning its schema has not (scripts/db_roles.py).
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
