@@ -159,3 +159,10 @@ def test_network_policies_open_feed_to_the_internet_other_apis_to_the_gateway_an
     kalends = [s for s in services if s.get("matchLabels") == {"app.kubernetes.io/part-of": "kalends"}]
     assert kalends and kalends[0]["matchExpressions"][0]["values"] == ["api", "worker", "db-roles"]
     assert not any("ipBlock" in peer or peer == {} for peer in database), database
+
+
+def test_the_roles_job_applies_exactly_what_scripts_db_roles_prints() -> None:
+    from scripts.db_roles import render
+
+    config = next(doc for doc in of_kind("ConfigMap") if doc["metadata"]["name"] == "kalends-db-roles")
+    assert config["data"]["roles.sql"] == render(), "regenerate deploy/k8s/35-db-roles.yaml from scripts/db_roles.py"
