@@ -107,7 +107,10 @@ def unknown(names: set[str]) -> set[str]:
 
 
 def test_the_metric_name_reader_finds_series_and_skips_the_rest() -> None:
-    expr = 'histogram_quantile(0.99, sum by (le, route) (rate(feed_http_request_duration_seconds_bucket{route=~"a.b"}[5m]))) > 0.1 and on() up'
+    expr = (
+        "histogram_quantile(0.99, sum by (le, route) "
+        '(rate(feed_http_request_duration_seconds_bucket{route=~"a.b"}[5m]))) > 0.1 and on() up'
+    )
     assert metric_names(expr) == {"feed_http_request_duration_seconds_bucket", "up"}
     assert unknown({"feed_http_requests_total", "webhook_attempts_total", "outbox_backlog", "no_such_metric"}) == {
         "no_such_metric"
