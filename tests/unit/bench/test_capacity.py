@@ -88,7 +88,7 @@ def test_a_full_body_costs_linearly_in_its_events_between_the_measured_sizes(fig
 def test_polls_follow_subscribers_over_the_interval_and_changes_decide_how_many_get_a_body(figures: dict) -> None:
     quiet = Workload(merchants=10, subscribers=3600, poll_hours=1, event_changes_per_hour=0, webhooks_per_hour=0)
     est = estimate(quiet, figures)
-    feed = [line for line in est.lines if line.role == "feed-api"][0]
+    feed = next(line for line in est.lines if line.role == "feed-api")
     assert feed.rate == pytest.approx(1.0)  # 3,600 subscribers once an hour
     assert est.full_share == 0 and feed.ms == pytest.approx(0.030)  # nothing changed: every poll a 304
     busy = replace_changes(quiet, 10)  # one change per calendar per hour
