@@ -46,6 +46,7 @@ ASSUMED = {
     "db_write": Figure(0.3, "PostgreSQL CPU per ingest transaction with outbox row (not benchmarked)", True),
     "db_feed_miss": Figure(0.1, "PostgreSQL CPU per feed subscription read by index (feed-plans.txt: < 1 ms)", True),
     "feed_projection": Figure(2.0, "feed consumer CPU per event change: render + sections (not benchmarked)", True),
+    "ingest_event_change": Figure(0.8, "ingest CPU per event PATCH, taken as a subscribe's (not benchmarked)", True),
 }
 
 
@@ -108,7 +109,16 @@ def load_figures(results: Path = RESULTS) -> dict[str, Figure]:
     figures["db_webhook_delivery"] = Figure(
         _number(_row(webhook, "CPU ms per delivery, PostgreSQL")[1]), "webhook.md: PostgreSQL per delivery"
     )
-    return {**figures, **ASSUMED}
+    figures = {**ASSUMED, **figures}
+    check = results / "capacity_check.md"
+    # Per-change figures measured by bench/capacity_check.py, when it has run: they replace the assumptions.
+    checked = _table_rows(check.read_text(encoding="utf-8")) if check.exists() else []
+    for key, row in (("feed_projection", "feed CPU ms per event change"), ("ingest_event_change", "ingest CPU ms")):
+        try:
+            figures[key] = Figure(_number(_row(checked, row)[1]), f"capacity_check.md: {row}")
+        except LookupError:
+            pass
+    return figures
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,8 @@ def estimate(workload: Workload, figures: dict[str, Figure]) -> Estimate:
         Line("feed-api", polls, poll_ms, ["feed.md", "feed_memory.md"] if many else ["feed.md"]),
         Line("feed-api", polls * miss_share, extra_miss_ms, ["feed_memory.md: first polls"]),
         Line("feed-worker", w.event_changes_per_hour / 3600, figures["feed_projection"].ms, ["ASSUMED"]),
-        Line("ingest", writes, figures["ingest_write"].ms, ["ingest.md"]),
+        Line("ingest", w.event_changes_per_hour / 3600, figures["ingest_event_change"].ms, ["capacity_check.md"]),
+        Line("ingest", w.webhooks_per_hour / 3600, figures["ingest_write"].ms, ["ingest.md"]),
         Line("auth", grants, figures["auth_grant"].ms, ["auth.md"]),
         Line("webhook-worker", deliveries, figures["webhook_delivery"].ms, ["webhook.md"]),
         Line("broker", writes, figures["broker_message"].ms * QUEUES_PER_MESSAGE, ["ASSUMED"]),

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.capacity import Workload, estimate, load_figures
+from bench.capacity import Figure, Workload, estimate, load_figures
 from bench.cputime import CpuMeter
 from bench.feed import _calendar_with_events, _call, _wait_feed
 from shared.testing import (
@@ -178,6 +178,22 @@ async def run() -> dict[str, Any]:
                         reference = await asyncio.to_thread(
                             _wrk_polls, stack.url("feed"), paths, REFERENCE_SECONDS, Path(workdir)
                         )
+                    # The second reference: event changes alone (no polls), each process's CPU per change.
+                    events_url = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}/{code}/events"
+                    alone = Measured()
+                    change_meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
+                    for meter in change_meters.values():
+                        meter.__enter__()
+                    change_started = time.monotonic()
+                    await _change(session, events_url, token, events, change_started + REFERENCE_SECONDS, alone)
+                    await asyncio.sleep(1.0)  # the last change's projection
+                    for meter in change_meters.values():
+                        meter.__exit__(None, None, None)
+                    change_elapsed = time.monotonic() - change_started
+                    per_change = {
+                        service: (meter.seconds - idle[service] * change_elapsed / 5.0) * 1000 / max(alone.changes, 1)
+                        for service, meter in change_meters.items()
+                    }
                     counts = Measured()
                     load1 = os.getloadavg()[0]
                     meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
@@ -185,7 +201,6 @@ async def run() -> dict[str, Any]:
                     stop = started + DURATION
                     for meter in meters.values():
                         meter.__enter__()
-                    events_url = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}/{code}/events"
                     polled, _ = await asyncio.gather(
                         asyncio.to_thread(_wrk_polls, stack.url("feed"), paths, DURATION, Path(workdir)),
                         _change(session, events_url, token, events, stop, counts),
@@ -210,16 +225,19 @@ async def run() -> dict[str, Any]:
         webhooks_per_hour=0,
         events_per_feed=EVENTS,
     )
+    # This machine, these minutes, against the minutes bench/results were taken in: a 304 here over
+    # the 304 of feed.md. The model's figures scaled by it are what it predicts for this machine now.
+    reference_ms = (reference_cpu.seconds - idle["feed"] * REFERENCE_SECONDS / 5.0) * 1000 / max(reference[0], 1)
+    machine = reference_ms / figures["feed_304"].ms
+    # The per-change figures no other benchmark has, measured above, in bench-machine terms.
+    figures["feed_projection"] = Figure(per_change["feed"] / machine, "capacity_check.md: feed CPU per change")
+    figures["ingest_event_change"] = Figure(per_change["ingest"] / machine, "capacity_check.md: ingest CPU per PATCH")
     est = estimate(workload, figures)
     measured = {service: meters[service].seconds - idle[service] * elapsed / 5.0 for service in meters}
     predicted = {
         "feed": (est.cores("feed-api") + est.cores("feed-worker")) * elapsed,
         "ingest": est.cores("ingest") * elapsed,
     }
-    # This machine, these minutes, against the minutes bench/results were taken in: a 304 here over
-    # the 304 of feed.md. The model's figures scaled by it are what it predicts for this machine now.
-    reference_ms = (reference_cpu.seconds - idle["feed"] * REFERENCE_SECONDS / 5.0) * 1000 / max(reference[0], 1)
-    machine = reference_ms / figures["feed_304"].ms
     return {
         "elapsed": elapsed,
         "counts": counts,
@@ -229,6 +247,8 @@ async def run() -> dict[str, Any]:
         "machine": machine,
         "reference_ms": reference_ms,
         "reference_polls": reference[0],
+        "per_change": per_change,
+        "reference_changes": alone.changes,
         "full_share_model": est.full_share,
         "interval": interval,
         "load": (load1, load2),
@@ -248,7 +268,13 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"Reference in the same minutes: {result['reference_polls']:,} revalidations (304) cost"
         f" {result['reference_ms']:.4f} CPU ms each, against 0.035 in bench/results/feed.md: this machine now"
-        f" is x{machine:.2f}.",
+        f" is x{machine:.2f}. {result['reference_changes']} event changes alone (no polls): feed"
+        f" {result['per_change']['feed']:.2f} CPU ms per change, ingest {result['per_change']['ingest']:.2f}.",
+        "",
+        "| figure for bench/capacity.py (bench-machine terms: divided by the machine factor) | value |",
+        "|---|---:|",
+        f"| feed CPU ms per event change | {result['per_change']['feed'] / machine:.3f} |",
+        f"| ingest CPU ms per event change | {result['per_change']['ingest'] / machine:.3f} |",
         "",
         "| process | idle CPU s (5 s) | measured CPU s (idle removed) | model CPU s | model / measured"
         " | model x machine | (model x machine) / measured |",
