@@ -41,7 +41,6 @@ class Figure:
 
 # Not measured by any benchmark yet: order-of-magnitude values, said so wherever they are used.
 ASSUMED = {
-    "relay_publish": Figure(0.13, "ingest-round2.md prose: 120-145 us per confirmed publish via aio-pika", True),
     "broker_message": Figure(0.1, "RabbitMQ CPU per message enqueued and delivered once (not benchmarked)", True),
     "db_write": Figure(0.3, "PostgreSQL CPU per ingest transaction with outbox row (not benchmarked)", True),
     "db_feed_miss": Figure(0.1, "PostgreSQL CPU per feed subscription read by index (feed-plans.txt: < 1 ms)", True),
