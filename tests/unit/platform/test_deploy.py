@@ -278,16 +278,18 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
 ) -> None:
     config = of_kind(manifests, "ConfigMap")["kalends-config"]["data"]
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert set(config) | set(secret) >= DEPLOY_ENV
     assert set(config) | set(secret) <= KNOWN_ENV
     assert config["KALENDS_HOST"] == "0.0.0.0"
-    assert config["KALENDS_AUTH_URL"].startswith("http://auth.")
+    # The JWKS over TLS, through the gateway (deploy/k8s/70-ingress.yaml).
+    assert config["KALENDS_AUTH_URL"].startswith("https://auth.")
     for deployment in of_kind(manifests, "Deployment").values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
         assert sources == {"kalends-config", "kalends-secrets"}
-        for extra in container.get("env", []):
-            assert extra["name"] in KNOWN_ENV
+        # Each Deployment adds its own database URL (its own role) and that role's password.
+        extras = {extra["name"] for extra in container.get("env", [])}
+        assert extras <= KNOWN_ENV | {"PGPASSWORD"}
+        assert set(config) | set(secret) | extras >= DEPLOY_ENV
 
 
 def test_each_api_has_a_service_on_its_contract_port(manifests: list[dict[str, Any]]) -> None:
@@ -313,7 +315,10 @@ def test_rabbitmq_is_a_three_node_cluster_and_postgresql_has_replicas(manifests:
     assert postgres["apiVersion"].startswith("postgresql.cnpg.io/")
     assert postgres["spec"]["instances"] >= 3
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert f"{postgres['metadata']['name']}-rw." in secret["KALENDS_DATABASE_URL"]
+    for deployment in of_kind(manifests, "Deployment").values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {extra["name"]: extra for extra in container["env"]}
+        assert f"{postgres['metadata']['name']}-rw." in env["KALENDS_DATABASE_URL"]["value"]
     assert f"{rabbit['metadata']['name']}." in secret["KALENDS_AMQP_URL"]
 
 
