@@ -21,7 +21,6 @@ from services.auth.authentication import authenticate as authenticate
 from services.auth.domain import errors
 from services.auth.domain.credentials import (
     ClientCredentials,
-    hash_api_key,
     hash_secret,
     new_api_key,
     new_client_id,
@@ -39,6 +38,7 @@ from services.auth.domain.tokens import (
 )
 from services.auth.keys import KeyStore
 from services.auth.settings import AuthSettings
+from shared.api_keys import api_key_hash
 from shared.logging import get_logger
 from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, make_envelope
 from shared.outbox import enqueue
@@ -133,7 +133,7 @@ async def set_account_disabled(pool: asyncpg.Pool, code: str, disabled: bool) ->
 async def create_api_key(pool: asyncpg.Pool, code: str) -> dict[str, str]:
     """A new API key; `api_key.created` (with the key's hash only) goes out through the outbox."""
     api_key = new_api_key()
-    key_hash = hash_api_key(api_key)
+    key_hash = api_key_hash(api_key)
     async with pool.acquire() as conn, conn.transaction():
         account = await _account(conn, code)
         key_id = uuid.uuid4()
@@ -148,7 +148,7 @@ async def create_api_key(pool: asyncpg.Pool, code: str) -> dict[str, str]:
 
 async def revoke_api_key(pool: asyncpg.Pool, api_key: str) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
-        row = await repo.revoke_api_key(conn, hash_api_key(api_key))
+        row = await repo.revoke_api_key(conn, api_key_hash(api_key))
         if row is None:
             raise AdminError("no active API key matches")
         event = ApiKeyRevoked(
