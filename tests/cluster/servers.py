@@ -107,14 +107,14 @@ class RabbitCluster:
         out = await via.ctl("eval", "rabbit_nodes:all_running().")
         return [part.strip(" '\n") for part in out.strip().strip("[]").split(",") if part.strip()]
 
-    async def quorum_members(self, queue: str, via: ClusterNode) -> list[str]:
-        """The nodes holding a replica of quorum queue `queue`."""
-        out = await via.ctl("list_queues", "name", "members", "--quiet", "--no-table-headers")
+    async def queues(self, via: ClusterNode) -> dict[str, tuple[str, list[str]]]:
+        """Every queue of the cluster: name -> (type, the nodes holding a replica of it)."""
+        out = await via.ctl("list_queues", "name", "type", "members", "--quiet", "--no-table-headers")
+        found = {}
         for line in out.splitlines():
-            name, _, members = line.partition("\t")
-            if name == queue:
-                return [m.strip(" '") for m in members.strip().strip("[]").split(",") if m.strip()]
-        raise LookupError(f"no queue {queue!r} on the cluster")
+            name, kind, members = ([*line.split("\t"), "", ""])[:3]
+            found[name] = (kind, [m.strip(" '") for m in members.strip().strip("[]").split(",") if m.strip()])
+        return found
 
     async def destroy(self) -> None:
         await asyncio.gather(*(node.destroy() for node in self.nodes), return_exceptions=True)
