@@ -120,10 +120,12 @@ class ReadRouter:
         if self.replica is not None and self.fresh:
             try:
                 result = await load(self.replica, True)
-            except ReplicaBehind:
+            except ReplicaBehind as exc:
                 self.behind += 1
+                log.info("feed.read_on_primary", reason="behind", detail=str(exc))
             except confirm:
                 self.confirmed += 1
+                log.info("feed.read_on_primary", reason="not_found_on_replica")
             except REPLICA_FAILED as exc:
                 self.failed += 1
                 self._watermark = None  # not read from again until the watcher finds it fresh

@@ -10,8 +10,10 @@ nothing behind even when a test failed half-way.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -116,6 +118,11 @@ class RabbitCluster:
             found[name] = (kind, [m.strip(" '") for m in members.strip().strip("[]").split(",") if m.strip()])
         return found
 
+    async def connections(self, via: ClusterNode) -> collections.Counter[str]:
+        """Client connections per node name (from each connection's Erlang pid)."""
+        out = await via.ctl("list_connections", "pid", "--quiet", "--no-table-headers")
+        return collections.Counter(re.findall(r"<([^<>@]+@[^.<>]+)\.", out))
+
     async def destroy(self) -> None:
         await asyncio.gather(*(node.destroy() for node in self.nodes), return_exceptions=True)
         env = {**os.environ, "ERL_EPMD_PORT": str(self.epmd_port)}
@@ -164,9 +171,9 @@ class ReplicatedPostgres:
 
     async def wait_replayed(self, timeout: float = 30.0) -> float:
         """Seconds until the replica has replayed everything the primary had written when called."""
-        started = time.monotonic()
         primary = await asyncpg.connect(self.primary.url)
         replica = await asyncpg.connect(self.replica.url)
+        started = time.monotonic()
         try:
             target = await primary.fetchval("SELECT pg_current_wal_lsn()")
             while True:
