@@ -2,7 +2,8 @@
 replica (tests/cluster/servers.py), started together once per run, and every service on them.
 
 KALENDS_TEST_CLUSTER=0 skips the lot (as KALENDS_TEST_FAULTS=0 does the fault runs); so does a
-machine without the Debian packages, with the reason.
+machine without the Debian packages or without the memory for them, with the reason. The servers
+are package-scoped: up for tests/cluster only, gone before `make test` moves on.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ from tests.faults.servers import PrivatePostgres, PrivateRabbit
 
 CLUSTER_SERVICES = ("auth", "ingest", "feed", "webhook")
 SKIP = os.environ.get("KALENDS_TEST_CLUSTER") == "0"
+# Three Erlang VMs, two PostgreSQL servers and four services take about a gigabyte at their peak.
+NEEDED_MEMORY_MB = 1536
+
+
+def available_memory_mb() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
 
 
 @dataclass
@@ -42,6 +55,9 @@ async def cluster_servers() -> AsyncIterator[ClusterServers]:
     for found in (PrivatePostgres.find(), PrivateRabbit.find()):
         if isinstance(found, str):
             pytest.skip(found)
+    memory = available_memory_mb()
+    if memory is not None and memory < NEEDED_MEMORY_MB:
+        pytest.skip(f"{memory} MB of memory available, the cluster run needs {NEEDED_MEMORY_MB} MB")
     bin_dir = PrivatePostgres.find()
     assert isinstance(bin_dir, Path)
     # Not under pytest's tmp_path: PostgreSQL runs as `postgres`, who cannot enter root's 0700 dirs.
