@@ -102,7 +102,7 @@ async def cluster_stack(cluster_servers: ClusterServers, cluster_database: str) 
     feed_env = {
         "KALENDS_PUBLIC_API_URL": stack.url("ingest"),
         "KALENDS_FEED_READ_DATABASE_URL": with_database(postgres.replica.url, cluster_database),
-        "KALENDS_FEED_READ_MAX_LAG_SECONDS": "2",
+        "KALENDS_FEED_READ_MAX_LAG_SECONDS": "10",
         "KALENDS_FEED_WORKERS": "1",
     }
     try:

@@ -212,8 +212,11 @@ async def test_a_paused_replica_degrades_to_the_primary_and_never_hides_a_change
     cluster_servers: ClusterServers, cluster_stack: Stack, tenant: Tenant
 ) -> None:
     feed = cluster_stack.url("feed")
+    feed_log = cluster_stack.processes["feed"].log_path
+    assert feed_log is not None
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
         await eventually(lambda: answers(session, f"{feed}/v1/webcal/{tenant.subscriptions[0]}"), 10, "the feed")
+        log_from = feed_log.stat().st_size
         await replay(cluster_servers, "pause")
         try:
             assert await tenant.add_event("Behind 001", 3)
@@ -231,6 +234,11 @@ async def test_a_paused_replica_degrades_to_the_primary_and_never_hides_a_change
                 await primary.close()
         finally:
             await replay(cluster_servers, "resume")
+    with feed_log.open("rb") as log:
+        log.seek(log_from)
+        logged = log.read()
+    # The replica still counted as fresh (lag bound 10 s in cluster_stack): both showed by rule 2.
+    assert b'"reason": "behind"' in logged and b'"reason": "not_found_on_replica"' in logged
     print(f"\npaused replica: the change showed in {took:.2f} s, a new subscription's feed in {new:.2f} s")
 
 
