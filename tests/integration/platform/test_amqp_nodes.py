@@ -27,4 +27,3 @@ async def test_a_list_of_nodes_all_down_fails_with_the_last_error() -> None:
     urls = ",".join(f"amqp://guest:guest@127.0.0.1:{free_port()}/" for _ in range(2))
     with pytest.raises(ConnectionError):
         await amqp.connect(urls)
-
