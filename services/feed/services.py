@@ -464,7 +464,10 @@ class FeedService:
             if feed is not None:
                 return feed
             calendar, section = await self.reads.read(
-                lambda pool, from_replica: self._load_calendar(pool, from_replica, calendar_id), (FeedNotFound,)
+                lambda pool, from_replica: self._load_calendar(
+                    pool, from_replica, calendar_id, f"{account_code}/{calendar_code}"
+                ),
+                (FeedNotFound,),
             )
             version = int(calendar["feed_version"])
             self._note(self.calendar_versions, calendar_id, version)
@@ -480,13 +483,13 @@ class FeedService:
             return feed
 
     async def _load_calendar(
-        self, pool: asyncpg.Pool, from_replica: bool, calendar_id: uuid.UUID
+        self, pool: asyncpg.Pool, from_replica: bool, calendar_id: uuid.UUID, name: str
     ) -> tuple[asyncpg.Record, Section]:
         """A calendar's row and its whole section, from one snapshot of `pool`."""
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             calendar = await repo.calendar_with_version(conn, calendar_id)
             if calendar is None or calendar["deleted"]:
-                raise FeedNotFound(f"no calendar {calendar_id}")
+                raise FeedNotFound(f"no calendar {name}")
             version = int(calendar["feed_version"])
             if from_replica:
                 self._not_behind(calendar_id, version, None, 0)
