@@ -109,13 +109,17 @@ class RabbitCluster:
         out = await via.ctl("eval", "rabbit_nodes:all_running().")
         return [part.strip(" '\n") for part in out.strip().strip("[]").split(",") if part.strip()]
 
-    async def queues(self, via: ClusterNode) -> dict[str, tuple[str, list[str]]]:
-        """Every queue of the cluster: name -> (type, the nodes holding a replica of it)."""
-        out = await via.ctl("list_queues", "name", "type", "members", "--quiet", "--no-table-headers")
+    async def queues(self, via: ClusterNode) -> dict[str, tuple[str, list[str], list[str]]]:
+        """Every queue of the cluster: name -> (type, nodes holding a replica, those of them online)."""
+        out = await via.ctl("list_queues", "name", "type", "members", "online", "--quiet", "--no-table-headers")
+
+        def names(field: str) -> list[str]:
+            return [m.strip(" '") for m in field.strip().strip("[]").split(",") if m.strip()]
+
         found = {}
         for line in out.splitlines():
-            name, kind, members = ([*line.split("\t"), "", ""])[:3]
-            found[name] = (kind, [m.strip(" '") for m in members.strip().strip("[]").split(",") if m.strip()])
+            name, kind, members, online = ([*line.split("\t"), "", "", ""])[:4]
+            found[name] = (kind, names(members), names(online))
         return found
 
     async def connections(self, via: ClusterNode) -> collections.Counter[str]:
