@@ -166,3 +166,9 @@ def test_the_roles_job_applies_exactly_what_scripts_db_roles_prints() -> None:
 
     config = next(doc for doc in of_kind("ConfigMap") if doc["metadata"]["name"] == "kalends-db-roles")
     assert config["data"]["roles.sql"] == render(), "regenerate deploy/k8s/35-db-roles.yaml from scripts/db_roles.py"
+
+
+def test_feed_reads_from_the_replicas_as_its_own_role() -> None:
+    (feed,) = [doc for doc in of_kind("Deployment") if doc["metadata"]["name"] == "feed-api"]
+    url = env_of(feed)["KALENDS_FEED_READ_DATABASE_URL"]["value"]
+    assert url.startswith("postgresql://kalends_feed@kalends-pg-ro.") and "sslmode=verify-full" in url

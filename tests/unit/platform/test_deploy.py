@@ -288,7 +288,7 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
         assert sources == {"kalends-config", "kalends-secrets"}
         # Each Deployment adds its own database URL (its own role) and that role's password.
         extras = {extra["name"] for extra in container.get("env", [])}
-        assert extras <= KNOWN_ENV | {"PGPASSWORD"}
+        assert extras <= KNOWN_ENV | {"PGPASSWORD", "KALENDS_FEED_READ_DATABASE_URL"}
         assert set(config) | set(secret) | extras >= DEPLOY_ENV
 
 
