@@ -72,7 +72,7 @@ async def press(page: Page, key: str) -> None:
     down: dict[str, Any] = {"key": key, "code": "Space" if key == " " else key, "windowsVirtualKeyCode": codes[key]}
     await page.send(
         "Input.dispatchKeyEvent",
-        type="keyDown" if text is None else "keyDown",
+        type="keyDown",
         **down,
         **({"text": text} if text else {}),
     )
