@@ -254,5 +254,13 @@ async def test_the_platform_token_reads_and_subscribes_for_any_account_and_nothi
         assert await status("POST", base + "/events", token, {"title": "x", "start": "2030-01-01T00:00:00Z"}) == 403
         assert await status("POST", f"{web_stack.url('ingest')}/v1/calendars/{shop.code}", token, {"code": "x"}) == 403
         assert await status("GET", f"{web_stack.url('webhook')}/v1/webhooks/{shop.code}", token) == 403
+    # actionType is validated: a merchant may state one of the seed's subscribe actions, nothing else.
+    path = f"/v1/subscribe/{shop.code}/{league.code}"
+    refused = await shop.call("POST", "ingest", path, {"actionType": "Hacked", "subscriptionMethod": "webcal"}, 400)
+    assert "actionType" in str(refused)
+    stated = {"actionType": "SubscriptionViaSms", "subscriptionMethod": "webcal", "subscriberId": "sms-1"}
+    created = await shop.call("POST", "ingest", path, stated)
+    got = await shop.call("GET", "ingest", f"/v1/subscription/{created['subscriptionId']}")
+    assert got["actionType"] == "SubscriptionViaSms"
     with pytest.raises(RuntimeError, match="scopes must be among"):
         await web_stack.admin("create-client", platform["accountCode"], "--scope", "admin")
