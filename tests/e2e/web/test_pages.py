@@ -104,6 +104,8 @@ async def test_the_page_shows_the_calendar_its_tags_and_upcoming_events_with_the
         assert f'class="primary" name="app" value="{primary}" id="primary">{label}</button>' in page
         assert ("qr-code" in page) is (user_agent is WINDOWS)  # a QR code for desktop visitors only
         assert "Content-Security-Policy" in headers
+    async with aiohttp.ClientSession() as session, session.head(web_stack.url("web") + league.page_path) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 async def test_subscribing_from_the_page_records_the_page_action_utm_and_referrer_and_the_feed_has_the_tags_events(
