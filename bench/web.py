@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONNECTIONS = 64
 EVENTS = 200
 DURATION = int(os.environ.get("KALENDS_BENCH_WEB_SECONDS", "8"))
+# web HTTP processes sharing the port (KALENDS_WEB_WORKERS); 1 compares like for like with ingest's one.
+WEB_WORKERS = int(os.environ.get("KALENDS_BENCH_WEB_WORKERS", "1"))
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
 WINDOWS = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
 
@@ -81,8 +83,9 @@ def wrk(name: str, url: str, pid: int, headers: dict[str, str], body: int) -> Ro
         name=name,
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         requests=requests,
-        p50=_ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-        p99=_ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        # Anchored: the thread stats' "+/- Stdev" column (e.g. "85.50%") must not be read as a percentile.
+        p50=_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        p99=_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
         errors=errors,
         cpu_ms=cpu.per_request_ms(requests),
         body=body,
@@ -158,6 +161,7 @@ async def run() -> str:
                     "KALENDS_INGEST_URL": stack.url("ingest"),
                     "KALENDS_WEB_CLIENT_ID": client["clientId"],
                     "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
+                    "KALENDS_WEB_WORKERS": str(WEB_WORKERS),
                 },
             )
             account, calendar = await _calendar(stack)
@@ -201,7 +205,8 @@ async def run() -> str:
             await delete_prefixed(amqp_url, {prefix})
     return "\n".join(
         [
-            f"One web process and one ingest process, wrk -t2 -c{CONNECTIONS}, {DURATION} s per row, on this machine"
+            f"{WEB_WORKERS} web process(es) and one ingest process, wrk -t2 -c{CONNECTIONS}, {DURATION} s per row,"
+            " on this machine"
             f" ({os.cpu_count()} cores shared with wrk and other work; load average {load_before[0]:.2f} before,"
             f" {load_after[0]:.2f} after). Server CPU is the measured process's user + system time over the"
             " row's seconds, per request (bench.cputime). The page is served from web's cache (calendar,"
