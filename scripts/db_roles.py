@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
+SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail", "web")
 
 
 def role_name(service: str, prefix: str = "kalends_") -> str:
