@@ -48,8 +48,10 @@ async def create_pool(
     max_size: int = 10,
     reset_session: bool = True,
     server_settings: dict[str, str] | None = None,
+    connect_timeout: float = 60.0,
 ) -> asyncpg.Pool:
     """`server_settings` are session settings of every connection (e.g. `plan_cache_mode`).
+    `connect_timeout` bounds each new connection (asyncpg's default, 60 s, unless told).
     `reset_session=False` skips asyncpg's reset query on every release (advisory unlock, CLOSE ALL,
     UNLISTEN *, RESET ALL: one round trip per acquire, a sixth of a small request's cost). Only for a
     service whose pooled connections keep no session state: no SET (SET LOCAL is fine), no session
@@ -62,6 +64,7 @@ async def create_pool(
         init=_init_connection,
         reset=None if reset_session else _keep_session,
         server_settings=server_settings,
+        timeout=connect_timeout,
     )
     assert pool is not None
     return pool
@@ -128,7 +131,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations_dir: Path) -
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"kalends.migrate.{schema}")
     try:
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+        # exists, which a per-service role owning its schema has not (scripts/db_roles.py).
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
             " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -56,9 +56,21 @@ class OutboxMetrics:
             parked=Counter(
                 "outbox_parked", "Outbox rows parked as unpublishable", ["schema", "cause"], registry=registry
             ),
-            backlog=Gauge("outbox_backlog", "Outbox rows waiting to be published", ["schema"], registry=registry),
+            # Both measure the schema's table, whichever process's relay read it: the pod's figure is the
+            # largest live reading when several processes share a pod (shared.metrics), not their sum.
+            backlog=Gauge(
+                "outbox_backlog",
+                "Outbox rows waiting to be published",
+                ["schema"],
+                registry=registry,
+                multiprocess_mode="livemax",
+            ),
             parked_rows=Gauge(
-                "outbox_parked_rows", "Parked outbox rows kept for an operator", ["schema"], registry=registry
+                "outbox_parked_rows",
+                "Parked outbox rows kept for an operator",
+                ["schema"],
+                registry=registry,
+                multiprocess_mode="livemax",
             ),
         )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from shared.logging import configure_logging, get_logger
+from shared.metrics import MULTIPROC_ENV, enable_multiprocess, remove_multiprocess_dir
 from shared.settings import PlatformSettings, SettingsError
 from shared.web import FrontedAppRunner
 
@@ -167,8 +168,28 @@ def run(
     log.info("service.starting", role=options.role, workers=options.workers, settings=settings.for_log())
     _install_uvloop()
 
-    if options.workers <= 1:
+    if options.workers <= 1 and not os.environ.get(MULTIPROC_ENV):
         raise SystemExit(_serve_or_exit(lambda: build_app(settings, options.role), options, False, service))
+
+    # Several processes answer scrapes: each must show the whole pod (shared.metrics). Before the fork,
+    # so that every process, this one included, writes its metrics where the others read them.
+    metrics_dir = enable_multiprocess(service)
+    try:
+        status = _run_workers(service, options, settings, build_app)
+    finally:
+        remove_multiprocess_dir(metrics_dir)
+    raise SystemExit(status)
+
+
+def _run_workers(
+    service: str,
+    options: RunOptions,
+    settings: PlatformSettings,
+    build_app: Callable[[PlatformSettings, str], web.Application],
+) -> int:
+    """This process with the role's background work, and `workers - 1` forked HTTP-only ones; the exit status."""
+    if options.workers <= 1:
+        return _serve_or_exit(lambda: build_app(settings, options.role), options, False, service)
 
     # Extra processes serve HTTP only; this process keeps the role's background work. The kernel
     # spreads connections over every process listening with SO_REUSEPORT.
@@ -197,4 +218,4 @@ def run(
             continue
         if os.waitstatus_to_exitcode(child_status) not in (0, -signal.SIGTERM):
             status = status or 1
-    raise SystemExit(status)
+    return status

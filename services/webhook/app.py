@@ -21,7 +21,7 @@ from services.webhook.services import subscription_handler
 from services.webhook.settings import WebhookSettings
 from shared import db, denylist, lifecycle
 from shared.tokens import JwksVerifier
-from shared.web import add_routes, create_base_app
+from shared.web import REGISTRY, add_routes, create_base_app
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -56,6 +56,7 @@ def delivery_workers(settings: WebhookSettings) -> lifecycle.CleanupCtx:
             endpoint_concurrency=settings.endpoint_concurrency,
             box=settings.secret_box,
             poll_interval=settings.sweep_interval,
+            registry=app[REGISTRY],
         )
         app[DISPATCHER] = dispatcher
         await dispatcher.start()

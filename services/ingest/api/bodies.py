@@ -31,6 +31,7 @@ def calendar_body(row: Mapping[str, Any]) -> dict[str, Any]:
         "protected": row["protected"],
         "refreshInterval": row["refresh_interval"],
         "singleSubscriptionPerSubscriber": row["single_subscription_per_subscriber"],
+        "subscribePage": {"email": "off", "marketingOptIn": None, "additionalOptIn": None, **row["subscribe_page"]},
         "version": row["version"],
         "createdAt": utc_text(row["created_at"]),
         "updatedAt": utc_text(row["updated_at"]),
@@ -126,9 +127,10 @@ def subscription_body(view: Any) -> dict[str, Any]:
         "isActive": row["active"],
         "events": [_listed_event(e, False) for e in view.included] + [_listed_event(e, True) for e in view.excluded],
     }
+    # How it began (SubscriptionViaWebApi, SubscriptionViaCalendarPage...) or, once ended, how it ended.
+    body["actionType"] = details.get("action_type")
     if row["deactivated_at"] is not None:
         body["deactivatedDate"] = utc_text(row["deactivated_at"])
-        body["actionType"] = details.get("action_type")
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
     if details.get("sync_calendar_url"):
         body["calendarUrl"] = details["sync_calendar_url"]

@@ -13,6 +13,7 @@ from services.ingest.api.schemas import (
     TagBody,
     UpdateSubscriptionBody,
 )
+from shared.tokens import CALENDAR_PAGES
 from shared.web import Route
 
 CAL = "/v1/calendars/{accountCode}"
@@ -34,7 +35,7 @@ def routes() -> list[Route]:
             responses={"201": "created", "409": "the account already has a calendar of this code"},
         ),
         Route("GET", CAL, h.list_calendars, "the account's calendars"),
-        Route("GET", ONE_CAL, h.get_calendar, "one calendar"),
+        Route("GET", ONE_CAL, h.get_calendar, "one calendar", scope=CALENDAR_PAGES),
         Route(
             "PUT", ONE_CAL, h.update_calendar, "change a calendar (names sent replace)", CalendarBody, CalendarAnswer
         ),
@@ -48,7 +49,7 @@ def routes() -> list[Route]:
             TagAnswer,
             responses={"201": "created"},
         ),
-        Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags"),
+        Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags", scope=CALENDAR_PAGES),
         Route(
             "POST",
             ONE_CAL + "/events",
@@ -58,7 +59,9 @@ def routes() -> list[Route]:
             EventAnswer,
             responses={"201": "created"},
         ),
-        Route("GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)"),
+        Route(
+            "GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)", scope=CALENDAR_PAGES
+        ),
         Route("GET", ONE_CAL + "/events/{eventId}", h.get_event, "one event, by id or externalId"),
         Route("PUT", ONE_CAL + "/events/{eventId}", h.replace_event, "replace an event", EventBody, EventAnswer),
         Route(
@@ -78,6 +81,7 @@ def routes() -> list[Route]:
             SubscribeBody,
             responses=subscribe_docs,
             name="subscribe_v1",
+            scope=CALENDAR_PAGES,
         ),
         Route(
             "POST",
@@ -87,6 +91,7 @@ def routes() -> list[Route]:
             SubscribeBody,
             responses=subscribe_docs,
             name="subscribe_v2",
+            scope=CALENDAR_PAGES,
         ),
         Route("GET", "/v1/subscription/{subscriptionId}", h.get_subscription, "Get Subscription Details"),
         Route(

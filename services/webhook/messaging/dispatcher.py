@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client import CollectorRegistry, Counter
 
 from services.webhook import attempts
 from services.webhook.adapters.batches import CLAIM_MAX, OpenSecrets
@@ -70,8 +71,17 @@ class Dispatcher:
         endpoint_concurrency: int,
         box: SecretBox,
         poll_interval: float = 1.0,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._secrets = OpenSecrets(box)  # decrypted once per worker, not per claimed attempt
+        # Recorded attempts by result (the receiver's 2xx or not) and the delivery's status after it:
+        # the webhook failure rate the alerting rules watch (deploy/prometheus/kalends.rules.yaml).
+        self._attempts_metric = Counter(
+            "webhook_attempts",
+            "Webhook delivery attempts recorded",
+            ["result", "delivery_status"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
         self._connection = connection
         self._pool = pool
         self._names = names
@@ -251,6 +261,7 @@ class Dispatcher:
             claimed, outcome = sent.claimed, sent.outcome
             self.stats.attempts += 1
             self.stats.outcomes[status] = self.stats.outcomes.get(status, 0) + 1
+            self._attempts_metric.labels("success" if outcome.succeeded else "failure", status).inc()
             log.info(
                 "webhook.attempt",
                 delivery_id=str(claimed.delivery_id),

@@ -109,7 +109,7 @@ async def test_the_test_route_sends_a_signed_test_event_and_answers_with_its_del
 
 
 async def test_a_failed_delivery_is_listed_with_its_attempts_and_the_retry_route_sends_it_once_more(
-    merchant: Merchant, receiver: Receiver
+    merchant: Merchant, receiver: Receiver, webhook_stack: Stack
 ) -> None:
     created = await create(merchant, receiver.fail("/down", times=5))
     status, first = await call(merchant, "POST", f"/{created['id']}/test")
@@ -130,6 +130,14 @@ async def test_a_failed_delivery_is_listed_with_its_attempts_and_the_retry_route
         await asyncio.sleep(0.2)
     assert delivery["attemptCount"] == 4
     assert [a["statusCode"] for a in delivery["attempts"]] == [500] * 4
+    # The failure rate the alerting rules watch (deploy/prometheus/kalends.rules.yaml) counted them.
+    async with aiohttp.ClientSession() as session:
+        async with session.get(webhook_stack.url("webhook") + "/metrics") as response:
+            metrics = await response.text()
+    failed = 'webhook_attempts_total{delivery_status="failed",result="failure"} '
+    pending = 'webhook_attempts_total{delivery_status="pending",result="failure"} '
+    assert failed in metrics and pending in metrics, [line for line in metrics.splitlines() if "webhook_" in line]
+    assert float(metrics.split(pending)[1].split()[0]) >= 3
     assert delivery["attempts"][0]["responseBody"] == "not yet"
     assert delivery["nextAttemptAt"] is None
 

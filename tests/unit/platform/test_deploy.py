@@ -11,7 +11,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
-SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086}
+SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086, "web": 8087}
+# Services with no background work of their own: an API deployment only.
+API_ONLY = {"web"}
 
 # The contract's environment table (CONTRACT.md, "Environment"), and the platform's own optional
 # settings (shared/settings.py, shared/service.py) that deploy files may set too.
@@ -138,7 +140,7 @@ def test_every_service_of_the_contract_runs_with_its_command_and_role(compose: d
         roles = {c[c.index("--role") + 1] for c in mine if "--role" in c} or {"all"}
         assert roles <= {"api", "worker", "all"}
         # The HTTP API and the background work both run somewhere.
-        assert "all" in roles or roles == {"api", "worker"}, (service, roles)
+        assert "all" in roles or roles == ({"api"} if service in API_ONLY else {"api", "worker"}), (service, roles)
     for command in commands.values():
         assert command[0:2] == ["python", "-m"]
 
@@ -258,7 +260,7 @@ def test_every_manifest_parses_and_names_its_kind_and_namespace(manifests: list[
 
 def test_every_service_has_an_api_and_a_worker_deployment_with_probes(manifests: list[dict[str, Any]]) -> None:
     deployments = of_kind(manifests, "Deployment")
-    assert set(deployments) == {f"{s}-{role}" for s in SERVICES for role in ("api", "worker")}
+    assert set(deployments) == {f"{s}-api" for s in SERVICES} | {f"{s}-worker" for s in SERVICES if s not in API_ONLY}
     for name, deployment in deployments.items():
         service, role = name.split("-")
         pod = deployment["spec"]["template"]
@@ -278,16 +280,18 @@ def test_deployments_take_the_contract_environment_from_the_config_map_and_secre
 ) -> None:
     config = of_kind(manifests, "ConfigMap")["kalends-config"]["data"]
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert set(config) | set(secret) >= DEPLOY_ENV
     assert set(config) | set(secret) <= KNOWN_ENV
     assert config["KALENDS_HOST"] == "0.0.0.0"
-    assert config["KALENDS_AUTH_URL"].startswith("http://auth.")
+    # The JWKS over TLS, through the gateway (deploy/k8s/70-ingress.yaml).
+    assert config["KALENDS_AUTH_URL"].startswith("https://auth.")
     for deployment in of_kind(manifests, "Deployment").values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
         assert sources == {"kalends-config", "kalends-secrets"}
-        for extra in container.get("env", []):
-            assert extra["name"] in KNOWN_ENV
+        # Each Deployment adds its own database URL (its own role) and that role's password.
+        extras = {extra["name"] for extra in container.get("env", [])}
+        assert extras <= KNOWN_ENV | {"PGPASSWORD", "KALENDS_FEED_READ_DATABASE_URL"}
+        assert set(config) | set(secret) | extras >= DEPLOY_ENV
 
 
 def test_each_api_has_a_service_on_its_contract_port(manifests: list[dict[str, Any]]) -> None:
@@ -313,7 +317,10 @@ def test_rabbitmq_is_a_three_node_cluster_and_postgresql_has_replicas(manifests:
     assert postgres["apiVersion"].startswith("postgresql.cnpg.io/")
     assert postgres["spec"]["instances"] >= 3
     secret = of_kind(manifests, "Secret")["kalends-secrets"]["stringData"]
-    assert f"{postgres['metadata']['name']}-rw." in secret["KALENDS_DATABASE_URL"]
+    for deployment in of_kind(manifests, "Deployment").values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {extra["name"]: extra for extra in container["env"]}
+        assert f"{postgres['metadata']['name']}-rw." in env["KALENDS_DATABASE_URL"]["value"]
     assert f"{rabbit['metadata']['name']}." in secret["KALENDS_AMQP_URL"]
 
 
