@@ -187,6 +187,10 @@ class TokenService:
         header = access_header(signer.kid, signer.algorithm)
         return jwt.encode(header, claims, signer.key, algorithms=[signer.algorithm])
 
+    async def sign_access_token(self, grantee: Grantee, family_id: uuid.UUID, issued_at: datetime) -> str:
+        """An access token for `grantee` descending from `family_id` (a console login session's id)."""
+        return await self._access_token(grantee, family_id, issued_at)
+
     def _issued(self, grantee: Grantee, access: str, refresh: str | None, issued_at: datetime) -> IssuedTokens:
         return IssuedTokens(
             access_token=access,
