@@ -36,7 +36,7 @@ from shared.settings import PlatformSettings, SettingsError, censor_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # The contract's order and ports; auth first because the others fetch its JWKS.
-CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086}
+CONTRACT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086, "web": 8087}
 COLOURS = ("36", "35", "33", "32", "34", "31")
 STOP_GRACE = 10.0
 

@@ -13,7 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 
-DEFAULT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086}
+DEFAULT_PORTS = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086, "web": 8087}
 
 
 def candidate_urls(environ: dict[str, str] | None = None) -> list[str]:

@@ -11,7 +11,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
-SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086}
+SERVICES = {"auth": 8081, "ingest": 8082, "feed": 8083, "webhook": 8084, "sync": 8085, "mail": 8086, "web": 8087}
+# Services with no background work of their own: an API deployment only.
+API_ONLY = {"web"}
 
 # The contract's environment table (CONTRACT.md, "Environment"), and the platform's own optional
 # settings (shared/settings.py, shared/service.py) that deploy files may set too.
@@ -138,7 +140,7 @@ def test_every_service_of_the_contract_runs_with_its_command_and_role(compose: d
         roles = {c[c.index("--role") + 1] for c in mine if "--role" in c} or {"all"}
         assert roles <= {"api", "worker", "all"}
         # The HTTP API and the background work both run somewhere.
-        assert "all" in roles or roles == {"api", "worker"}, (service, roles)
+        assert "all" in roles or roles == ({"api"} if service in API_ONLY else {"api", "worker"}), (service, roles)
     for command in commands.values():
         assert command[0:2] == ["python", "-m"]
 
@@ -258,7 +260,7 @@ def test_every_manifest_parses_and_names_its_kind_and_namespace(manifests: list[
 
 def test_every_service_has_an_api_and_a_worker_deployment_with_probes(manifests: list[dict[str, Any]]) -> None:
     deployments = of_kind(manifests, "Deployment")
-    assert set(deployments) == {f"{s}-{role}" for s in SERVICES for role in ("api", "worker")}
+    assert set(deployments) == {f"{s}-api" for s in SERVICES} | {f"{s}-worker" for s in SERVICES if s not in API_ONLY}
     for name, deployment in deployments.items():
         service, role = name.split("-")
         pod = deployment["spec"]["template"]

@@ -1,0 +1,1 @@
+"""The web service: the public calendar pages and buttons for subscribers (and the merchant console)."""
