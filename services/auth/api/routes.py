@@ -103,5 +103,6 @@ def user_routes() -> list[Route]:
             "end the session of a console refresh token; its access tokens are revoked everywhere",
             request_model=schemas.RefreshRequest,
             public=True,
+            responses={"204": "the session has ended (or was unknown, or had ended already)"},
         ),
     ]
