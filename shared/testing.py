@@ -205,7 +205,7 @@ class ServiceProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
-SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync", "mail")
+SERVICE_PORTS = ("auth", "ingest", "feed", "webhook", "sync", "mail", "web")
 
 
 def basic_auth(user: str, password: str) -> str:

@@ -44,6 +44,12 @@ AUDIENCE = "kalends-api"
 TOKEN_TYPE = "at+jwt"
 LEEWAY = 30  # seconds of clock skew tolerated on exp/nbf
 CACHE_SIZE = 10_000  # verified tokens remembered per process (well under a kilobyte each)
+# Scopes a token may carry beyond its own account (`scope` claim, RFC 9068). Only auth's admin CLI
+# grants one, to a platform client:
+#   calendar-pages: read any account's calendars, tags and events and subscribe visitors to them
+#   (the web service's public calendar pages), on the routes that accept it (shared.web.Route.scope).
+CALENDAR_PAGES = "calendar-pages"
+SCOPES = frozenset({CALENDAR_PAGES})
 
 
 class InvalidToken(Exception):
@@ -63,6 +69,7 @@ class AccessClaims:
     token_id: str
     expires_at: int
     family_id: str | None = None  # the grant the token descends from (`sid`)
+    scopes: frozenset[str] = frozenset()  # cross-account scopes (`scope`), see SCOPES
 
 
 def claims_from_payload(payload: dict[str, Any]) -> AccessClaims:
@@ -75,6 +82,7 @@ def claims_from_payload(payload: dict[str, Any]) -> AccessClaims:
             token_id=str(payload["jti"]),
             expires_at=int(payload["exp"]),
             family_id=str(payload["sid"]) if payload.get("sid") is not None else None,
+            scopes=frozenset(str(payload.get("scope") or "").split()) & SCOPES,
         )
     except (KeyError, TypeError, ValueError):
         raise InvalidToken("access token lacks required claims") from None

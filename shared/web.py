@@ -48,6 +48,8 @@ ROUTE_DOCS = web.AppKey("route_docs", list)
 VERIFIER = web.AppKey("verifier", JwksVerifier)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 CLAIMS_KEY = web.RequestKey("kalends.claims", AccessClaims)
+# The account named in the path when a scoped platform token (shared.tokens.SCOPES) acts for it.
+ACTING_FOR_KEY = web.RequestKey("kalends.acting_for", str)
 # An app's front door (optional): given the started app and the handler aiohttp built for it (router
 # and middlewares), the handler to serve with, which may answer its hottest route before routing.
 Front = Callable[[web.Application, Handler], Handler]
@@ -81,6 +83,8 @@ class Route:
     name: str | None = None
     # OpenAPI links of the success response: name -> {"operationId": ..., "parameters": {...}}.
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A platform scope (shared.tokens.SCOPES) whose tokens may use this route for any account.
+    scope: str | None = None
 
 
 def claims(request: web.Request) -> AccessClaims:
@@ -335,7 +339,10 @@ async def bearer_auth_middleware(request: web.Request, handler: Handler) -> web.
     for param in ACCOUNT_PATH_PARAMS:
         named = request.match_info.get(param)
         if named is not None and named.lower() != verified.account_code.lower():
-            raise Forbidden(f"this access token belongs to account '{verified.account_code}', not '{named}'")
+            scope = getattr(handler, "kalends_scope", None)
+            if scope is None or scope not in verified.scopes:
+                raise Forbidden(f"this access token belongs to account '{verified.account_code}', not '{named}'")
+            request[ACTING_FOR_KEY] = named
     request[CLAIMS_KEY] = verified
     structlog.contextvars.bind_contextvars(account=verified.account_code)
     return await handler(request)
@@ -383,6 +390,8 @@ async def openapi(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, routes: list[Route]) -> None:
     for route in routes:
         handler = public(route.handler) if route.public else route.handler
+        if route.scope is not None:
+            handler.kalends_scope = route.scope  # type: ignore[attr-defined]
         app.router.add_route(route.method, route.path, handler, name=route.name)
         app[ROUTE_DOCS].append(route)
 

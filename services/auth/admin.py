@@ -42,7 +42,9 @@ async def _republish(pool: asyncpg.Pool, settings: AuthSettings, args: argparse.
 
 COMMANDS: dict[str, Command] = {
     "create-account": lambda pool, _, a: services.create_account(pool, a.code, a.name),
-    "create-client": lambda pool, _, a: services.create_client(pool, a.code, a.grant_types.split(",")),
+    "create-client": lambda pool, _, a: services.create_client(
+        pool, a.code, a.grant_types.split(","), [s for s in a.scope.split(",") if s]
+    ),
     "create-api-key": lambda pool, _, a: services.create_api_key(pool, a.code),
     "revoke-api-key": lambda pool, _, a: services.revoke_api_key(pool, a.api_key),
     "disable-client": lambda pool, _, a: services.set_client_disabled(pool, a.client_id, True),
@@ -66,6 +68,12 @@ def parser() -> argparse.ArgumentParser:
     client.add_argument("code")
     client.add_argument(
         "--grant-types", default=",".join(services.GRANT_TYPES), help="comma-separated grants the client may use"
+    )
+    client.add_argument(
+        "--scope",
+        default="",
+        help=f"comma-separated platform scopes ({', '.join(services.SCOPES)}): calendar-pages is the web"
+        " service's client, which reads calendars and subscribes page visitors for every account",
     )
     commands.add_parser("create-api-key", help="an API key (x-api-key) of an account").add_argument("code")
     commands.add_parser("revoke-api-key", help="revoke an API key").add_argument("api_key")

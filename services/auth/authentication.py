@@ -99,5 +99,5 @@ async def admit(
         raise errors.invalid_client("this client is disabled")
     if client["account_disabled"]:
         raise errors.unauthorized_client("the client's account is disabled")
-    grantee = Grantee(client["client_id"], client["account_id"], client["account_code"])
+    grantee = Grantee(client["client_id"], client["account_id"], client["account_code"], tuple(client["scopes"]))
     return grantee, list(client["grant_types"])

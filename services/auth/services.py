@@ -43,10 +43,12 @@ from shared.logging import get_logger
 from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, make_envelope
 from shared.outbox import enqueue
 from shared.tokens import ALGORITHMS, token_kid, verify_with_keys
+from shared.tokens import SCOPES as TOKEN_SCOPES
 
 log = get_logger(__name__)
 
 GRANT_TYPES = ("client_credentials", "refresh_token")
+SCOPES = tuple(sorted(TOKEN_SCOPES))
 
 
 class AdminError(Exception):
@@ -69,13 +71,20 @@ async def _account(conn: asyncpg.Connection, code: str) -> asyncpg.Record:
 
 
 async def _new_client(
-    conn: asyncpg.Connection, account_id: uuid.UUID, account_code: str, grant_types: Sequence[str]
+    conn: asyncpg.Connection,
+    account_id: uuid.UUID,
+    account_code: str,
+    grant_types: Sequence[str],
+    scopes: Sequence[str] = (),
 ) -> dict[str, str]:
     unknown = sorted(set(grant_types) - set(GRANT_TYPES))
     if unknown or not grant_types:
         raise AdminError(f"grant types must be among {', '.join(GRANT_TYPES)}; got {', '.join(grant_types) or 'none'}")
+    unknown_scopes = sorted(set(scopes) - set(SCOPES))
+    if unknown_scopes:
+        raise AdminError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(unknown_scopes)}")
     client_id, secret = new_client_id(account_code), new_client_secret()
-    await repo.insert_client(conn, client_id, account_id, hash_secret(secret), grant_types)
+    await repo.insert_client(conn, client_id, account_id, hash_secret(secret), grant_types, sorted(set(scopes)))
     return {"clientId": client_id, "clientSecret": secret}
 
 
@@ -100,11 +109,13 @@ async def create_account(pool: asyncpg.Pool, code: str, name: str) -> dict[str, 
     return {"accountId": str(account_id), "accountCode": code, "name": name, **client}
 
 
-async def create_client(pool: asyncpg.Pool, code: str, grant_types: Sequence[str] = GRANT_TYPES) -> dict[str, str]:
+async def create_client(
+    pool: asyncpg.Pool, code: str, grant_types: Sequence[str] = GRANT_TYPES, scopes: Sequence[str] = ()
+) -> dict[str, str]:
     async with pool.acquire() as conn, conn.transaction():
         account = await _account(conn, code)
-        client = await _new_client(conn, account["id"], code, grant_types)
-    log.info("client.created", account=code, client_id=client["clientId"])
+        client = await _new_client(conn, account["id"], code, grant_types, scopes)
+    log.info("client.created", account=code, client_id=client["clientId"], scopes=list(scopes))
     return client
 
 
@@ -380,7 +391,7 @@ class TokenService:
         if revoked or not live:
             return {"active": False}
         body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
-        for name in ("iss", "aud", "sub", "exp", "iat", "jti", "client_id", "account_id", "account_code"):
+        for name in ("iss", "aud", "sub", "exp", "iat", "jti", "client_id", "account_id", "account_code", "scope"):
             if name in claims:
                 body[name] = claims[name]
         return body

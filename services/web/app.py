@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from services.web.adapters.ingest import IngestClient, PlatformToken
 from services.web.api.assets import Assets
-from services.web.api.handlers import ASSETS, SETTINGS
+from services.web.api.handlers import ASSETS, PAGES, SETTINGS
 from services.web.api.middleware import html_errors_middleware, security_headers_middleware
+from services.web.api.rendering import page_renderer
 from services.web.api.routes import routes
+from services.web.services import CalendarPages
 from services.web.settings import WebSettings
+from shared.lifecycle import CleanupCtx
+from shared.logging import get_logger
 from shared.web import add_routes, create_base_app
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
+
+log = get_logger(__name__)
+
+
+def calendar_pages(settings: WebSettings, env: jinja2.Environment) -> CleanupCtx:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        timeout = aiohttp.ClientTimeout(total=settings.ingest_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            token = PlatformToken(session, settings.platform.auth_url, settings.client_id, settings.client_secret)
+            pages = CalendarPages(
+                IngestClient(session, settings.ingest_url, token), settings, page_renderer(env, settings)
+            )
+            app[PAGES] = pages
+            if not settings.pages_enabled:
+                log.warning(
+                    "web.pages_not_configured",
+                    hint="set KALENDS_WEB_CLIENT_ID/SECRET to a client made with"
+                    " `python -m services.auth.admin create-client CODE --scope calendar-pages`",
+                )
+            try:
+                yield
+            finally:
+                await pages.close()
+
+    return ctx
 
 
 def create_app(settings: WebSettings, role: str = "all") -> web.Application:
@@ -39,5 +71,6 @@ def create_app(settings: WebSettings, role: str = "all") -> web.Application:
     )
     env.globals["asset"] = app[ASSETS].url
     env.globals["public_web_url"] = settings.public_web_url
+    app.cleanup_ctx.append(calendar_pages(settings, env))
     add_routes(app, routes())
     return app

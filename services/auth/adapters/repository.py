@@ -49,20 +49,27 @@ async def set_account_disabled(conn: asyncpg.Connection, code: str, disabled: bo
 
 
 async def insert_client(
-    conn: asyncpg.Connection, client_id: str, account_id: uuid.UUID, secret_hash: bytes, grant_types: Sequence[str]
+    conn: asyncpg.Connection,
+    client_id: str,
+    account_id: uuid.UUID,
+    secret_hash: bytes,
+    grant_types: Sequence[str],
+    scopes: Sequence[str] = (),
 ) -> None:
     await conn.execute(
-        "INSERT INTO auth.clients (client_id, account_id, secret_hash, grant_types) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO auth.clients (client_id, account_id, secret_hash, grant_types, scopes)"
+        " VALUES ($1, $2, $3, $4, $5)",
         client_id,
         account_id,
         secret_hash,
         list(grant_types),
+        list(scopes),
     )
 
 
 async def client_with_account(conn: asyncpg.Connection, client_id: str) -> Row | None:
     row: Row | None = await conn.fetchrow(
-        "SELECT c.client_id, c.secret_hash, c.grant_types, c.disabled AS client_disabled,"
+        "SELECT c.client_id, c.secret_hash, c.grant_types, c.scopes, c.disabled AS client_disabled,"
         " a.id AS account_id, a.code AS account_code, a.disabled AS account_disabled"
         " FROM auth.clients c JOIN auth.accounts a ON a.id = c.account_id WHERE c.client_id = $1",
         client_id,
@@ -236,7 +243,7 @@ async def grant_family(
     `insert_family_with_refresh(flush=False)`: a lost grant is asked for again.
     """
     row: Row | None = await conn.fetchrow(
-        "WITH client AS (SELECT c.client_id, c.secret_hash, c.grant_types, c.disabled AS client_disabled,"
+        "WITH client AS (SELECT c.client_id, c.secret_hash, c.grant_types, c.scopes, c.disabled AS client_disabled,"
         " a.id AS account_id, a.code AS account_code, a.disabled AS account_disabled"
         " FROM auth.clients c JOIN auth.accounts a ON a.id = c.account_id WHERE c.client_id = $1),"
         " family AS (INSERT INTO auth.token_families (id, client_id, account_id, created_at)"

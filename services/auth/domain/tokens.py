@@ -22,6 +22,8 @@ class Grantee:
     client_id: str
     account_id: uuid.UUID
     account_code: str
+    # Scopes beyond the client's own account (granted by the admin CLI only; shared.tokens.SCOPES).
+    scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def access_claims(
 ) -> dict[str, Any]:
     """RFC 9068 claims; `sub` is the client, as section 2.2 asks for grants without a resource owner."""
     iat = int(issued_at.timestamp())
-    return {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "aud": AUDIENCE,
         "sub": grantee.client_id,
@@ -59,6 +61,9 @@ def access_claims(
         "jti": str(jti),
         FAMILY_CLAIM: str(family_id),
     }
+    if grantee.scopes:
+        claims["scope"] = " ".join(grantee.scopes)  # RFC 9068 section 2.2.3
+    return claims
 
 
 def access_header(kid: str, algorithm: str = "RS256") -> dict[str, str]:

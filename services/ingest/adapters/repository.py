@@ -59,6 +59,7 @@ CALENDAR_COLUMNS = (
     "protected",
     "refresh_interval",
     "single_subscription_per_subscriber",
+    "subscribe_page",
 )
 
 
@@ -457,6 +458,15 @@ async def subscriptions_of_account(
         """,
         account_id,
         list(subscription_ids),
+    )
+
+
+async def account_by_code(conn: asyncpg.Connection, account_code: str) -> Record | None:
+    """The account of this code as ingest knows it (from auth's account.created, or its first use)."""
+    return await conn.fetchrow(
+        f"SELECT account_id, account_code FROM {SCHEMA}.accounts WHERE lower(account_code) = lower($1)"
+        " ORDER BY updated_at DESC LIMIT 1",
+        account_code,
     )
 
 

@@ -31,6 +31,7 @@ def calendar_body(row: Mapping[str, Any]) -> dict[str, Any]:
         "protected": row["protected"],
         "refreshInterval": row["refresh_interval"],
         "singleSubscriptionPerSubscriber": row["single_subscription_per_subscriber"],
+        "subscribePage": {"email": "off", "marketingOptIn": None, "additionalOptIn": None, **row["subscribe_page"]},
         "version": row["version"],
         "createdAt": utc_text(row["created_at"]),
         "updatedAt": utc_text(row["updated_at"]),

@@ -21,7 +21,7 @@ from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
 from shared.http import read_form, read_json, read_model
-from shared.web import claims, json_response
+from shared.web import ACTING_FOR_KEY, claims, json_response
 
 INGEST = web.AppKey("ingest", Ingest)
 
@@ -31,6 +31,15 @@ MAX_PAGE = 1000
 def _account(request: web.Request) -> Account:
     verified = claims(request)
     return Account(uuid.UUID(verified.account_id), verified.account_code)
+
+
+async def _account_named(request: web.Request) -> Account:
+    """The token's account, or, for a platform token acting for the path's account (the web
+    service's calendar pages, scope `calendar-pages`), that account."""
+    acting_for = request.get(ACTING_FOR_KEY)
+    if acting_for is None:
+        return _account(request)
+    return await _ingest(request).account_by_code(acting_for)
 
 
 def _path(request: web.Request, name: str) -> str:
@@ -68,7 +77,7 @@ async def list_calendars(request: web.Request) -> web.Response:
 
 
 async def get_calendar(request: web.Request) -> web.Response:
-    row = await _ingest(request).get_calendar(_account(request), _path(request, "calendarCode"))
+    row = await _ingest(request).get_calendar(await _account_named(request), _path(request, "calendarCode"))
     return json_response(bodies.calendar_body(row))
 
 
@@ -90,7 +99,7 @@ async def save_tag(request: web.Request) -> web.Response:
 
 
 async def list_tags(request: web.Request) -> web.Response:
-    rows = await _ingest(request).list_tags(_account(request), _path(request, "calendarCode"))
+    rows = await _ingest(request).list_tags(await _account_named(request), _path(request, "calendarCode"))
     return json_response([bodies.tag_body(r) for r in rows])
 
 
@@ -104,7 +113,7 @@ async def list_events(request: web.Request) -> web.Response:
     limit = _query_int(request, "limit", 100, MAX_PAGE)
     offset = _query_int(request, "offset", 0, 10_000_000)
     events = await _ingest(request).list_events(
-        _account(request), _path(request, "calendarCode"), limit=limit, offset=offset
+        await _account_named(request), _path(request, "calendarCode"), limit=limit, offset=offset
     )
     return json_response([bodies.event_body(e) for e in events])
 
@@ -160,7 +169,7 @@ async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
     require_routing_hint(body.subscription_method, body.user_agent)
     outcome = await _ingest(request).subscribe_routed(
-        _account(request), _path(request, "calendarCode"), body, request.headers["Authorization"]
+        await _account_named(request), _path(request, "calendarCode"), body, request.headers["Authorization"]
     )
     return json_response(bodies.subscribed_body(outcome))
 

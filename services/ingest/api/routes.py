@@ -14,6 +14,7 @@ from services.ingest.api.schemas import (
     TagBody,
     UpdateSubscriptionBody,
 )
+from shared.tokens import CALENDAR_PAGES
 from shared.web import Route
 
 CAL = "/v1/calendars/{accountCode}"
@@ -35,7 +36,7 @@ def routes() -> list[Route]:
             responses={"201": "created", "409": "the account already has a calendar of this code"},
         ),
         Route("GET", CAL, h.list_calendars, "the account's calendars"),
-        Route("GET", ONE_CAL, h.get_calendar, "one calendar"),
+        Route("GET", ONE_CAL, h.get_calendar, "one calendar", scope=CALENDAR_PAGES),
         Route(
             "PUT", ONE_CAL, h.update_calendar, "change a calendar (names sent replace)", CalendarBody, CalendarAnswer
         ),
@@ -49,7 +50,7 @@ def routes() -> list[Route]:
             TagAnswer,
             responses={"201": "created"},
         ),
-        Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags"),
+        Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags", scope=CALENDAR_PAGES),
         Route(
             "POST",
             ONE_CAL + "/events",
@@ -59,7 +60,9 @@ def routes() -> list[Route]:
             EventAnswer,
             responses={"201": "created"},
         ),
-        Route("GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)"),
+        Route(
+            "GET", ONE_CAL + "/events", h.list_events, "the calendar's events (?limit=&offset=)", scope=CALENDAR_PAGES
+        ),
         Route("GET", ONE_CAL + "/events/{eventId}", h.get_event, "one event, by id or externalId"),
         Route("PUT", ONE_CAL + "/events/{eventId}", h.replace_event, "replace an event", EventBody, EventAnswer),
         Route(
@@ -94,6 +97,7 @@ def routes() -> list[Route]:
             SubscribeBody,
             responses=subscribe_docs,
             name="subscribe_v1",
+            scope=CALENDAR_PAGES,
         ),
         Route(
             "POST",
@@ -103,6 +107,7 @@ def routes() -> list[Route]:
             SubscribeBody,
             responses=subscribe_docs,
             name="subscribe_v2",
+            scope=CALENDAR_PAGES,
         ),
         Route("GET", "/v1/subscription/{subscriptionId}", h.get_subscription, "Get Subscription Details"),
         Route(

@@ -92,6 +92,15 @@ def check_email(value: str | None) -> str | None:
 # --- catalog ------------------------------------------------------------------------------------
 
 
+class SubscribePageBody(IngestModel):
+    """What the calendar's public page asks visitors: their email (off, optional or required) and the
+    opt-in checkboxes, each shown with the merchant's label when one is given."""
+
+    email: Literal["off", "optional", "required"] = "off"
+    marketing_opt_in: str | None = Field(default=None, min_length=1, max_length=500)
+    additional_opt_in: str | None = Field(default=None, min_length=1, max_length=500)
+
+
 class CalendarBody(IngestModel):
     code: str | None = Field(default=None, pattern=CODE_PATTERN)
     name: str | None = Field(default=None, min_length=1, max_length=255)
@@ -102,6 +111,7 @@ class CalendarBody(IngestModel):
     protected: bool | None = None
     refresh_interval: str | None = Field(default=None, max_length=32)
     single_subscription_per_subscriber: bool | None = None
+    subscribe_page: SubscribePageBody | None = None
 
     @field_validator("image")
     @classmethod
@@ -247,6 +257,20 @@ class CalDavParams(IngestModel):
         return check_url(value, "caldav.url") or value
 
 
+# How a subscription came about (seed 002's Subscribe actionType), as a caller may state it; unset:
+# SubscriptionViaWebApi (SubscriptionWithEventsViaWebApi with manual events). The calendar pages of the
+# web service send SubscriptionViaCalendarPage.
+SubscribeAction = Literal[
+    "SubscriptionViaOneClickLink",
+    "SubscriptionViaSms",
+    "SubscriptionViaShowsPage",
+    "SubscriptionViaCalendarPage",
+    "SubscriptionViaWebApi",
+    "SubscriptionWithEventsViaWebApi",
+    "SubscriptionViaCalReplyNotificationPage",
+]
+
+
 class SubscribeBody(IngestModel, WebcalExtras):
     """Seed 002's subscriptionParams and the webcal variant's calendarParams."""
 
@@ -269,6 +293,7 @@ class SubscribeBody(IngestModel, WebcalExtras):
     referer: str | None = Field(default=None, max_length=2048)
     ip_address: str | None = Field(default=None, max_length=64)
     subscription_method: str | None = Field(default=None, max_length=32)
+    action_type: SubscribeAction | None = None
     caldav: CalDavParams | None = None
     events: list[EventBody] = Field(default_factory=list, max_length=100)
     channel_finder_zip_code: str | None = Field(default=None, max_length=32)

@@ -12,6 +12,7 @@ from services.ingest.adapters import repository as repo
 from services.ingest.api.schemas import (
     CalendarBody,
     EventBody,
+    SubscribePageBody,
     TagBody,
     TagRef,
 )
@@ -54,6 +55,9 @@ class CatalogUseCases(UseCaseBase):
                 values[name] = "" if value is None and name == "description" else value
         if "timezone" in body.model_fields_set:
             values["timezone"] = to_iana(body.timezone, "timezone") if body.timezone else "UTC"
+        if "subscribe_page" in body.model_fields_set:
+            page = body.subscribe_page or SubscribePageBody()
+            values["subscribe_page"] = page.model_dump(by_alias=True)
         if "refresh_interval" in body.model_fields_set:
             values["refresh_interval"] = refresh_interval(body.refresh_interval) if body.refresh_interval else "PT1H"
         return values
@@ -98,6 +102,13 @@ class CatalogUseCases(UseCaseBase):
 
     async def list_calendars(self, account: Account) -> list[asyncpg.Record]:
         return await self._read(lambda conn: repo.list_calendars(conn, account.account_id))
+
+    async def account_by_code(self, account_code: str) -> Account:
+        """The account a platform token acts for (a calendar page); NotFound when ingest knows none."""
+        row = await self._read(lambda conn: repo.account_by_code(conn, account_code))
+        if row is None:
+            raise NotFound(f"account '{account_code[:64]}' not found", code="AccountNotFound")
+        return Account(row["account_id"], row["account_code"])
 
     async def get_calendar(self, account: Account, code: str) -> asyncpg.Record:
         return await self._read(lambda conn: self._calendar(conn, account, code))

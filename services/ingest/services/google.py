@@ -92,6 +92,8 @@ class GoogleUseCases(SubscriptionUseCases):
     async def _consent_url(self, bearer: str, account: Account, code: str, request: dict[str, Any]) -> str | None:
         assert self.consents is not None
         try:
+            # accountId: what sync holds the consent to when the token is the web's platform token.
+            request = {**request, "accountId": str(account.account_id)}
             return await self.consents.google_consent(bearer, account.account_code, code, request)
         except ApiError as exc:
             if request.get("ifNeeded") and exc.status == 404:

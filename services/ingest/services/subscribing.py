@@ -73,7 +73,8 @@ def _details(
 ) -> dict[str, Any]:
     """What a subscribe stores in the subscription's `details`: filters, opt-ins and analytics."""
     details: dict[str, Any] = {
-        "action_type": "SubscriptionWithEventsViaWebApi" if body.events else "SubscriptionViaWebApi",
+        "action_type": body.action_type
+        or ("SubscriptionWithEventsViaWebApi" if body.events else "SubscriptionViaWebApi"),
         "tag_ids": [str(t["tag_id"]) for t in tags],
         "time_zone_tag": time_zone_tag,
         "request_event_ids": include[0],

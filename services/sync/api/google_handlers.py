@@ -12,7 +12,8 @@ from aiohttp import web
 from services.sync.google_flow import GoogleFlow, parse_consent_request, result_url, valid_redirect
 from shared.errors import ApiError, InvalidRequest, ServiceUnavailable
 from shared.http import read_json
-from shared.web import Route, claims, json_response
+from shared.tokens import CALENDAR_PAGES
+from shared.web import ACTING_FOR_KEY, Route, claims, json_response
 
 GOOGLE = web.AppKey("sync_google", GoogleFlow)
 INGEST_URL = web.AppKey("sync_ingest_url", str)
@@ -24,6 +25,13 @@ async def consent(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidRequest("body: a JSON object is required")
     account_id = uuid.UUID(claims(request).account_id)
+    if request.get(ACTING_FOR_KEY) is not None:
+        # ingest relaying a calendar page's subscribe (platform scope calendar-pages): the account is
+        # the path's, whose id ingest states.
+        try:
+            account_id = uuid.UUID(str(body.get("accountId")))
+        except ValueError:
+            raise InvalidRequest("accountId: the UUID of the path's account is required with this token") from None
     url = await request.app[GOOGLE].consent(account_id, parse_consent_request(body))
     return json_response({"consentUrl": url})
 
@@ -118,5 +126,6 @@ def google_routes() -> list[Route]:
             "a consent URL for a pending Google subscription, or for re-authorization (ifNeeded): called by ingest",
             responses={"409": "Google is not enabled on this server"},
             name="google_consent",
+            scope=CALENDAR_PAGES,
         ),
     ]
