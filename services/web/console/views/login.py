@@ -40,9 +40,9 @@ async def _form_page(
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return await _form_page(
-        request, "console/login.html", {"email": "", "next": _next(request, request.query.get("next", ""))}
-    )
+    target = _next(request, request.query.get("next", ""))
+    context = {"email": "", "next": target, "logged_out": bool(request.query.get("out"))}
+    return await _form_page(request, "console/login.html", context)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -57,7 +57,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     except ApiProblem as problem:
         status = problem.status if problem.status in (400, 401, 403, 429) else 503
         return await _form_page(
-            request, "console/login.html", {"email": email, "next": target, "errors": problem.reasons}, status=status
+            request,
+            "console/login.html",
+            {"email": email, "next": target, "errors": problem.reasons, "logged_out": False},
+            status=status,
         )
     response = web.HTTPSeeOther(target)
     max_age = None  # a browser-session cookie; the server side ends with the refresh token's expiry
