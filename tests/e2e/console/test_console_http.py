@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.e2e.console.conftest import Console, Merchant
+import aiohttp
+
+from shared.testing import Stack
+from tests.e2e.console.conftest import PASSWORD, Console, Merchant, new_merchant
 
 
 async def test_login_opens_the_accounts_calendars_and_a_calendar_with_an_event_can_be_made(
@@ -29,3 +32,114 @@ async def test_login_opens_the_accounts_calendars_and_a_calendar_with_an_event_c
     assert "Event “Derby” created." in page and "Every week on Monday, 10 times" in page
     calendar = await merchant.call("GET", "ingest", f"/v1/calendars/{merchant.code}/league")
     assert calendar["protected"] is True and calendar["timezone"] == "Europe/London"
+
+
+async def test_a_form_without_its_csrf_token_or_from_another_site_is_refused_and_changes_nothing(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    page = await console.post("/console/calendars", {"code": "nocsrf", "name": "No"}, want=403, csrf=False)
+    assert "the form expired" in page
+    page = await console.post("/console/calendars", {"code": "nocsrf", "name": "No", "csrf": "forged"}, want=403)
+    async with console.session.post(
+        console.base + "/console/calendars",
+        data={"csrf": console.csrf, "code": "nocsrf", "name": "No"},
+        headers={"Origin": "https://evil.example"},
+    ) as response:
+        assert response.status == 403
+    calendars = await merchant.call("GET", "ingest", f"/v1/calendars/{merchant.code}")
+    assert [c["code"] for c in calendars] == []
+
+
+async def test_pages_without_a_session_lead_to_the_login_and_back(console: Console, merchant: Merchant) -> None:
+    async with console.session.get(console.base + "/console/subscribers?q=x", allow_redirects=False) as response:
+        assert response.status == 303
+        assert response.headers["Location"].startswith("/console/login?next=")
+    await console.get("/console/login?next=%2Fconsole%2Fsubscribers%3Fq%3Dx")
+    async with console.session.post(
+        console.base + "/console/login",
+        data={"csrf": console.csrf, "email": merchant.email, "password": PASSWORD, "next": "/console/subscribers?q=x"},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 303 and response.headers["Location"] == "/console/subscribers?q=x"
+        cookie = response.cookies["kalends_console"]
+        assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/console"
+    await console.get("/console/login")
+    async with console.session.post(
+        console.base + "/console/login",
+        data={"csrf": console.csrf, "email": merchant.email, "password": PASSWORD, "next": "https://evil.example/"},
+        allow_redirects=False,
+    ) as response:
+        assert response.headers["Location"] == "/console/calendars"  # never off the site
+
+
+async def test_a_wrong_password_says_so_and_repeated_failures_lock_the_login_with_the_apis_words(
+    console: Console, console_stack: Stack
+) -> None:
+    merchant = await new_merchant(console_stack)
+    page = await console.login(merchant.email, "not the password", want=401)
+    assert "the email or the password is wrong" in page
+    for _ in range(3):
+        await console.login(merchant.email, "not the password", want=401)
+    page = await console.login(merchant.email, "not the password", want=429)
+    assert "too many failed logins" in page
+    page = await console.login(merchant.email, PASSWORD, want=429)  # locked: the right password too
+    assert "locked for about 15 minutes" in page
+
+
+async def test_logout_ends_the_session_here_and_at_auth(console: Console, merchant: Merchant) -> None:
+    await console.login(merchant.email)
+    cookie = console.session.cookie_jar.filter_cookies(console.base + "/console/")["kalends_console"].value
+    page = await console.post("/console/logout", {})
+    assert "You are logged out." in page
+    async with aiohttp.ClientSession(cookies={"kalends_console": cookie}) as stale:
+        async with stale.get(console.base + "/console/calendars", allow_redirects=False) as response:
+            assert response.status == 303 and response.headers["Location"].startswith("/console/login")
+
+
+async def test_a_bad_calendar_is_refused_with_ingests_reason_and_the_form_keeps_what_was_typed(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    page = await console.post("/console/calendars", {"code": "Bad Code!", "name": "Kept name"}, want=400)
+    assert "This was refused" in page and "Kept name" in page
+    assert "code" in page.split("This was refused", 1)[1].split("</ul>", 1)[0]
+
+
+async def test_subscribers_are_found_filtered_shown_with_their_feed_and_deactivated(
+    console: Console, merchant: Merchant
+) -> None:
+    await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}", {"code": "club", "name": "Club"}, want=201)
+    tag = await merchant.call(
+        "POST", "ingest", f"/v1/calendars/{merchant.code}/club/tags", {"name": "Juniors"}, want=201
+    )
+    event = {"title": "Junior cup", "start": "2030-05-01T10:00:00Z", "tags": [tag["id"]]}
+    await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}/club/events", event, want=201)
+    other = {"title": "Senior cup", "start": "2030-05-02T10:00:00Z"}
+    await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}/club/events", other, want=201)
+    subscribed = await merchant.call(
+        "POST",
+        "ingest",
+        f"/v1/subscribe/{merchant.code}/club",
+        {
+            "subscriberId": "fan-1",
+            "emailAddress": "fan@example.com",
+            "subscriptionMethod": "webcal",
+            "calendarTags": [tag["id"]],
+        },
+    )
+    sid = subscribed["subscriptionId"]
+    await console.login(merchant.email)
+    page = await console.get("/console/subscribers?q=fan%40example.com")
+    assert "fan-1" in page and f"/console/subscribers/{sid}" in page
+    page = await console.get(f"/console/subscribers?calendarCode=club&tag={tag['id']}&active=true&method=webcal")
+    assert "fan-1" in page
+    page = await console.get("/console/subscribers?method=google")
+    assert "fan-1" not in page
+    page = await console.get(f"/console/subscribers/{sid}")
+    assert "Junior cup" in page  # the feed holds the tag's event ...
+    assert "Senior cup" not in page  # ... and not the other one
+    page = await console.post(f"/console/subscribers/{sid}/deactivate", {"calendarCode": "club"})
+    assert "Subscription deactivated." in page
+    details = await merchant.call("GET", "ingest", f"/v1/subscription/{sid}")
+    assert details["isActive"] is False

@@ -92,7 +92,12 @@ def feed_events(text: str) -> list[dict[str, Any]]:
 async def show_subscriber(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
     subscription = await api(request, "GET", "ingest", f"/v1/subscription/{_q(subscription_id)}")
-    feed: dict[str, Any] = {"url": request.app[APIS].settings.feed_url + f"/v1/webcal/{_q(subscription_id)}"}
+    feed: dict[str, Any] = {
+        "url": request.app[APIS].settings.feed_url + f"/v1/webcal/{_q(subscription_id)}",
+        "note": None,
+        "events": [],
+        "count": 0,
+    }
     status, text = await request.app[APIS].text("feed", f"/v1/webcal/{_q(subscription_id)}")
     if status == 200:
         feed["events"] = feed_events(text)
