@@ -127,9 +127,10 @@ def subscription_body(view: Any) -> dict[str, Any]:
         "isActive": row["active"],
         "events": [_listed_event(e, False) for e in view.included] + [_listed_event(e, True) for e in view.excluded],
     }
+    # How it began (SubscriptionViaWebApi, SubscriptionViaCalendarPage...) or, once ended, how it ended.
+    body["actionType"] = details.get("action_type")
     if row["deactivated_at"] is not None:
         body["deactivatedDate"] = utc_text(row["deactivated_at"])
-        body["actionType"] = details.get("action_type")
         body["unsubscribeReason"] = details.get("unsubscribe_reason")
     if details.get("sync_calendar_url"):
         body["calendarUrl"] = details["sync_calendar_url"]

@@ -56,5 +56,6 @@ async def html_errors_middleware(request: web.Request, handler: Handler) -> web.
 async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     if not response.prepared and (response.content_type or "").startswith("text/html"):
-        response.headers.update(PAGE_HEADERS)
+        for name, value in PAGE_HEADERS.items():
+            response.headers.setdefault(name, value)  # a handler's stricter choice stands
     return response
