@@ -71,7 +71,8 @@ def daily_chart(days: Sequence[DayCount], title: str) -> str:
                 f'fill="{color}" data-day="{day.day}" data-kind="{name}" data-value="{value}">'
                 f"<title>{day.day}: {value} {name}</title></rect>"
             )
-        if i % label_every == 0 or i == len(days) - 1:
+        last = i == len(days) - 1
+        if last or (i % label_every == 0 and len(days) - 1 - i >= label_every):
             out.append(
                 f'<text x="{LEFT + i * slot + slot / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
                 f'font-size="11" fill="#3d4650">{escape(day.day[5:])}</text>'
@@ -87,19 +88,19 @@ def daily_chart(days: Sequence[DayCount], title: str) -> str:
 
 def breakdown_chart(rows: Sequence[tuple[str, int, int]], title: str) -> str:
     """Horizontal bars per value (label, subscriptions, unsubscriptions), largest first as given."""
-    bar_h, gap, label_w = 14, 10, 170
+    width, bar_h, gap, label_w = 400, 14, 10, 130
     height = TOP + len(rows) * (2 * bar_h + gap) + 10
     top = max([1, *(max(s, u) for _, s, u in rows)])
-    plot_w = WIDTH - label_w - 60
+    plot_w = width - label_w - 40
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" class="chart">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" class="chart">',
         f"<title>{escape(title)}</title>",
     ]
     for i, (label, subs, unsubs) in enumerate(rows):
         y = TOP + i * (2 * bar_h + gap)
         out.append(
             f'<text x="{label_w - 8}" y="{y + bar_h + 4}" text-anchor="end" font-size="12" fill="#1b1f24">'
-            f"{escape(label[:28])}</text>"
+            f"{escape(label[:20])}</text>"
         )
         for j, (value, color) in enumerate(((subs, SUBSCRIBED), (unsubs, UNSUBSCRIBED))):
             w = plot_w * value / top

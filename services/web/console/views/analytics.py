@@ -64,7 +64,8 @@ async def show_analytics(request: web.Request) -> web.Response:
         ]
         svg = breakdown_chart(rows, f"{title}: subscriptions and unsubscriptions")
         chart = Markup(svg) if rows else None  # noqa: S704 - charts.py escapes every text it draws
-        breakdowns.append({"name": name, "title": title, "rows": rows, "chart": chart})
+        heading = title if title.startswith("UTM") else title.lower()
+        breakdowns.append({"name": name, "title": title, "heading": heading, "rows": rows, "chart": chart})
     title = f"Subscriptions and unsubscriptions per day, {report['from']} to {report['to']}"
     context = {
         "filters": filters,
