@@ -328,6 +328,10 @@ class TokenService:
 
     # --- introspection and revocation (RFC 7662, RFC 7009) --------------------------------------
 
+    async def verified_access(self, token: str) -> dict[str, Any] | None:
+        """The claims of one of our unexpired access tokens (signature, issuer, audience), or None."""
+        return await self._verified_access(token)
+
     async def _verified_access(self, token: str) -> dict[str, Any] | None:
         """The claims of one of our unexpired access tokens, or None."""
         if token.count(".") != 2:

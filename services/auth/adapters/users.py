@@ -153,3 +153,44 @@ async def purge_expired(conn: asyncpg.Connection, now: datetime) -> dict[str, in
     )
     counts["user_sessions"] = int(status.split()[-1])
     return counts
+
+
+async def session_revoked(conn: asyncpg.Connection, session_id: uuid.UUID) -> bool:
+    revoked: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM auth.user_sessions WHERE id = $1 AND revoked_at IS NOT NULL)", session_id
+    )
+    return revoked
+
+
+# --- an account's API keys and clients (the console's keys page) ---------------------------------
+
+
+async def api_keys_of(conn: asyncpg.Connection, account_id: uuid.UUID) -> list[Row]:
+    return list(
+        await conn.fetch(
+            "SELECT id, created_at, revoked_at FROM auth.api_keys WHERE account_id = $1"
+            " ORDER BY revoked_at IS NOT NULL, created_at DESC LIMIT 500",
+            account_id,
+        )
+    )
+
+
+async def revoke_api_key_of(conn: asyncpg.Connection, account_id: uuid.UUID, key_id: uuid.UUID) -> Row | None:
+    row: Row | None = await conn.fetchrow(
+        "UPDATE auth.api_keys k SET revoked_at = now() FROM auth.accounts a"
+        " WHERE k.id = $1 AND k.account_id = $2 AND k.revoked_at IS NULL AND a.id = k.account_id"
+        " RETURNING k.id, k.account_id, a.code AS account_code, k.key_hash, k.revoked_at",
+        key_id,
+        account_id,
+    )
+    return row
+
+
+async def clients_of(conn: asyncpg.Connection, account_id: uuid.UUID) -> list[Row]:
+    return list(
+        await conn.fetch(
+            "SELECT client_id, grant_types, disabled, created_at FROM auth.clients WHERE account_id = $1"
+            " ORDER BY disabled, created_at DESC LIMIT 500",
+            account_id,
+        )
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.web.console.views import analytics, calendars, login, subscribers, webhooks
+from services.web.console.views import analytics, calendars, keys, login, subscribers, webhooks
 from shared.web import Handler, Route
 
 CAL = "/console/calendars/{code}"
@@ -54,4 +54,9 @@ def console_routes() -> list[Route]:
         _page("POST", HOOK + "/rotate-secret", webhooks.rotate_secret, "rotate the signing secret"),
         _page("POST", HOOK + "/test", webhooks.send_test, "send a test event"),
         _page("POST", HOOK + "/deliveries/{deliveryId}/retry", webhooks.retry_delivery, "retry a delivery now"),
+        _page("GET", "/console/keys", keys.show_keys, "the account's API keys and OAuth clients"),
+        _page("POST", "/console/keys/api-keys", keys.create_api_key, "create an API key (shown once)"),
+        _page("POST", "/console/keys/api-keys/{keyId}/revoke", keys.revoke_api_key, "revoke an API key"),
+        _page("POST", "/console/keys/clients", keys.create_client, "create an OAuth client (secret shown once)"),
+        _page("POST", "/console/keys/clients/{clientId}/revoke", keys.revoke_client, "revoke an OAuth client"),
     ]

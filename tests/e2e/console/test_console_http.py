@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import aiohttp
 
-from shared.testing import Stack
+from shared.testing import Stack, basic_auth
 from tests.e2e.console.conftest import PASSWORD, Console, Merchant, new_merchant
 
 
@@ -143,3 +145,59 @@ async def test_subscribers_are_found_filtered_shown_with_their_feed_and_deactiva
     assert "Subscription deactivated." in page
     details = await merchant.call("GET", "ingest", f"/v1/subscription/{sid}")
     assert details["isActive"] is False
+
+
+async def test_api_keys_and_clients_are_created_shown_once_and_revoked_from_the_console(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    page = await console.post("/console/keys/api-keys", {})
+    api_key = re.search(r'API key: <span class="secret">(kk[0-9a-f]+)</span>', page)
+    assert api_key is not None
+    page = await console.post("/console/keys/clients", {})
+    client_id = re.search(r'Client id: <span class="secret">([^<]+)</span>', page)
+    secret = re.search(r'Client secret: <span class="secret">([^<]+)</span>', page)
+    assert client_id is not None and secret is not None
+    token_url = merchant.stack.url("auth") + "/oauth2/token"
+    async with aiohttp.ClientSession() as http:
+        grant = {"grant_type": "client_credentials"}
+        async with http.post(
+            token_url, data=grant, headers={"Authorization": basic_auth(client_id[1], secret[1])}
+        ) as r:
+            assert r.status == 200
+
+        page = await console.get("/console/keys")
+        assert page.count("kk") == 0  # the list never shows a key again
+        key_id = re.search(r'action="/console/keys/api-keys/([0-9a-f-]+)/revoke"', page)
+        assert key_id is not None
+        page = await console.post(f"/console/keys/api-keys/{key_id[1]}/revoke", {})
+        assert "API key revoked." in page
+        page = await console.post(f"/console/keys/clients/{client_id[1]}/revoke", {})
+        assert f"Client {client_id[1]} revoked." in page
+        async with http.post(
+            token_url, data=grant, headers={"Authorization": basic_auth(client_id[1], secret[1])}
+        ) as r:
+            assert r.status == 401
+    keys = await merchant.call("GET", "auth", f"/v1/accounts/{merchant.code}/api-keys")
+    assert [k["revokedAt"] is not None for k in keys["apiKeys"]] == [True]
+
+
+async def test_the_key_endpoints_take_only_a_live_token_of_the_account_in_the_path(merchant: Merchant) -> None:
+    other = await new_merchant(merchant.stack)
+    base = merchant.stack.url("auth")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/v1/accounts/{merchant.code}/clients") as r:
+            assert r.status == 401
+        headers = {"Authorization": f"Bearer {other.token}"}
+        async with http.get(f"{base}/v1/accounts/{merchant.code}/clients", headers=headers) as r:
+            assert r.status == 403
+        login = {"email": merchant.email, "password": PASSWORD}
+        async with http.post(f"{base}/v1/users/login", json=login) as r:
+            session = await r.json()
+        headers = {"Authorization": f"Bearer {session['accessToken']}"}
+        async with http.get(f"{base}/v1/accounts/{merchant.code}/clients", headers=headers) as r:
+            assert r.status == 200 and len((await r.json())["clients"]) == 1
+        async with http.post(f"{base}/v1/users/logout", json={"refreshToken": session["refreshToken"]}) as r:
+            assert r.status == 204
+        async with http.get(f"{base}/v1/accounts/{merchant.code}/clients", headers=headers) as r:
+            assert r.status == 401  # logged out: refused at once, where revocation starts
