@@ -160,6 +160,7 @@ async def test_a_merchant_runs_the_console_in_a_browser_from_login_to_a_retried_
     for name, path in {
         "calendars": "/console/calendars",
         "webhooks": "/console/webhooks",
+        "keys": "/console/keys",
         "subscribers-filtered": "/console/subscribers?calendarCode=league&active=true&method=webcal",
         "not-found": "/console/calendars/no-such-calendar",
         "analytics-refused": "/console/analytics?from=2026-02-01&to=2026-01-01",
