@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -145,6 +146,10 @@ async def test_subscribers_are_found_filtered_shown_with_their_feed_and_deactiva
     assert "Subscription deactivated." in page
     details = await merchant.call("GET", "ingest", f"/v1/subscription/{sid}")
     assert details["isActive"] is False
+    exported = await console.get("/console/analytics.csv?calendarCode=club")
+    today = datetime.now(UTC).date().isoformat()
+    assert exported.splitlines()[0] == "dimension,value,subscriptions,unsubscriptions"
+    assert f"day,{today},1,1" in exported.splitlines() and "tag,Juniors,1,1" in exported.splitlines()
 
 
 async def test_api_keys_and_clients_are_created_shown_once_and_revoked_from_the_console(
