@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("auth", "jwt", "ingest", "feed", "webhook", "sync", "sync_google", "mail")
+BENCHES = ("auth", "jwt", "ingest", "feed", "webhook", "sync", "sync_google", "mail", "web")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

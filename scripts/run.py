@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -137,6 +138,43 @@ async def prepare(settings: PlatformSettings, services_dir: Path, names: list[st
             say(f"{name}: {len(applied)} migration(s) applied" if applied else f"{name}: schema up to date")
 
 
+WEB_ACCOUNT = "kalends-web"
+
+
+async def ensure_web_client(env_file: Path, package_root: Path) -> None:
+    """The web service's platform client (scope calendar-pages, README "web"): made once with auth's
+    admin CLI and kept in `env_file`, unless KALENDS_WEB_CLIENT_ID is set."""
+    if os.environ.get("KALENDS_WEB_CLIENT_ID", "").strip():
+        return
+
+    async def admin(*args: str) -> dict[str, str] | None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.auth.admin",
+            *args,
+            cwd=package_root,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate()
+        return json.loads(out) if proc.returncode == 0 else None
+
+    await admin("create-account", WEB_ACCOUNT, "--name", "Kalends web pages")  # fails harmlessly when it exists
+    client = await admin("create-client", WEB_ACCOUNT, "--scope", "calendar-pages")
+    if client is None:
+        say("could not make the web service's platform client: its calendar pages will answer 503")
+        return
+    await asyncio.to_thread(env_file.touch, mode=0o600, exist_ok=True)
+    for name, value in (
+        ("KALENDS_WEB_CLIENT_ID", client["clientId"]),
+        ("KALENDS_WEB_CLIENT_SECRET", client["clientSecret"]),
+    ):
+        set_key(env_file, name, value, quote_mode="never")
+        os.environ[name] = value
+    say(f"made the web service's platform client (scope calendar-pages) into {env_file}")
+
+
 async def forward(child: Child, stream: asyncio.StreamReader, tty: bool) -> None:
     prefix = f"\033[{child.colour}m[{child.name}]\033[0m " if tty else f"[{child.name}] "
     while line := await stream.readline():
@@ -210,6 +248,8 @@ async def run(services_dir: Path, ready_timeout: float, env_file: Path = ROOT / 
     except (OSError, asyncpg.PostgresError) as exc:
         say(f"cannot prepare the database at {censor_url(settings.database_url)}: {exc}")
         return 1
+    if "web" in names and "auth" in names:
+        await ensure_web_client(env_file, services_dir.parent)
 
     tty = sys.stdout.isatty()
     env = dict(os.environ)

@@ -13,7 +13,7 @@ from aiohttp import web
 from services.web.adapters.ingest import IngestClient, PlatformToken
 from services.web.api.assets import Assets
 from services.web.api.handlers import ASSETS, PAGES, SETTINGS
-from services.web.api.middleware import html_errors_middleware, security_headers_middleware
+from services.web.api.middleware import pages_middleware
 from services.web.api.rendering import page_renderer
 from services.web.api.routes import routes
 from services.web.console.app import install as install_console
@@ -59,7 +59,7 @@ def create_app(settings: WebSettings, role: str = "all") -> web.Application:
     app = create_base_app(
         "web",
         client_max_size=64 * 1024,
-        extra_middlewares=[security_headers_middleware, html_errors_middleware],
+        extra_middlewares=[pages_middleware],
     )
     app[SETTINGS] = settings
     app[ASSETS] = Assets.load(STATIC)

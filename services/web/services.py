@@ -93,6 +93,9 @@ class CalendarPages:
             raise
         finally:
             self._loading.pop(key, None)
+        previous = self._entries.get(key)
+        if previous is not None and previous.page == entry.page:
+            entry.html = previous.html  # nothing changed: the rendered variants still hold
         if len(self._entries) >= MAX_PAGES and key not in self._entries:
             self._entries.pop(next(iter(self._entries)))
         self._entries[key] = entry

@@ -19,6 +19,14 @@ class Answer(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class SubscribePageAnswer(Answer):
+    """What the calendar's public page (the web service) asks visitors besides their choices."""
+
+    email: str = Field(description="off, optional or required")
+    marketing_opt_in: str | None = Field(description="the marketing opt-in checkbox's label; null: no checkbox")
+    additional_opt_in: str | None = Field(description="the additional opt-in checkbox's label; null: no checkbox")
+
+
 class CalendarAnswer(Answer):
     id: str
     code: str
@@ -30,6 +38,7 @@ class CalendarAnswer(Answer):
     protected: bool
     refresh_interval: str | None
     single_subscription_per_subscriber: bool
+    subscribe_page: SubscribePageAnswer
     version: int
     created_at: str | None
     updated_at: str | None

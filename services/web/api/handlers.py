@@ -9,6 +9,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from services.web.api.assets import Assets
+from services.web.api.middleware import PAGE_HEADERS as SECURITY_HEADERS
 from services.web.api.rendering import page_variables
 from services.web.domain import embed
 from services.web.domain.devices import LABELS, App, device_of, is_mobile
@@ -22,6 +23,14 @@ SETTINGS = web.AppKey("web_settings", WebSettings)
 ASSETS = web.AppKey("web_assets", Assets)
 PAGES = web.AppKey("web_pages", CalendarPages)
 PAGE_CACHE = "public, max-age=30"
+# The calendar page's headers, built once. It differs by device: shared caches must not hand an
+# iPhone's page to a Windows PC (Vary).
+PAGE_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": PAGE_CACHE,
+    "Vary": "User-Agent",
+    **SECURITY_HEADERS,
+}
 NO_STORE = "no-store"
 
 
@@ -50,13 +59,7 @@ async def calendar_page(request: web.Request) -> web.Response:
     account, code = _codes(request)
     before, after = await request.app[PAGES].html(account, code, request.headers.get("User-Agent"))
     visit = PageVisit.from_query(request.query, request.headers.get("Referer"))
-    return web.Response(
-        body=before + visit_fields(visit) + after,
-        content_type="text/html",
-        charset="utf-8",
-        # The page differs by device; shared caches must not hand an iPhone's page to a Windows PC.
-        headers={"Cache-Control": PAGE_CACHE, "Vary": "User-Agent"},
-    )
+    return web.Response(body=before + visit_fields(visit) + after, headers=PAGE_HEADERS)
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:

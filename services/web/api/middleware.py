@@ -34,27 +34,25 @@ def error_page(request: web.Request, status: int, reason: str) -> web.Response:
     return response
 
 
+def _wants_html(request: web.Request) -> bool:
+    return "text/html" in request.headers.get("Accept", "") and not request.path.startswith("/embed/")
+
+
 @web.middleware
-async def html_errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A visitor who asks for HTML gets an error page; probes and API clients keep the JSON body."""
-    if "text/html" not in request.headers.get("Accept", "") or request.path.startswith("/embed/"):
-        return await handler(request)
+async def pages_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A visitor who asks for HTML gets an error page (probes and API clients keep the JSON body),
+    and every HTML answer the pages' security headers."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except ApiError as error:
-        reason = error.reason if error.status < 500 else "please try again in a moment"
-        return error_page(request, error.status, reason)
-    except web.HTTPException as exc:
-        if exc.status < 400:
+        if not _wants_html(request):
             raise
-        if exc.status >= 500:
-            return error_page(request, exc.status, "please try again in a moment")
-        return error_page(request, exc.status, exc.reason if exc.status != 404 else "there is no page at this address")
-
-
-@web.middleware
-async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+        response = error_page(request, error.status, error.reason if error.status < 500 else "please try again soon")
+    except web.HTTPException as exc:
+        if exc.status < 400 or not _wants_html(request):
+            raise
+        reason = "there is no page at this address" if exc.status == 404 else exc.reason
+        response = error_page(request, exc.status, reason if exc.status < 500 else "please try again soon")
     if not response.prepared and (response.content_type or "").startswith("text/html"):
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)  # a handler's stricter choice stands

@@ -37,7 +37,8 @@ def page_variables(settings: WebSettings, page: CalendarPage, device: Device, de
         "labels": LABELS,
         "page_url": url,
         "page_path": f"/c/{quote(page.account_code, safe='')}/{quote(page.code, safe='')}",
-        "qr": qr_svg(url) if desktop else None,
+        # The code carries utm_medium=qr, so the merchant's analytics count subscriptions made by scanning it.
+        "qr": qr_svg(url + "?utm_medium=qr") if desktop else None,
         "problem": None,
         "form": {},
         "chosen": set(),

@@ -30,6 +30,15 @@ def routes() -> list[Route]:
             responses={"404": "no such calendar"},
         ),
         Route(
+            "HEAD",
+            PAGE,
+            h.calendar_page,
+            "the calendar page's headers (uptime checks)",
+            public=True,
+            response_content_type=html,
+            name="calendar_page_head",
+        ),
+        Route(
             "POST",
             PAGE,
             h.subscribe,

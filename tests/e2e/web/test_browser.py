@@ -5,6 +5,7 @@ on every subscriber page, screenshots of each saved under .cache/artifacts/web/.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -156,3 +157,20 @@ async def test_every_other_subscriber_page_passes_axe_core(
     # The check can fail: an image without a text alternative is one of axe's critical findings.
     await evaluate(browser, "document.body.insertAdjacentHTML('beforeend', '<img src=\"/static/none.png\">')")
     assert "image-alt" in {v["id"] for v in await axe_violations(browser, axe_source)}
+
+
+async def test_with_script_disabled_the_page_still_subscribes_and_shows_the_address_to_copy(
+    web_stack: Stack, browser: Page, fixtures: Calendar
+) -> None:
+    await emulate(browser, WINDOWS, mobile=False)
+    await browser.send("Emulation.setScriptExecutionDisabled", value=True)
+    try:
+        await open_page(browser, web_stack.url("web") + fixtures.page_path)
+        await submit(browser, browser.click("#app-copy"))
+        html = await browser.html()
+        assert "You're subscribed to Acme League" in html
+        assert re.search(r'<input[^>]*id="feed-url"[^>]*value="http://[^"]+/v1/webcal/', html)
+        assert '<button type="button" data-copy="feed-url" hidden="">' in html  # the script's button stays hidden
+        await screenshot(browser, "confirmation-no-script")
+    finally:
+        await browser.send("Emulation.setScriptExecutionDisabled", value=False)

@@ -104,6 +104,8 @@ async def test_the_page_shows_the_calendar_its_tags_and_upcoming_events_with_the
         assert f'class="primary" name="app" value="{primary}" id="primary">{label}</button>' in page
         assert ("qr-code" in page) is (user_agent is WINDOWS)  # a QR code for desktop visitors only
         assert "Content-Security-Policy" in headers
+    async with aiohttp.ClientSession() as session, session.head(web_stack.url("web") + league.page_path) as response:
+        assert response.status == 200 and response.headers["Content-Type"] == "text/html; charset=utf-8"
 
 
 async def test_subscribing_from_the_page_records_the_page_action_utm_and_referrer_and_the_feed_has_the_tags_events(
@@ -254,5 +256,13 @@ async def test_the_platform_token_reads_and_subscribes_for_any_account_and_nothi
         assert await status("POST", base + "/events", token, {"title": "x", "start": "2030-01-01T00:00:00Z"}) == 403
         assert await status("POST", f"{web_stack.url('ingest')}/v1/calendars/{shop.code}", token, {"code": "x"}) == 403
         assert await status("GET", f"{web_stack.url('webhook')}/v1/webhooks/{shop.code}", token) == 403
+    # actionType is validated: a merchant may state one of the seed's subscribe actions, nothing else.
+    path = f"/v1/subscribe/{shop.code}/{league.code}"
+    refused = await shop.call("POST", "ingest", path, {"actionType": "Hacked", "subscriptionMethod": "webcal"}, 400)
+    assert "actionType" in str(refused)
+    stated = {"actionType": "SubscriptionViaSms", "subscriptionMethod": "webcal", "subscriberId": "sms-1"}
+    created = await shop.call("POST", "ingest", path, stated)
+    got = await shop.call("GET", "ingest", f"/v1/subscription/{created['subscriptionId']}")
+    assert got["actionType"] == "SubscriptionViaSms"
     with pytest.raises(RuntimeError, match="scopes must be among"):
         await web_stack.admin("create-client", platform["accountCode"], "--scope", "admin")

@@ -56,3 +56,17 @@ def test_access_claims_follow_rfc_9068_and_name_the_account() -> None:
     assert claims["account_id"] == str(account_id) and claims["account_code"] == "acme"
     assert claims["exp"] - claims["iat"] == 300 and claims["jti"] == str(jti)
     assert access_header("k1") == {"alg": "RS256", "typ": "at+jwt", "kid": "k1"}
+
+
+def test_only_a_client_granted_a_platform_scope_has_a_scope_claim_and_verifiers_keep_known_scopes_only() -> None:
+    from shared.tokens import CALENDAR_PAGES, claims_from_payload
+
+    def claims_of(grantee: Grantee) -> dict[str, object]:
+        return access_claims(grantee, issuer="i", issued_at=ISSUED, ttl=60, jti=uuid.uuid4(), family_id=uuid.uuid4())
+
+    merchant = claims_of(Grantee("acme.1", uuid.uuid4(), "acme"))
+    platform = claims_of(Grantee("web.1", uuid.uuid4(), "kalends", (CALENDAR_PAGES,)))
+    assert "scope" not in merchant and platform["scope"] == "calendar-pages"
+    assert claims_from_payload(merchant).scopes == frozenset()
+    assert claims_from_payload(platform).scopes == {CALENDAR_PAGES}
+    assert claims_from_payload({**platform, "scope": "admin calendar-pages root"}).scopes == {CALENDAR_PAGES}

@@ -27,6 +27,7 @@ def test_calendar_tag_and_event_answers_validate_against_their_documented_models
         "protected": False,
         "refresh_interval": "PT1H",
         "single_subscription_per_subscriber": False,
+        "subscribe_page": {"email": "required", "marketingOptIn": "News"},
         "version": 1,
         "created_at": WHEN,
         "updated_at": WHEN,
@@ -34,6 +35,7 @@ def test_calendar_tag_and_event_answers_validate_against_their_documented_models
     body = schemas.CalendarBody.parse({"code": "c", "name": "C", "colour": "red"})
     answer = schemas.with_warnings(bodies.calendar_body(calendar), body)
     assert CalendarAnswer.model_validate(answer).warnings == ["unknown field 'colour' ignored"]
+    assert answer["subscribePage"] == {"email": "required", "marketingOptIn": "News", "additionalOptIn": None}
     tag = {"tag_id": uuid.uuid4(), "name": "n", "external_id": None, "version": 1}
     TagAnswer.model_validate(schemas.with_warnings(bodies.tag_body(tag), schemas.TagBody.parse({"name": "n"})))
     event = EventData.model_validate(

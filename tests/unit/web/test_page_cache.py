@@ -80,6 +80,22 @@ async def test_an_expired_page_is_served_stale_while_one_refresh_fetches_the_new
     await cache.close()
 
 
+async def test_a_refresh_that_finds_the_same_page_keeps_its_rendered_html() -> None:
+    ingest = FakeIngest()
+    cache = pages(ingest, ttl=0.02)
+    first = await cache.html("acme", "league", IPHONE)
+    await asyncio.sleep(0.03)
+    await cache.page("acme", "league")  # stale: starts the refresh
+    await asyncio.sleep(0.01)
+    assert ingest.calls == 2
+    assert await cache.html("acme", "league", IPHONE) is first
+    ingest.name = "Renamed"
+    await asyncio.sleep(0.03)
+    await cache.page("acme", "league")
+    await asyncio.sleep(0.01)
+    assert (await cache.html("acme", "league", IPHONE))[0] == b"<h1>Renamed</h1><form>"
+
+
 async def test_an_unknown_calendar_is_a_not_found_remembered_briefly() -> None:
     ingest = FakeIngest()
     ingest.exists = False
