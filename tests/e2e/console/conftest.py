@@ -26,8 +26,16 @@ CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 @pytest.fixture(scope="module")
-async def console_stack(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
-    await stack.start("auth")
+def auth_env() -> dict[str, str]:
+    """The auth service's environment (a module may shorten token lifetimes)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+async def console_stack(
+    stack: Stack, amqp_url: str, e2e_names: Names, auth_env: dict[str, str]
+) -> AsyncIterator[Stack]:
+    await stack.start("auth", env=auth_env)
     await stack.start("ingest")
     await stack.start("feed")
     await stack.start("webhook", env=WEBHOOK_ENV)
