@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: run test test-faults lint demo bench bootstrap clean
+.PHONY: run test test-faults test-cluster lint demo bench bootstrap clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -22,6 +22,11 @@ test: bootstrap
 # The fault runs alone (private PostgreSQL and RabbitMQ restarted under load); `make test` runs them too.
 test-faults: bootstrap
 	@$(PY) -m pytest -q -p no:cacheprovider tests/faults
+
+# A private 3-node RabbitMQ cluster and a PostgreSQL streaming replica (about 2 minutes); `make test`
+# runs them too unless KALENDS_TEST_CLUSTER=0.
+test-cluster: bootstrap
+	@$(PY) -m pytest -q -p no:cacheprovider tests/cluster
 
 lint: bootstrap
 	@$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(PY) -m mypy

@@ -10,6 +10,7 @@ from typing import Any, cast
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
 from shared.logging import get_logger
 from shared.settings import censor_url
@@ -19,6 +20,7 @@ log = get_logger(__name__)
 EVENTS_EXCHANGE = "kalends.events"
 DEAD_LETTER_EXCHANGE = "kalends.dlx"
 UNROUTED_EXCHANGE = "kalends.unrouted"
+FAILOVER_RECONNECT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +45,79 @@ class Names:
         return self(UNROUTED_EXCHANGE)
 
 
-async def connect(url: str) -> AbstractRobustConnection:
-    log.info("amqp.connect", url=censor_url(url))
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": "kalends"})
+def split_urls(urls: str) -> list[str]:
+    """The broker URLs in `urls`, one or several separated by commas (the nodes of a cluster)."""
+    return [part.strip() for part in urls.split(",") if part.strip()]
+
+
+class FailoverConnection(aio_pika.RobustConnection):
+    """A robust connection that moves to the next node of a cluster each time it (re)connects.
+
+    aio-pika's RobustConnection reconnects to its one URL only (mosquito/aio-pika#141 is open), so
+    with a node gone it would retry the dead node forever. Every (re)connection attempt of
+    RobustConnection starts by clearing `transport` and then dials `self.url`; this class hooks that
+    assignment to point `self.url` at the next node, round-robin: after a node dies the next attempt
+    dials the following one, and an attempt that fails moves on again. Channels, consumers and
+    declarations are restored on whichever node answers, as RobustConnection does. The hook relies
+    on aio-pika's internals as pinned in pyproject.toml (10.2.1); tests/cluster checks it against a
+    real cluster with a node killed.
+    """
+
+    def __init__(self, url: Any, *, failover_urls: Sequence[str] = (), **kwargs: Any) -> None:
+        self._failover_urls = list(failover_urls) or [str(url)]
+        self._failover_next = 0
+        self._failover_armed = False
+        super().__init__(url, **kwargs)
+        self._failover_armed = True  # the first attempt dials the first of the list, `url`
+
+    @property
+    def transport(self) -> Any:
+        return self.__dict__.get("_failover_transport")
+
+    @transport.setter
+    def transport(self, value: Any) -> None:
+        self.__dict__["_failover_transport"] = value
+        urls = self.__dict__.get("_failover_urls")
+        if (
+            value is None
+            and urls
+            and len(urls) > 1
+            and self.__dict__.get("_failover_armed")
+            and not self.__dict__.get("_close_called")
+        ):
+            # Cleared before every connection attempt (and on close): dial the next node.
+            index = self._failover_next % len(urls)
+            self._failover_next = index + 1
+            self.url = type(self.url)(urls[index])  # yarl's URL, as aio-pika keeps it
+            log.info("amqp.failover", url=censor_url(urls[index]))
+
+
+async def connect(urls: str) -> AbstractRobustConnection:
+    """A robust connection to the broker at `urls`: one AMQP URL, or several comma-separated (the
+    nodes of one cluster), tried in order at the start and round-robin on every reconnection."""
+    nodes = split_urls(urls)
+    if not nodes:
+        raise ValueError("no AMQP URL given")
+    if len(nodes) == 1:
+        log.info("amqp.connect", url=censor_url(nodes[0]))
+        return await aio_pika.connect_robust(nodes[0], client_properties={"connection_name": "kalends"})
+    error: BaseException | None = None
+    for i, url in enumerate(nodes):
+        log.info("amqp.connect", url=censor_url(url), nodes=len(nodes))
+        try:
+            return await aio_pika.connect_robust(
+                url,
+                client_properties={"connection_name": "kalends"},
+                connection_class=FailoverConnection,
+                failover_urls=nodes[i:] + nodes[:i],
+                # Another node is likely up: try it after a second rather than aio-pika's five.
+                reconnect_interval=FAILOVER_RECONNECT_SECONDS,
+            )
+        except CONNECTION_EXCEPTIONS as exc:
+            log.warning("amqp.node_unreachable", url=censor_url(url), error=repr(exc))
+            error = exc
+    assert error is not None
+    raise error
 
 
 async def declare_platform(channel: AbstractChannel, names: Names) -> AbstractExchange:

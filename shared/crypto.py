@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from dotenv import dotenv_values
 
 from shared.settings import SettingsError
 
@@ -30,10 +31,10 @@ def development_keys(path: Path = DEVELOPMENT_KEYS_FILE, *, create: bool = False
     """The key list written in `path` (`KALENDS_ENCRYPTION_KEYS=...`); with `create`, a new key is
     generated and written there (readable by its owner only) when there is none."""
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            name, _, value = line.partition("=")
-            if name.strip() == ENV_NAME and value.strip():
-                return value.strip().strip('"')
+        # Read as scripts/run.py reads the same file (python-dotenv): quotes, `export`, comments.
+        value = (dotenv_values(path).get(ENV_NAME) or "").strip()
+        if value:
+            return value
     if not create:
         return None
     key = Fernet.generate_key().decode()

@@ -48,8 +48,10 @@ async def create_pool(
     max_size: int = 10,
     reset_session: bool = True,
     server_settings: dict[str, str] | None = None,
+    connect_timeout: float = 60.0,
 ) -> asyncpg.Pool:
     """`server_settings` are session settings of every connection (e.g. `plan_cache_mode`).
+    `connect_timeout` bounds each new connection (asyncpg's default, 60 s, unless told).
     `reset_session=False` skips asyncpg's reset query on every release (advisory unlock, CLOSE ALL,
     UNLISTEN *, RESET ALL: one round trip per acquire, a sixth of a small request's cost). Only for a
     service whose pooled connections keep no session state: no SET (SET LOCAL is fine), no session
@@ -62,6 +64,7 @@ async def create_pool(
         init=_init_connection,
         reset=None if reset_session else _keep_session,
         server_settings=server_settings,
+        timeout=connect_timeout,
     )
     assert pool is not None
     return pool

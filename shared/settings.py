@@ -58,8 +58,22 @@ def env_url(name: str, default: str, schemes: set[str], environ: Mapping[str, st
     return value
 
 
+def env_urls(name: str, default: str, schemes: set[str], environ: Mapping[str, str] | None = None) -> str:
+    """One URL or several separated by commas (the nodes of a cluster), each checked as `env_url`
+    checks one; returned as given, whitespace around the commas removed."""
+    value = env_str(name, default, environ)
+    parts = [part.strip() for part in value.split(",")]
+    if not all(parts):
+        raise SettingsError(f"{name} has an empty entry in its comma-separated list, got {value!r}")
+    for part in parts:
+        env_url(name, part, schemes, {name: part})
+    return ",".join(parts)
+
+
 def censor_url(url: str) -> str:
-    """The URL with its password replaced, fit for a log line."""
+    """The URL with its password replaced, fit for a log line (each URL of a comma-separated list)."""
+    if "," in url:
+        return ",".join(censor_url(part) for part in url.split(","))
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -77,6 +91,7 @@ class PlatformSettings:
     """What every service needs: where PostgreSQL, RabbitMQ and the other services are."""
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/kalends"
+    # One broker URL, or every node of a cluster comma-separated (shared.amqp fails over between them).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefixes every exchange and queue name; empty in production, random per test run.
     amqp_prefix: str = ""
@@ -112,7 +127,7 @@ class PlatformSettings:
             raise SettingsError(f"KALENDS_TRUSTED_PROXIES: {exc}; use comma-separated IPs or CIDRs") from None
         return cls(
             database_url=env_url("KALENDS_DATABASE_URL", cls.database_url, {"postgresql", "postgres"}, environ),
-            amqp_url=env_url("KALENDS_AMQP_URL", cls.amqp_url, {"amqp", "amqps"}, environ),
+            amqp_url=env_urls("KALENDS_AMQP_URL", cls.amqp_url, {"amqp", "amqps"}, environ),
             amqp_prefix=env_str("KALENDS_AMQP_PREFIX", "", environ),
             host=env_str("KALENDS_HOST", cls.host, environ),
             auth_url=env_url("KALENDS_AUTH_URL", cls.auth_url, {"http", "https"}, environ).rstrip("/"),

@@ -21,7 +21,6 @@ from services.auth.authentication import authenticate as authenticate
 from services.auth.domain import errors
 from services.auth.domain.credentials import (
     ClientCredentials,
-    hash_api_key,
     hash_secret,
     new_api_key,
     new_client_id,
@@ -39,6 +38,7 @@ from services.auth.domain.tokens import (
 )
 from services.auth.keys import KeyStore
 from services.auth.settings import AuthSettings
+from shared.api_keys import api_key_hash
 from shared.logging import get_logger
 from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, make_envelope
 from shared.outbox import enqueue
@@ -144,7 +144,7 @@ async def set_account_disabled(pool: asyncpg.Pool, code: str, disabled: bool) ->
 async def create_api_key(pool: asyncpg.Pool, code: str) -> dict[str, str]:
     """A new API key; `api_key.created` (with the key's hash only) goes out through the outbox."""
     api_key = new_api_key()
-    key_hash = hash_api_key(api_key)
+    key_hash = api_key_hash(api_key)
     async with pool.acquire() as conn, conn.transaction():
         account = await _account(conn, code)
         key_id = uuid.uuid4()
@@ -159,7 +159,7 @@ async def create_api_key(pool: asyncpg.Pool, code: str) -> dict[str, str]:
 
 async def revoke_api_key(pool: asyncpg.Pool, api_key: str) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
-        row = await repo.revoke_api_key(conn, hash_api_key(api_key))
+        row = await repo.revoke_api_key(conn, api_key_hash(api_key))
         if row is None:
             raise AdminError("no active API key matches")
         event = ApiKeyRevoked(
@@ -253,38 +253,6 @@ class TokenService:
         access = await self._access_token(grantee, family_id, issued_at)
         kept = refresh if "refresh_token" in grant_types else None
         return grantee, self._issued(grantee, access, kept, issued_at)
-
-    async def client_credentials(self, grantee: Grantee, grant_types: Sequence[str]) -> IssuedTokens:
-        """A new family: an access token and, when the client may refresh, its first refresh token."""
-        async with self._pool.acquire() as conn:
-            return await self._client_credentials(conn, grantee, grant_types)
-
-    async def _client_credentials(
-        self, conn: asyncpg.Connection, grantee: Grantee, grant_types: Sequence[str]
-    ) -> IssuedTokens:
-        if "client_credentials" not in grant_types:
-            raise errors.unauthorized_client("this client may not use the client_credentials grant")
-        issued_at = _now()
-        family_id = uuid.uuid4()
-        refresh = new_refresh_token() if "refresh_token" in grant_types else None
-        access = await self._access_token(grantee, family_id, issued_at)
-        expires = lifetime_end(issued_at, self._settings.refresh_token_ttl)
-        # One statement, one round trip, committed on its own, without waiting for the WAL flush:
-        # that roughly doubles grant throughput. A database crash in the next few hundred
-        # milliseconds can lose this new grant's refresh token, and the client then simply asks
-        # again with its credentials; it cannot make anything revoked valid. Refreshes and
-        # revocations keep the default, durable commit.
-        await repo.insert_family_with_refresh(
-            conn,
-            family_id,
-            grantee.client_id,
-            grantee.account_id,
-            hash_secret(refresh) if refresh is not None else None,
-            issued_at,
-            expires,
-            flush=False,
-        )
-        return self._issued(grantee, access, refresh, issued_at)
 
     async def refresh(self, grantee: Grantee, grant_types: Sequence[str], refresh_token: str) -> IssuedTokens:
         """Spend a refresh token once for the next pair; a spent one presented again revokes the family

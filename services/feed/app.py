@@ -13,6 +13,7 @@ from services.feed.api.routes import routes
 from services.feed.app_keys import FEEDS, LEAN, SETTINGS
 from services.feed.messaging.projection import handle
 from services.feed.messaging.topology import PROJECTION_QUEUE
+from services.feed.replica import ReadRouter
 from services.feed.services import FeedService
 from services.feed.settings import FeedSettings
 from shared import lifecycle
@@ -26,13 +27,21 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def feed_cache(settings: FeedSettings) -> lifecycle.CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        service = FeedService(app[POOL], settings)
+        reads = ReadRouter(
+            app[POOL],
+            settings.read_database_url or None,
+            max_lag=settings.read_max_lag,
+            pool_max=settings.platform.db_pool_max,
+        )
+        await reads.start()
+        service = FeedService(app[POOL], settings, reads)
         await service.start()
         app[FEEDS] = service
         try:
             yield
         finally:
             await service.stop()
+            await reads.stop()
 
     return ctx
 

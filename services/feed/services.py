@@ -38,6 +38,7 @@ from services.feed.cache import ByteLru
 from services.feed.directory import SubscriberDirectory
 from services.feed.domain.feeds import Feed, Section, ceil_second
 from services.feed.domain.headers import HeaderTemplate
+from services.feed.replica import ReadRouter, ReplicaBehind
 from services.feed.settings import FeedSettings
 from shared.ical import CalendarHeader, render_header
 from shared.logging import get_logger
@@ -83,8 +84,10 @@ class CachedFeed:
 
 
 class FeedService:
-    def __init__(self, pool: asyncpg.Pool, settings: FeedSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: FeedSettings, reads: ReadRouter | None = None) -> None:
         self._pool = pool
+        # Feeds are read through this: from a fresh replica when one is configured (replica.py).
+        self.reads = reads or ReadRouter(pool, None)
         self._settings = settings
         self.calendar_versions: dict[uuid.UUID, int] = {}
         self.subscription_versions: dict[uuid.UUID, int] = {}
@@ -273,18 +276,11 @@ class FeedService:
             return await self._build_subscription_feed(subscription_id)
 
     async def _build_subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
-        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            subscription = await repo.subscription_with_calendar(conn, subscription_id)
-            if subscription is None:
-                raise FeedNotFound(f"no subscription {subscription_id}")
-            calendar = await repo.calendar_with_version(conn, subscription["calendar_id"])
-            if calendar is None or calendar["deleted"]:
-                raise FeedNotFound(f"the calendar of subscription {subscription_id} does not exist")
-            calendar_version = int(calendar["feed_version"])
-            subscription_version = int(subscription["feed_version"])
-            selection = EventFilter.from_row(subscription)
-            section = await self._section(conn, calendar["calendar_id"], selection, calendar_version)
-            private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
+        subscription, calendar, section, private = await self.reads.read(
+            lambda pool, from_replica: self._load_subscription(pool, from_replica, subscription_id), (FeedNotFound,)
+        )
+        calendar_version = int(calendar["feed_version"])
+        subscription_version = int(subscription["feed_version"])
         self._note(self.calendar_versions, calendar["calendar_id"], calendar_version)
         self._note(self.subscription_versions, subscription_id, subscription_version)
         copy = self._calendar_copy(calendar, calendar_version)
@@ -310,6 +306,40 @@ class FeedService:
             CachedFeed(calendar["calendar_id"], calendar_version, subscription_id, subscription_version, feed),
         )
         return feed
+
+    async def _load_subscription(
+        self, pool: asyncpg.Pool, from_replica: bool, subscription_id: uuid.UUID
+    ) -> tuple[asyncpg.Record, asyncpg.Record, Section, list[asyncpg.Record]]:
+        """A subscription's rows, its calendar's and its section, from one snapshot of `pool`."""
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            subscription = await repo.subscription_with_calendar(conn, subscription_id)
+            if subscription is None:
+                raise FeedNotFound(f"no subscription {subscription_id}")
+            calendar = await repo.calendar_with_version(conn, subscription["calendar_id"])
+            if calendar is None or calendar["deleted"]:
+                raise FeedNotFound(f"the calendar of subscription {subscription_id} does not exist")
+            calendar_version = int(calendar["feed_version"])
+            if from_replica:
+                self._not_behind(
+                    calendar["calendar_id"], calendar_version, subscription_id, subscription["feed_version"]
+                )
+            selection = EventFilter.from_row(subscription)
+            section = await self._section(conn, calendar["calendar_id"], selection, calendar_version)
+            private = await repo.private_events(conn, subscription_id, subscription["deactivated_at"])
+        return subscription, calendar, section, list(private)
+
+    def _not_behind(
+        self,
+        calendar_id: uuid.UUID,
+        calendar_version: int,
+        subscription_id: uuid.UUID | None,
+        subscription_version: int,
+    ) -> None:
+        """Raise ReplicaBehind when a replica's versions are older than ones heard of (replica.py, rule 2)."""
+        if calendar_version < self.calendar_versions.get(calendar_id, 0):
+            raise ReplicaBehind(f"calendar {calendar_id} at {calendar_version} on the replica")
+        if subscription_id is not None and subscription_version < self.subscription_versions.get(subscription_id, 0):
+            raise ReplicaBehind(f"subscription {subscription_id} at {subscription_version} on the replica")
 
     async def _section(
         self, conn: asyncpg.Connection, calendar_id: uuid.UUID, selection: EventFilter, version: int
@@ -433,12 +463,13 @@ class FeedService:
             feed = self.current(key)
             if feed is not None:
                 return feed
-            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                calendar = await repo.calendar_with_version(conn, calendar_id)
-                if calendar is None or calendar["deleted"]:
-                    raise FeedNotFound(f"no calendar {account_code}/{calendar_code}")
-                version = int(calendar["feed_version"])
-                section = await self._section(conn, calendar_id, ALL_EVENTS, version)
+            calendar, section = await self.reads.read(
+                lambda pool, from_replica: self._load_calendar(
+                    pool, from_replica, calendar_id, f"{account_code}/{calendar_code}"
+                ),
+                (FeedNotFound,),
+            )
+            version = int(calendar["feed_version"])
             self._note(self.calendar_versions, calendar_id, version)
             moments = [calendar["feed_changed_at"], calendar["changed_at"]]
             feed = Feed(
@@ -450,3 +481,17 @@ class FeedService:
             )
             self._feeds.put(key, CachedFeed(calendar_id, version, None, 0, feed))
             return feed
+
+    async def _load_calendar(
+        self, pool: asyncpg.Pool, from_replica: bool, calendar_id: uuid.UUID, name: str
+    ) -> tuple[asyncpg.Record, Section]:
+        """A calendar's row and its whole section, from one snapshot of `pool`."""
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            calendar = await repo.calendar_with_version(conn, calendar_id)
+            if calendar is None or calendar["deleted"]:
+                raise FeedNotFound(f"no calendar {name}")
+            version = int(calendar["feed_version"])
+            if from_replica:
+                self._not_behind(calendar_id, version, None, 0)
+            section = await self._section(conn, calendar_id, ALL_EVENTS, version)
+        return calendar, section

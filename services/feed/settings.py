@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
-from shared.settings import PlatformSettings, censor_url, env_int, env_url
+from shared.settings import PlatformSettings, censor_url, env_float, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,11 @@ class FeedSettings:
     recheck_seconds: int = 5
     # Subscriptions of popular calendars each API process keeps as small rows (services/feed/directory.py).
     directory_rows: int = 250_000
+    # A streaming replica the API reads feeds from while it is fresh (services/feed/replica.py);
+    # empty: every read on KALENDS_DATABASE_URL.
+    read_database_url: str = ""
+    # How far behind the primary the replica may be, at most, to be read from.
+    read_max_lag: float = 5.0
 
     @classmethod
     def from_env(cls, platform: PlatformSettings, environ: Mapping[str, str] | None = None) -> FeedSettings:
@@ -34,6 +39,12 @@ class FeedSettings:
             cache_bytes=env_int("KALENDS_FEED_CACHE_MB", 256, environ, minimum=1) * 1024 * 1024,
             recheck_seconds=env_int("KALENDS_FEED_RECHECK_SECONDS", 5, environ, minimum=1),
             directory_rows=env_int("KALENDS_FEED_DIRECTORY_ROWS", 250_000, environ, minimum=0),
+            read_database_url=(
+                env_url("KALENDS_FEED_READ_DATABASE_URL", "", {"postgresql", "postgres"}, environ)
+                if env_str("KALENDS_FEED_READ_DATABASE_URL", "", environ)
+                else ""
+            ),
+            read_max_lag=env_float("KALENDS_FEED_READ_MAX_LAG_SECONDS", cls.read_max_lag, environ),
         )
 
     def for_log(self) -> dict[str, object]:

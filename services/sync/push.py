@@ -54,6 +54,7 @@ class PushEngine:
         self._loop: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
         self._stopping = False
+        self._cut: set[uuid.UUID] = set()  # claims whose reconciliation was cancelled at stop
 
     @property
     def counts(self) -> dict[str, int]:
@@ -74,17 +75,31 @@ class PushEngine:
         self._loop = asyncio.create_task(self._run(), name="sync-push-engine")
 
     async def stop(self, grace: float = 20.0) -> None:
-        """Stop claiming; let reconciliations in flight finish (their pushes get recorded)."""
+        """Stop claiming; let reconciliations in flight finish (their pushes get recorded).
+
+        Nothing is left leased on the way out: the claim loop is let finish its current step
+        rather than cancelled (a claim committed by PostgreSQL but cancelled here would stay leased
+        with no task behind it), and the claims of reconciliations cut at the end of `grace` are
+        released, so the next worker takes them at once instead of after the lease."""
         self._stopping = True
         self._wake.set()
         if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
+            _, late_loop = await asyncio.wait({self._loop}, timeout=grace)
+            for task in late_loop:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._running:
             _, late = await asyncio.wait(set(self._running), timeout=grace)
             for task in late:
                 task.cancel()
+            if late:
+                await asyncio.wait(late)
+        if self._cut:
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                async with self._pool.acquire() as conn:
+                    await repo.release(conn, sorted(self._cut))
+            log.info("sync.claims_released", count=len(self._cut))
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
@@ -127,19 +142,26 @@ class PushEngine:
                     await repo.extend_claim(conn, claim.subscription_id, self._settings.lease)
 
     async def _reconcile_claim(self, claim: repo.Claim) -> None:
-        holding = asyncio.create_task(self._hold(claim))
         try:
-            due = await self.reconcile(claim.subscription_id)
-        except Exception:
-            log.exception("sync.reconcile_crashed", subscription_id=str(claim.subscription_id))
-            due = datetime.now(UTC) + timedelta(seconds=self._settings.backoff_max)
-        finally:
-            holding.cancel()
-        async with self._pool.acquire() as conn:
-            if due is None:
-                await repo.finish(conn, claim)
-            else:
-                await repo.retry_at(conn, claim.subscription_id, due)
+            holding = asyncio.create_task(self._hold(claim))
+            try:
+                due = await self.reconcile(claim.subscription_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sync.reconcile_crashed", subscription_id=str(claim.subscription_id))
+                due = datetime.now(UTC) + timedelta(seconds=self._settings.backoff_max)
+            finally:
+                holding.cancel()
+            async with self._pool.acquire() as conn:
+                if due is None:
+                    await repo.finish(conn, claim)
+                else:
+                    await repo.retry_at(conn, claim.subscription_id, due)
+        except asyncio.CancelledError:
+            # Cut by stop(): stop() gives the claim back (releasing a finished one is harmless).
+            self._cut.add(claim.subscription_id)
+            raise
 
     async def drain(self) -> int:
         """Reconcile everything due now, in this task (tests and tools); returns how many."""

@@ -188,41 +188,6 @@ async def insert_family(conn: asyncpg.Connection, family_id: uuid.UUID, client_i
     )
 
 
-async def insert_family_with_refresh(
-    conn: asyncpg.Connection,
-    family_id: uuid.UUID,
-    client_id: str,
-    account_id: uuid.UUID,
-    token_hash: bytes | None,
-    issued_at: datetime,
-    expires_at: datetime,
-    *,
-    flush: bool = True,
-) -> None:
-    """A new family and its first refresh token in one statement: one round trip, one commit.
-
-    With `flush=False` the commit does not wait for the WAL flush (for records that may be lost):
-    `set_config(..., true)` is SET LOCAL as an expression, so it rides in the same statement and
-    holds until the end of the statement's own transaction, where no BEGIN/SET/COMMIT round trips
-    are needed. It sits in the family's INSERT, which runs whether or not a refresh token follows.
-    """
-    await conn.execute(
-        "WITH family AS (INSERT INTO auth.token_families (id, client_id, account_id, created_at)"
-        " SELECT $1, $2, $3, $5 FROM (SELECT set_config('synchronous_commit',"
-        " coalesce($7::text, current_setting('synchronous_commit')), true)) AS commit_mode"
-        " RETURNING id)"
-        " INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at)"
-        " SELECT $4, id, $5, $6 FROM family WHERE $4::bytea IS NOT NULL",
-        family_id,
-        client_id,
-        account_id,
-        token_hash,
-        issued_at,
-        expires_at,
-        None if flush else "off",
-    )
-
-
 async def grant_family(
     conn: asyncpg.Connection,
     client_id: str,
@@ -239,8 +204,12 @@ async def grant_family(
 
     One round trip instead of a lookup and an insert. The caller still checks the row in Python
     (constant-time hash comparison, the errors to answer); the conditions here only keep a refused
-    grant from writing anything. The commit does not wait for the WAL flush, as in
-    `insert_family_with_refresh(flush=False)`: a lost grant is asked for again.
+    grant from writing anything. The commit does not wait for the WAL flush: a database crash in
+    the next few hundred milliseconds can lose this new grant's refresh token, and the client then
+    asks again with its credentials; nothing revoked can become valid. `set_config(..., true)` is
+    SET LOCAL as an expression, so it rides in the same statement and holds until the end of its
+    own transaction, with no BEGIN/SET/COMMIT round trips. Refreshes and revocations keep the
+    default, durable commit.
     """
     row: Row | None = await conn.fetchrow(
         "WITH client AS (SELECT c.client_id, c.secret_hash, c.grant_types, c.scopes, c.disabled AS client_disabled,"

@@ -65,11 +65,6 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
-def hash_api_key(api_key: str) -> str:
-    """Hex SHA-256: the form consumers of `api_key.created` compare `x-api-key` headers against."""
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
-
-
 def secret_matches(secret: str, stored_hash: bytes) -> bool:
     return hmac.compare_digest(hash_secret(secret), bytes(stored_hash))
 

@@ -18,6 +18,7 @@ import asyncpg
 
 from shared.selection import EventFilter
 
+SCHEMA = "feed"
 CHANNEL = "feed_changed"
 
 
@@ -182,27 +183,6 @@ async def upsert_subscription(conn: asyncpg.Connection, values: dict[str, Any]) 
 
 
 # --- api keys -----------------------------------------------------------------------------------
-
-
-async def upsert_api_key(conn: asyncpg.Connection, key_hash: str, account_id: uuid.UUID, revoked: bool) -> None:
-    await conn.execute(
-        "INSERT INTO feed.api_keys (key_hash, account_id, revoked) VALUES ($1, $2, $3)"
-        " ON CONFLICT (key_hash) DO UPDATE SET revoked = feed.api_keys.revoked OR EXCLUDED.revoked",
-        key_hash,
-        account_id,
-        revoked,
-    )
-
-
-async def api_key_account(conn: asyncpg.Connection, key_hash: str) -> uuid.UUID | None:
-    """The account of a live API key; None when the key is unknown, revoked, or its account disabled
-    (the denylist auth's `account.disabled` fills, shared/denylist.py)."""
-    account: uuid.UUID | None = await conn.fetchval(
-        "SELECT k.account_id FROM feed.api_keys k WHERE k.key_hash = $1 AND NOT k.revoked AND NOT EXISTS"
-        " (SELECT 1 FROM feed.denylist d WHERE d.kind = 'account' AND d.subject = k.account_id::text AND d.denied)",
-        key_hash,
-    )
-    return account
 
 
 # --- reads for the API --------------------------------------------------------------------------

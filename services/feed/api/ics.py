@@ -8,8 +8,8 @@ from aiohttp import web
 
 from services.feed.adapters import repository as repo
 from services.feed.api.handlers import CONTENT_TYPE
-from services.feed.domain.credentials import api_key_hash
 from services.feed.domain.ics_request import E_API_KEY, IcsFailure, parse_request, render_ics
+from shared.api_keys import live_api_key
 from shared.lifecycle import POOL
 
 MAX_BODY = 64 * 1024
@@ -24,9 +24,10 @@ async def create_calendar(request: web.Request) -> web.Response:
     if not key:
         return failure(IcsFailure(E_API_KEY, "x-api-key is required.", 401))
     async with request.app[POOL].acquire() as conn:
-        account_id = await repo.api_key_account(conn, api_key_hash(key))
-    if account_id is None:
+        live = await live_api_key(conn, repo.SCHEMA, key)
+    if live is None:
         return failure(IcsFailure(E_API_KEY, "x-api-key is not a valid API key.", 401))
+    account_id = live["account_id"]
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
         return failure(IcsFailure("E1700", f"The request body is larger than {MAX_BODY} bytes.", 413))

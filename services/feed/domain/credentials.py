@@ -43,8 +43,3 @@ def credentials_match(header: str, username: str | None, stored_hash: str) -> bo
     given_user, given_password = parsed
     user_ok = username is None or hmac.compare_digest(given_user.encode(), username.encode())
     return password_matches(given_password, stored_hash) and user_ok
-
-
-def api_key_hash(key: str) -> str:
-    """What auth announces for an API key: the hex SHA-256 of the key."""
-    return hashlib.sha256(key.encode()).hexdigest()

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from services.feed.adapters import repository as repo
+from shared.api_keys import save_api_key
 from shared.ical import event_input, render_event
 from shared.logging import get_logger
 from shared.messages import (
@@ -179,8 +180,7 @@ async def handle(conn: asyncpg.Connection, envelope: Envelope) -> None:
     kind = envelope.type
     data: Any = envelope.parsed()
     if isinstance(data, ApiKeyCreated | ApiKeyRevoked):
-        # Only the key's hex SHA-256 travels; POST /v1/ics compares sha256(x-api-key) with it.
-        await repo.upsert_api_key(conn, data.key_hash, data.account_id, isinstance(data, ApiKeyRevoked))
+        await save_api_key(conn, repo.SCHEMA, data)
     elif kind in {"calendar.created", "calendar.updated"}:
         await apply_calendar(conn, data)
     elif kind == "calendar.deleted":

@@ -13,10 +13,12 @@ import asyncpg
 from aiohttp import web
 
 from services.ingest.adapters import api_keys
+from services.ingest.adapters.repository import SCHEMA
 from services.ingest.api.handlers import INGEST
 from services.ingest.api.schemas import EventBody
 from services.ingest.domain.unipile import error_body, to_catalog
 from services.ingest.services import Account
+from shared.api_keys import live_api_key
 from shared.errors import ApiError, Forbidden, NotFound, ServiceUnavailable, Unauthorized
 from shared.http import read_json
 from shared.lifecycle import POOL
@@ -40,7 +42,7 @@ async def _account(request: web.Request) -> Account:
     bearer = request.headers.get("Authorization", "")
     if key:
         async with request.app[POOL].acquire() as conn:
-            row = await api_keys.api_key_account(conn, api_keys.api_key_hash(key))
+            row = await live_api_key(conn, SCHEMA, key)
         if row is None:
             raise _Failure(401, "X-API-KEY is not a valid API key", "errors/invalid_credentials")
         return Account(row["account_id"], row["account_code"])

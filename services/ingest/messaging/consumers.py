@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from services.ingest.adapters import api_keys, repository
+from services.ingest.adapters import repository
+from services.ingest.adapters.repository import SCHEMA
 from services.ingest.api.handlers import INGEST
+from shared.api_keys import save_api_key
 from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, Envelope, GoogleConsentGranted
 
 
@@ -22,7 +24,7 @@ async def on_api_key(conn: asyncpg.Connection, envelope: Envelope) -> None:
     """auth's api_key.created / api_key.revoked: keep the hash, for X-API-KEY (Unipile route)."""
     key = envelope.parsed()
     assert isinstance(key, ApiKeyCreated | ApiKeyRevoked)
-    await api_keys.save_api_key(conn, key.key_hash, key.account_id, key.account_code, isinstance(key, ApiKeyRevoked))
+    await save_api_key(conn, SCHEMA, key)
 
 
 def on_consent_granted(app: web.Application) -> Callable[[asyncpg.Connection, Envelope], Awaitable[None]]:

@@ -1,39 +1,12 @@
-"""mail's Convier tables: API keys learnt from auth, and each request by (account, uid)."""
+"""mail's Convier table: each request by (account, uid) (the API keys: shared/api_keys.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import asyncpg
 
 from services.mail.adapters.repository import SCHEMA
-
-
-def api_key_hash(key: str) -> str:
-    """Hex SHA-256, the form auth's `api_key.created` carries."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-async def save_api_key(
-    conn: asyncpg.Connection, key_hash: str, account_id: uuid.UUID, account_code: str, revoked: bool
-) -> None:
-    """Record a key; a revocation wins over a creation that arrives after it."""
-    await conn.execute(
-        f"INSERT INTO {SCHEMA}.api_keys (key_hash, account_id, account_code, revoked) VALUES ($1, $2, $3, $4)"
-        f" ON CONFLICT (key_hash) DO UPDATE SET revoked = {SCHEMA}.api_keys.revoked OR EXCLUDED.revoked",
-        key_hash,
-        account_id,
-        account_code,
-        revoked,
-    )
-
-
-async def api_key_account(conn: asyncpg.Connection, key_hash: str) -> uuid.UUID | None:
-    account_id: uuid.UUID | None = await conn.fetchval(
-        f"SELECT account_id FROM {SCHEMA}.api_keys WHERE key_hash = $1 AND NOT revoked", key_hash
-    )
-    return account_id
 
 
 async def locked_request(conn: asyncpg.Connection, account_id: uuid.UUID, uid: str) -> asyncpg.Record | None:

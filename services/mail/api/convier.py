@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.mail.adapters import convier as repo
+from services.mail.adapters.repository import SCHEMA
 from services.mail.adapters.smtp import Refusal, refused_recipients
 from services.mail.api.handlers import SETTINGS
 from services.mail.api.schemas import CONVIER_FORMS, CONVIER_REQUESTS, ConvierAnswer
@@ -21,6 +21,7 @@ from services.mail.convier_requests import RecipientCheck, send_request
 from services.mail.domain.convier import Component, ConvierError, decode_form
 from services.mail.domain.convier_request import parse_request
 from services.mail.settings import MailSettings
+from shared.api_keys import live_api_key
 from shared.errors import ApiError
 from shared.http import parse_json_text, read_body
 from shared.lifecycle import POOL
@@ -41,8 +42,9 @@ async def _account(request: web.Request) -> uuid.UUID:
     if scheme.lower() != "bearer" or not token:
         raise ConvierError(401, "Send your API token: Authorization: Bearer YOUR_API_TOKEN.")
     async with request.app[POOL].acquire() as conn:
-        account_id = await repo.api_key_account(conn, repo.api_key_hash(token))
-    if account_id is not None:
+        key = await live_api_key(conn, SCHEMA, token)
+    if key is not None:
+        account_id: uuid.UUID = key["account_id"]
         return account_id
     verifier = request.app.get(VERIFIER)
     if verifier is None or token.count(".") != 2:

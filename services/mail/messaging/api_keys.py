@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.mail.adapters import convier
+from services.mail.adapters.repository import SCHEMA
+from shared.api_keys import save_api_key
 from shared.messages import ApiKeyCreated, ApiKeyRevoked, Envelope
 
 
 async def on_api_key(conn: asyncpg.Connection, envelope: Envelope) -> None:
     key = envelope.parsed()
     assert isinstance(key, ApiKeyCreated | ApiKeyRevoked)
-    await convier.save_api_key(conn, key.key_hash, key.account_id, key.account_code, isinstance(key, ApiKeyRevoked))
+    await save_api_key(conn, SCHEMA, key)

@@ -111,6 +111,14 @@ async def finish(conn: asyncpg.Connection, claim: Claim) -> bool:
     return bool(deleted)
 
 
+async def release(conn: asyncpg.Connection, subscription_ids: list[uuid.UUID]) -> None:
+    """Give claims back unfinished (a worker stopping): due again now, for any worker."""
+    await conn.execute(
+        "UPDATE sync.push_queue SET claimed_until = NULL WHERE subscription_id = ANY($1::uuid[])",
+        subscription_ids,
+    )
+
+
 async def retry_at(conn: asyncpg.Connection, subscription_id: uuid.UUID, due_at: datetime) -> None:
     await conn.execute(
         "UPDATE sync.push_queue SET claimed_until = NULL, due_at = $2 WHERE subscription_id = $1",

@@ -13,10 +13,11 @@ import pytest
 from services.auth import services
 from services.auth.adapters import repository as repo
 from services.auth.app import MIGRATIONS, SCHEMA
-from services.auth.domain.credentials import ClientCredentials, hash_api_key, hash_secret
+from services.auth.domain.credentials import ClientCredentials, hash_secret
 from services.auth.services import AdminError, FailureLimits
 from shared import db
 from shared.amqp import Names, Publisher, declare_platform
+from shared.api_keys import api_key_hash
 from shared.messages import parse_envelope
 from shared.outbox import OutboxRelay
 from shared.testing import random_name
@@ -97,7 +98,7 @@ async def test_api_keys_are_stored_as_hashes_and_announced_with_the_hash_only(po
     async with pool.acquire() as conn:
         stored = await conn.fetchval("SELECT key_hash FROM auth.api_keys")
         body = await conn.fetchval("SELECT body FROM auth.outbox WHERE routing_key = 'api_key.created'")
-    assert stored == hash_api_key(api_key)
+    assert stored == api_key_hash(api_key)
     assert api_key.encode() not in bytes(body)
     data = parse_envelope(bytes(body)).data
     assert data["keyHash"] == stored and data["accountCode"] == created["accountCode"]

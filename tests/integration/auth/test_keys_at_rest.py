@@ -12,12 +12,12 @@ import asyncpg
 from joserfc.jwk import KeySet
 
 from services.auth.keys import KeyStore, generate_key, seal_signing_keys
-from services.auth.services import GRANT_TYPES, FailureLimits, TokenService
+from services.auth.services import FailureLimits, TokenService
 from services.auth.settings import AuthSettings
 from shared.crypto import SecretBox
 from shared.tokens import verify_with_keys
 from tests.integration.auth.conftest import ENCRYPTION_KEY
-from tests.integration.auth.test_tokens import new_grantee
+from tests.integration.auth.test_tokens import issue, new_grantee
 
 
 async def key_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -27,8 +27,8 @@ async def key_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 
 async def issue_and_verify(pool: asyncpg.Pool, settings: AuthSettings, limits: FailureLimits) -> str:
     keys = KeyStore(pool, settings)
-    grantee, _ = await new_grantee(pool, limits)
-    token = (await TokenService(pool, settings, keys).client_credentials(grantee, GRANT_TYPES)).access_token
+    grantee, created = await new_grantee(pool, limits)
+    token = (await issue(TokenService(pool, settings, keys), limits, created)).access_token
     jwks = KeySet.import_key_set(await keys.public_jwks())  # type: ignore[arg-type]
     assert verify_with_keys(token, jwks, settings.issuer).client_id == grantee.client_id
     return token

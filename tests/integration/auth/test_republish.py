@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncpg
 
 from services.auth import revocations, services
-from services.auth.services import GRANT_TYPES, FailureLimits, TokenService
+from services.auth.services import FailureLimits, TokenService
 from shared.messages import parse_envelope
 from shared.testing import random_name
-from tests.integration.auth.test_tokens import new_grantee
+from tests.integration.auth.test_tokens import issue, new_grantee
 
 
 async def announced(pool: asyncpg.Pool) -> list[tuple[str, dict[str, object]]]:
@@ -22,8 +22,8 @@ async def announced(pool: asyncpg.Pool) -> list[tuple[str, dict[str, object]]]:
 async def test_every_live_revocation_and_disabled_state_is_announced_again(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    issued = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    issued = await issue(tokens, limits, created)
     await tokens.revoke(grantee, issued.access_token, None)
     assert issued.refresh_token is not None
     await tokens.revoke(grantee, issued.refresh_token, None)

@@ -14,7 +14,7 @@ from services.auth import services
 from services.auth.adapters import repository as repo
 from services.auth.domain.credentials import ClientCredentials, hash_secret
 from services.auth.domain.errors import OAuthError
-from services.auth.domain.tokens import Grantee
+from services.auth.domain.tokens import Grantee, IssuedTokens
 from services.auth.keys import KeyStore, ensure_signing_key
 from services.auth.services import GRANT_TYPES, FailureLimits, TokenService
 from services.auth.settings import AuthSettings
@@ -30,11 +30,18 @@ async def new_grantee(pool: asyncpg.Pool, limits: FailureLimits) -> tuple[Grante
     return grantee, created
 
 
+async def issue(tokens: TokenService, limits: FailureLimits, created: dict[str, Any]) -> IssuedTokens:
+    """A client_credentials grant through the token endpoint's own use-case."""
+    credentials = ClientCredentials(created["clientId"], created["clientSecret"], "client_secret_basic")
+    _, issued = await tokens.grant(limits, credentials, "127.0.0.1", "client_credentials")
+    return issued
+
+
 async def test_a_refresh_token_works_once_and_its_answer_carries_the_next(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    first = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    first = await issue(tokens, limits, created)
     assert first.refresh_token is not None
     second = await tokens.refresh(grantee, GRANT_TYPES, first.refresh_token)
     assert second.refresh_token not in (None, first.refresh_token)
@@ -52,8 +59,8 @@ async def test_a_refresh_token_works_once_and_its_answer_carries_the_next(
 async def test_reusing_a_spent_refresh_token_revokes_the_whole_family(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    first = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    first = await issue(tokens, limits, created)
     assert first.refresh_token is not None
     second = await tokens.refresh(grantee, GRANT_TYPES, first.refresh_token)
     assert second.refresh_token is not None
@@ -68,15 +75,15 @@ async def test_reusing_a_spent_refresh_token_revokes_the_whole_family(
     assert (await tokens.introspect(grantee, first.access_token, "access_token")) == {"active": False}
     assert (await tokens.introspect(grantee, second.refresh_token, "refresh_token")) == {"active": False}
     # Another grant of the same client is untouched.
-    other = await tokens.client_credentials(grantee, GRANT_TYPES)
+    other = await issue(tokens, limits, created)
     assert (await tokens.introspect(grantee, other.access_token, None))["active"] is True
 
 
 async def test_two_concurrent_refreshes_with_one_token_leave_no_live_family(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    first = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    first = await issue(tokens, limits, created)
     assert first.refresh_token is not None
     results = await asyncio.gather(
         tokens.refresh(grantee, GRANT_TYPES, first.refresh_token),
@@ -92,9 +99,9 @@ async def test_two_concurrent_refreshes_with_one_token_leave_no_live_family(
 async def test_a_refresh_token_of_another_client_is_an_invalid_grant(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    owner, _ = await new_grantee(pool, limits)
+    owner, created = await new_grantee(pool, limits)
     thief, _ = await new_grantee(pool, limits)
-    issued = await tokens.client_credentials(owner, GRANT_TYPES)
+    issued = await issue(tokens, limits, created)
     assert issued.refresh_token is not None
     with pytest.raises(OAuthError, match="another client") as raised:
         await tokens.refresh(thief, GRANT_TYPES, issued.refresh_token)
@@ -107,8 +114,8 @@ async def test_a_refresh_token_of_another_client_is_an_invalid_grant(
 async def test_an_expired_refresh_token_is_an_invalid_grant(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    issued = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    issued = await issue(tokens, limits, created)
     assert issued.refresh_token is not None
     async with pool.acquire() as conn:
         await conn.execute("UPDATE auth.refresh_tokens SET expires_at = now() - interval '1 second'")
@@ -119,9 +126,9 @@ async def test_an_expired_refresh_token_is_an_invalid_grant(
 async def test_revoking_an_access_token_records_its_jti_and_a_refresh_token_its_family(
     pool: asyncpg.Pool, tokens: TokenService, limits: FailureLimits
 ) -> None:
-    grantee, _ = await new_grantee(pool, limits)
-    one = await tokens.client_credentials(grantee, GRANT_TYPES)
-    two = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    one = await issue(tokens, limits, created)
+    two = await issue(tokens, limits, created)
     await tokens.revoke(grantee, one.access_token, None)
     assert (await tokens.introspect(grantee, one.access_token, None)) == {"active": False}
     assert one.refresh_token is not None and two.refresh_token is not None
@@ -150,13 +157,13 @@ async def test_rotation_signs_with_the_new_key_and_keeps_publishing_the_old_one(
 ) -> None:
     keys = KeyStore(pool, settings)
     tokens = TokenService(pool, settings, keys)
-    grantee, _ = await new_grantee(pool, limits)
-    before = await tokens.client_credentials(grantee, GRANT_TYPES)
+    grantee, created = await new_grantee(pool, limits)
+    before = await issue(tokens, limits, created)
     old_kid = (await keys.signer()).kid
     async with pool.acquire() as conn:
         new_kid = await ensure_signing_key(conn, settings, force=True)
     keys.forget()
-    after = await tokens.client_credentials(grantee, GRANT_TYPES)
+    after = await issue(tokens, limits, created)
     assert jwt.decode(after.access_token, await keys.verification_keys(new_kid)).header["kid"] == new_kid
     published = await keys.public_jwks()
     assert [k["kid"] for k in published["keys"]] == [new_kid, old_kid]

@@ -385,3 +385,34 @@ async def test_a_calendar_the_subscriber_deleted_stops_the_pushes_and_asks_for_d
     await sync.publish("event.created", m.event(cal, "Later still", 3))
     await sync.settle()
     assert len(puts(sync, connected)) == puts_after  # stopped for good: nothing more is tried
+
+
+async def test_a_stopping_worker_gives_back_the_claims_it_cut_so_the_next_takes_them_at_once(
+    sync: SyncHarness,
+) -> None:
+    proxy = await DavProxy(sync.radicale.url).start()
+    try:
+        cal = m.calendar(uuid.uuid4())
+        subscription, *_ = await pushed_subscription(sync, cal, proxy.url)
+        await sync.publish("calendar.created", cal)
+        await sync.publish("event.created", m.event(cal, "Stuck", 1))
+        proxy.delay = 5.0  # the push cannot finish within the grace below
+        await sync.publish("subscription.created", subscription)
+
+        async def claim() -> object:
+            async with sync.pool.acquire() as conn:
+                return await conn.fetchval(
+                    "SELECT claimed_until > now() FROM sync.push_queue WHERE subscription_id = $1",
+                    subscription.subscription_id,
+                )
+
+        await sync.wait_for(claim)
+        await sync.engine.stop(grace=0.5)
+        async with sync.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT claimed_until FROM sync.push_queue WHERE subscription_id = $1", subscription.subscription_id
+            )
+        assert row is not None  # still to do
+        assert row["claimed_until"] is None  # and due for the next worker now, not after the lease
+    finally:
+        await proxy.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shared.crypto import DecryptionError, SecretBox
@@ -38,3 +40,25 @@ def test_a_missing_or_malformed_key_list_is_a_settings_error_that_says_how_to_ma
         SecretBox.from_env({})
     with pytest.raises(SettingsError, match=r"Fernet\.generate_key"):
         SecretBox.from_env({"KALENDS_ENCRYPTION_KEYS": "not-a-key"})
+
+
+def test_the_development_key_is_read_from_env_local_as_make_run_reads_it(tmp_path: Path) -> None:
+    from dotenv import dotenv_values
+
+    from shared.crypto import ENV_NAME, development_keys
+
+    key = SecretBox.generate_key()
+    env_file = tmp_path / ".env.local"
+    env_file.write_text(f"# local settings\nexport {ENV_NAME}='{key}'  # rotated in May\nOTHER=1\n", encoding="utf-8")
+    assert development_keys(env_file) == key == dotenv_values(env_file)[ENV_NAME]
+    assert development_keys(tmp_path / "absent") is None
+
+
+def test_a_created_development_key_is_written_once_for_its_owner_only(tmp_path: Path) -> None:
+    from shared.crypto import development_keys
+
+    env_file = tmp_path / ".env.local"
+    key = development_keys(env_file, create=True)
+    assert key is not None and development_keys(env_file, create=True) == key
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    SecretBox([key])  # a valid Fernet key

@@ -51,6 +51,8 @@ def test_blank_variables_mean_the_default() -> None:
         ("KALENDS_DATABASE_URL", "mysql://db/x", "KALENDS_DATABASE_URL must be a postgres/postgresql URL"),
         ("KALENDS_DATABASE_URL", "postgresql:///nohost", "with a host"),
         ("KALENDS_AMQP_URL", "http://mq", "KALENDS_AMQP_URL must be a amqp/amqps URL"),
+        ("KALENDS_AMQP_URL", "amqp://a/,http://b/", "amqps URL with a host, got 'http://b/'"),
+        ("KALENDS_AMQP_URL", "amqp://a/,,amqp://b/", "KALENDS_AMQP_URL has an empty entry"),
         ("KALENDS_AUTH_URL", "127.0.0.1:8081", "KALENDS_AUTH_URL must be a http/https URL"),
         ("KALENDS_LOG_FORMAT", "xml", "KALENDS_LOG_FORMAT must be json or console"),
         ("KALENDS_LOG_LEVEL", "loud", "KALENDS_LOG_LEVEL must be"),
@@ -100,6 +102,12 @@ def test_settings_for_log_never_contain_a_password() -> None:
     assert "hunter2" not in repr(logged) and "hunter3" not in repr(logged)
     assert logged["database_url"] == "postgresql://app:***@db/k"
     assert logged["db_pool_max"] == 10
+
+
+def test_a_cluster_is_given_as_comma_separated_amqp_urls_each_censored_in_logs() -> None:
+    settings = PlatformSettings.from_env({"KALENDS_AMQP_URL": " amqp://u:p1@mq-0/ , amqps://u:p2@mq-1:5671/vh"})
+    assert settings.amqp_url == "amqp://u:p1@mq-0/,amqps://u:p2@mq-1:5671/vh"
+    assert settings.for_log()["amqp_url"] == "amqp://u:***@mq-0/,amqps://u:***@mq-1:5671/vh"
 
 
 def test_service_arguments_default_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
