@@ -206,3 +206,24 @@ async def test_the_key_endpoints_take_only_a_live_token_of_the_account_in_the_pa
             assert r.status == 204
         async with http.get(f"{base}/v1/accounts/{merchant.code}/clients", headers=headers) as r:
             assert r.status == 401  # logged out: refused at once, where revocation starts
+
+
+async def test_a_protected_subscribers_feed_is_shown_with_the_feeds_own_selection_rule(
+    console: Console, merchant: Merchant
+) -> None:
+    calendar = {"code": "vault", "name": "Vault", "protected": True}
+    await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}", calendar, want=201)
+    tag = await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}/vault/tags", {"name": "Gold"}, want=201)
+    for title, tags in (("Gold night", [tag["id"]]), ("Silver night", [])):
+        body = {"title": title, "start": "2030-06-01T20:00:00Z", "tags": tags}
+        await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}/vault/events", body, want=201)
+    subscribed = await merchant.call(
+        "POST",
+        "ingest",
+        f"/v1/subscribe/{merchant.code}/vault",
+        {"subscriberId": "vip", "subscriptionMethod": "webcal", "calendarTags": [tag["id"]]},
+    )
+    await console.login(merchant.email)
+    page = await console.get(f"/console/subscribers/{subscribed['subscriptionId']}")
+    assert "This calendar is protected" in page
+    assert "Gold night" in page and "Silver night" not in page

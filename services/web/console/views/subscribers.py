@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import icalendar
 from aiohttp import web
 
+from services.web.console import feed_preview
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import APIS, account, api, done, form_text, render
 
@@ -95,6 +96,7 @@ async def show_subscriber(request: web.Request) -> web.Response:
     feed: dict[str, Any] = {
         "url": request.app[APIS].settings.feed_url + f"/v1/webcal/{_q(subscription_id)}",
         "note": None,
+        "note_after": None,
         "events": [],
         "count": 0,
     }
@@ -103,7 +105,22 @@ async def show_subscriber(request: web.Request) -> web.Response:
         feed["events"] = feed_events(text)
         feed["count"] = text.count("BEGIN:VEVENT")
     elif status == 401:
-        feed["note"] = "This calendar is protected: its feed opens only with the subscriber's own credentials."
+        # Protected: the feed opens only with the subscriber's credentials; the same rule, applied here.
+        code = quote(subscription["calendar"]["code"], safe="")
+        events = await api(
+            request, "GET", "ingest", f"/v1/calendars/{_q(account(request))}/{code}/events", params={"limit": "1000"}
+        )
+        chosen = feed_preview.selected_events(subscription, events)
+        manual = subscription.get("manualEvents") or []
+        feed["note_after"] = (
+            "This calendar is protected, so its feed opens only with the subscriber's own credentials: "
+            "these are the calendar's events the feed's selection rule gives this subscription."
+        )
+        feed["events"] = [
+            {"summary": e["title"], "start": e["start"], "recurs": bool(e.get("recurrence")), "categories": []}
+            for e in [*chosen, *manual][:FEED_EVENTS_SHOWN]
+        ]
+        feed["count"] = len(chosen) + len(manual)
     else:
         feed["note"] = f"The feed service answered {status}; the subscription's feed is not available right now."
     return await render(request, "console/subscriber.html", {"subscription": subscription, "feed": feed})
