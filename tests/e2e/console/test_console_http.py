@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import aiohttp
+from yarl import URL
 
 from shared.testing import Stack, basic_auth
 from tests.e2e.console.conftest import PASSWORD, Console, Merchant, new_merchant
@@ -92,7 +93,7 @@ async def test_a_wrong_password_says_so_and_repeated_failures_lock_the_login_wit
 
 async def test_logout_ends_the_session_here_and_at_auth(console: Console, merchant: Merchant) -> None:
     await console.login(merchant.email)
-    cookie = console.session.cookie_jar.filter_cookies(console.base + "/console/")["kalends_console"].value
+    cookie = console.session.cookie_jar.filter_cookies(URL(console.base + "/console/"))["kalends_console"].value
     page = await console.post("/console/logout", {})
     assert "You are logged out." in page
     async with aiohttp.ClientSession(cookies={"kalends_console": cookie}) as stale:
