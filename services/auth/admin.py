@@ -1,4 +1,4 @@
-"""`python -m services.auth.admin`: accounts, clients, API keys and signing keys, from the command line.
+"""`python -m services.auth.admin`: accounts, clients, API keys, console users and signing keys, from the command line.
 
 Works whether or not the service runs: it migrates the auth schema first, then acts on the
 database directly. Messages it causes (`account.created`, `api_key.*`, `client.disabled`/`enabled`,
@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.auth import revocations, services
+from services.auth import revocations, services, users
 from services.auth.app import MIGRATIONS, SCHEMA
 from services.auth.keys import ensure_signing_key, seal_signing_keys
 from services.auth.settings import AuthSettings
@@ -51,6 +51,8 @@ COMMANDS: dict[str, Command] = {
     "enable-client": lambda pool, _, a: services.set_client_disabled(pool, a.client_id, False),
     "disable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, True),
     "enable-account": lambda pool, _, a: services.set_account_disabled(pool, a.code, False),
+    "create-user": lambda pool, settings, a: users.create_user(pool, settings, a.code, a.email),
+    "password-link": lambda pool, settings, a: users.password_link(pool, settings, a.email),
     "rotate-signing-key": _rotate,
     "republish-denylist": _republish,
 }
@@ -79,6 +81,11 @@ def parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=f"{name.split('-')[0]} an OAuth client").add_argument("client_id")
     for name in ("disable-account", "enable-account"):
         commands.add_parser(name, help=f"{name.split('-')[0]} an account").add_argument("code")
+    user = commands.add_parser("create-user", help="a console user of an account, with a one-time set-password link")
+    user.add_argument("code")
+    user.add_argument("email")
+    link = commands.add_parser("password-link", help="a new one-time set-password link for a console user")
+    link.add_argument("email")
     commands.add_parser("rotate-signing-key", help="sign with a new key from now on (old tokens stay valid)")
     commands.add_parser(
         "republish-denylist", help="announce every current revocation and disabled client/account again (new services)"

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from services.auth.adapters import repository as repo
+from services.auth.adapters import users as users_repo
 from services.auth.api.routes import routes
 from services.auth.app_keys import KEYS, LIMITS, METRICS, SETTINGS, TOKENS, AuthMetrics
 from services.auth.authentication import FailureLimits
@@ -51,7 +52,10 @@ def _housekeeping(app: web.Application) -> AsyncIterator[None]:
         while True:
             try:
                 async with app[POOL].acquire() as conn:
-                    counts = await repo.purge_expired(conn, datetime.now(UTC), app[SETTINGS].failure_window)
+                    settings = app[SETTINGS]
+                    window = max(settings.failure_window, settings.login_lockout)  # login windows are longer
+                    counts = await repo.purge_expired(conn, datetime.now(UTC), window)
+                    counts |= await users_repo.purge_expired(conn, datetime.now(UTC))
                 log.info("housekeeping.purged", **counts)
             except Exception as exc:
                 log.warning("housekeeping.failed", error=repr(exc))

@@ -198,6 +198,10 @@ class TokenService:
         header = access_header(signer.kid, signer.algorithm)
         return jwt.encode(header, claims, signer.key, algorithms=[signer.algorithm])
 
+    async def sign_access_token(self, grantee: Grantee, family_id: uuid.UUID, issued_at: datetime) -> str:
+        """An access token for `grantee` descending from `family_id` (a console login session's id)."""
+        return await self._access_token(grantee, family_id, issued_at)
+
     def _issued(self, grantee: Grantee, access: str, refresh: str | None, issued_at: datetime) -> IssuedTokens:
         return IssuedTokens(
             access_token=access,
@@ -291,6 +295,10 @@ class TokenService:
         return self._issued(grantee, access, refresh, issued_at)
 
     # --- introspection and revocation (RFC 7662, RFC 7009) --------------------------------------
+
+    async def verified_access(self, token: str) -> dict[str, Any] | None:
+        """The claims of one of our unexpired access tokens (signature, issuer, audience), or None."""
+        return await self._verified_access(token)
 
     async def _verified_access(self, token: str) -> dict[str, Any] | None:
         """The claims of one of our unexpired access tokens, or None."""

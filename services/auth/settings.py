@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from shared.crypto import SecretBox
-from shared.settings import PlatformSettings, SettingsError, env_int, env_str
+from shared.settings import PlatformSettings, SettingsError, env_int, env_str, env_url
 
 # ES256 by default: signing a token costs about 30 µs of CPU against RS256's 250 µs, and every
 # verifier (shared.tokens) accepts both. RS256 stays available for clients that only know RSA.
@@ -30,6 +30,14 @@ class AuthSettings:
     failures_per_client: int = 10
     failures_per_address: int = 100
     failure_window: int = 60
+    # Console users (services/auth/users.py): failed logins allowed per email and per address within
+    # the lockout window, past which every login of that email or address waits for the window to end.
+    login_failures_per_email: int = 5
+    login_failures_per_address: int = 100
+    login_lockout: int = 900
+    # How long a `create-user` / `password-link` one-time link stays valid, and where it points.
+    password_link_ttl: int = 72 * 3600
+    public_web_url: str = "http://127.0.0.1:8087"
     # Encrypts private signing keys at rest (KALENDS_ENCRYPTION_KEYS); the service needs it, the
     # admin commands that touch no signing key do not.
     box: SecretBox | None = field(default=None, repr=False)
@@ -46,6 +54,13 @@ class AuthSettings:
             failures_per_client=env_int("KALENDS_AUTH_FAILURES_PER_CLIENT", 10, environ, minimum=1),
             failures_per_address=env_int("KALENDS_AUTH_FAILURES_PER_ADDRESS", 100, environ, minimum=1),
             failure_window=env_int("KALENDS_AUTH_FAILURE_WINDOW", 60, environ, minimum=1),
+            login_failures_per_email=env_int("KALENDS_LOGIN_FAILURES_PER_EMAIL", 5, environ, minimum=1),
+            login_failures_per_address=env_int("KALENDS_LOGIN_FAILURES_PER_ADDRESS", 100, environ, minimum=1),
+            login_lockout=env_int("KALENDS_LOGIN_LOCKOUT", 900, environ, minimum=1),
+            password_link_ttl=env_int("KALENDS_PASSWORD_LINK_TTL", 72 * 3600, environ, minimum=60),
+            public_web_url=env_url(
+                "KALENDS_PUBLIC_WEB_URL", "http://127.0.0.1:8087", {"http", "https"}, environ
+            ).rstrip("/"),
             box=SecretBox.from_env_optional(environ),
         )
         if 0 < settings.signing_key_max_age <= settings.access_token_ttl:

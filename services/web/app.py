@@ -16,6 +16,8 @@ from services.web.api.handlers import ASSETS, PAGES, SETTINGS
 from services.web.api.middleware import pages_middleware
 from services.web.api.rendering import page_renderer
 from services.web.api.routes import routes
+from services.web.console.app import install as install_console
+from services.web.console.settings import ConsoleSettings
 from services.web.services import CalendarPages
 from services.web.settings import WebSettings
 from shared.lifecycle import CleanupCtx
@@ -73,4 +75,6 @@ def create_app(settings: WebSettings, role: str = "all") -> web.Application:
     env.globals["public_web_url"] = settings.public_web_url
     app.cleanup_ctx.append(calendar_pages(settings, env))
     add_routes(app, routes())
+    console = ConsoleSettings.from_env(settings.platform, settings.public_web_url, settings.ingest_url)
+    install_console(app, settings.platform, console)  # /console/...: services/web/console
     return app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.http import CaseInsensitiveModel
+
 
 class TokenRequest(BaseModel):
     """`application/x-www-form-urlencoded` (RFC 6749) or JSON (as the seed sends it)."""
@@ -71,3 +73,38 @@ class ServerMetadata(BaseModel):
     revocation_endpoint_auth_methods_supported: list[str]
     response_types_supported: list[str]
     token_endpoint_auth_signing_alg_values_supported: list[str] | None = None
+
+
+# --- console users (JSON bodies; errors in the contract's Error Model) ---------------------------
+
+
+class SetPasswordRequest(CaseInsensitiveModel):
+    token: str = Field(min_length=1, max_length=200, description="the one-time token of the set-password link")
+    password: str = Field(max_length=1024)
+
+
+class SetPasswordResponse(BaseModel):
+    userId: str
+    email: str
+    accountCode: str
+
+
+class LoginRequest(CaseInsensitiveModel):
+    email: str = Field(max_length=1024)
+    password: str = Field(max_length=1024)
+
+
+class RefreshRequest(CaseInsensitiveModel):
+    refresh_token: str = Field(alias="refreshToken", min_length=1, max_length=200)
+
+
+class UserSession(BaseModel):
+    accessToken: str
+    tokenType: str
+    expiresIn: int
+    refreshToken: str
+    refreshExpiresIn: int
+    userId: str
+    email: str
+    accountId: str
+    accountCode: str

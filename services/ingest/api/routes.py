@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.ingest.api import handlers as h
+from services.ingest.api import reports
 from services.ingest.api.responses import CalendarAnswer, EventAnswer, TagAnswer
 from services.ingest.api.schemas import (
     CalendarBody,
@@ -72,6 +73,21 @@ def routes() -> list[Route]:
             response_model=EventAnswer,
         ),
         Route("DELETE", ONE_CAL + "/events/{eventId}", h.delete_event, "cancel an event"),
+        # reports: the account's subscriptions searched and counted (the web console reads these)
+        Route(
+            "GET",
+            "/v1/subscriptions/{accountCode}",
+            reports.search_subscriptions,
+            "search the account's subscriptions (?calendarCode=&q=&active=&method=&device=&tag=&limit=&offset=)",
+            responses={"403": "token of another account"},
+        ),
+        Route(
+            "GET",
+            "/v1/analytics/{accountCode}",
+            reports.subscription_analytics,
+            "subscriptions and unsubscriptions per UTC day, by method, device, UTM, tag (?calendarCode=&from=&to=)",
+            responses={"403": "token of another account"},
+        ),
         # CalReply subscriptions (seed 002)
         Route(
             "POST",

@@ -8,10 +8,11 @@ they are about (catalog, subscriptions, subscription events); `Ingest` is their 
 from services.ingest.services._base import Account, Limits, Subscribed, SubscriptionView
 from services.ingest.services.credentials import CredentialUseCases
 from services.ingest.services.google import GoogleUseCases
+from services.ingest.services.reports import ReportUseCases
 from services.ingest.services.subscription_events import SubscriptionEventUseCases
 
 
-class Ingest(SubscriptionEventUseCases, CredentialUseCases, GoogleUseCases):
+class Ingest(SubscriptionEventUseCases, CredentialUseCases, GoogleUseCases, ReportUseCases):
     """The composition root's one object of use-cases, over a pool, the public feed URL and the key list."""
 
 

@@ -36,6 +36,7 @@ async def test_migrating_twice_at_once_applies_each_migration_once(database_url:
             "002_encrypted_signing_keys",
             "003_revocations_name_their_client",
             "004_client_scopes",
+            "005_console_users",
         ]
     finally:
         await first.close()
