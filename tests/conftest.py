@@ -25,7 +25,7 @@ from shared.testing import (
 )
 
 # Every service that has migrations; the template database carries all their schemas.
-SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
+SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail", "web")
 
 
 def service_migrations() -> list[tuple[str, Path]]:
