@@ -81,6 +81,38 @@ def event_body(event: EventData) -> dict[str, Any]:
     }
 
 
+# What a calendar page may show of an event: the platform token of the web service (scope
+# `calendar-pages`) acts for any account, so it reads public events only, without the people
+# (attendees, organizer), the merchant's own ids or links that were never meant for visitors.
+PAGE_EVENT_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "location",
+    "start",
+    "end",
+    "timezone",
+    "allDayEvent",
+    "tags",
+    "timeZoneTag",
+    "recurrence",
+    "status",
+    "class",
+    "categories",
+    "color",
+    "image",
+    "url",
+)
+
+
+def page_event_body(event: EventData) -> dict[str, Any] | None:
+    """The event as a public calendar page sees it; None for one that is not public."""
+    body = event_body(event)
+    if body.get("class", "public") != "public" or body.get("status") == "cancelled":
+        return None
+    return {name: body[name] for name in PAGE_EVENT_FIELDS if name in body}
+
+
 def subscribed_body(outcome: Any) -> dict[str, Any]:
     """Seed 002's create responses: the webcal shape, or the google one (new / existing)."""
     body: dict[str, Any] = {

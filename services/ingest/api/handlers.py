@@ -115,6 +115,8 @@ async def list_events(request: web.Request) -> web.Response:
     events = await _ingest(request).list_events(
         await _account_named(request), _path(request, "calendarCode"), limit=limit, offset=offset
     )
+    if request.get(ACTING_FOR_KEY) is not None:  # a calendar page's platform token: public events only
+        return json_response([b for b in map(bodies.page_event_body, events) if b is not None])
     return json_response([bodies.event_body(e) for e in events])
 
 

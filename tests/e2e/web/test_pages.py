@@ -250,6 +250,21 @@ async def test_the_platform_token_reads_and_subscribes_for_any_account_and_nothi
         assert await status("GET", base, token) == 200
         assert await status("GET", base + "/tags", token) == 200
         assert await status("GET", base + "/events", token) == 200
+        # What it reads of events is what a public page may show: no private event, no people.
+        hidden = await make_calendar(shop, events_per_tag=1)
+        events_path = f"/v1/calendars/{shop.code}/{hidden.code}/events"
+        when = {"start": "2030-01-01T10:00:00Z", "end": "2030-01-01T11:00:00Z"}
+        people = {"attendees": [{"email": "fan@example.com"}], "organizer": {"email": "boss@example.com"}}
+        await shop.call("POST", "ingest", events_path, {"title": "Board meeting", "class": "private", **when}, want=201)
+        await shop.call("POST", "ingest", events_path, {"title": "Open day", **when, **people}, want=201)
+        async with session.get(
+            f"{web_stack.url('ingest')}{events_path}", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
+            seen = await response.json()
+        assert "Open day" in {e["title"] for e in seen} and "Board meeting" not in {e["title"] for e in seen}
+        assert not any({"attendees", "organizer", "externalId"} & set(e) for e in seen), seen
+        merchant_view = await shop.call("GET", "ingest", events_path)
+        assert {"Open day", "Board meeting"} <= {e["title"] for e in merchant_view}  # the merchant sees all
         assert await status("GET", base, merchant_token) == 403  # no scope: still its own account only
         assert await status("PUT", base, token, {"name": "Hijacked"}) == 403
         assert await status("DELETE", base, token) == 403
