@@ -15,7 +15,8 @@ test: bootstrap
 	@$(PY) -m ruff format --check --quiet . || { echo "ruff format: run '.venv/bin/ruff format .'"; exit 1; }
 	@$(PY) -m mypy
 	@# pytest exits 5 when it collected nothing: that is a failure of `make test`, said plainly.
-	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); status=$$?; \
+	@# The 30 slowest tests are listed at the end, to keep the whole run within its 20-minute budget.
+	@$(PY) -m pytest -q -p no:cacheprovider --durations=30 $(PYTEST_ARGS); status=$$?; \
 	  if [[ $$status -eq 5 ]]; then echo "make test: pytest collected no tests (PYTEST_ARGS='$(PYTEST_ARGS)')" >&2; exit 1; fi; \
 	  exit $$status
 

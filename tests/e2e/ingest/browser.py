@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -119,34 +122,62 @@ class Page:
 
 @contextlib.asynccontextmanager
 async def chromium_page(executable: str) -> AsyncIterator[Page]:
-    with tempfile.TemporaryDirectory(prefix="kalends-chromium-") as profile:
-        process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            deadline = time.monotonic() + 30
-            while not (port_file.exists() and port_file.read_text().strip()):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"chromium did not start (exit code {process.poll()})")
-                await asyncio.sleep(0.05)
-            port = port_file.read_text().split()[0]
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
-                    targets = await response.json()
-                page_target = next(t for t in targets if t["type"] == "page")
-                ws = await session.ws_connect(page_target["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024)
-                page = Page(ws)
-                try:
-                    yield page
-                finally:
-                    await page.close()
-        finally:
-            process.terminate()
+    profile = tempfile.mkdtemp(prefix="kalends-chromium-")
+    # Its own process group: Chromium's helpers (renderer, GPU, network, crashpad) outlive the main
+    # process by a moment and keep writing into the profile, so the whole group is stopped before
+    # the profile goes (removing it under them failed with "Directory not empty").
+    process = subprocess.Popen(
+        [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chromium did not start (exit code {process.poll()})")
+            await asyncio.sleep(0.05)
+        port = port_file.read_text().split()[0]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            page_target = next(t for t in targets if t["type"] == "page")
+            ws = await session.ws_connect(page_target["webSocketDebuggerUrl"], max_msg_size=64 * 1024 * 1024)
+            page = Page(ws)
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+                yield page
+            finally:
+                await page.close()
+    finally:
+        await asyncio.to_thread(_stop_group, process)
+        await asyncio.to_thread(_remove_profile, Path(profile))
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to Chromium's process group; SIGKILL to whatever is left after 10 s; wait for the main one."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)  # is any member of the group left?
+        except ProcessLookupError:
+            break
+        process.poll()  # reap the main process, or the group never empties
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _remove_profile(profile: Path) -> None:
+    """The profile directory, retried briefly: a helper killed a moment ago may still be closing files."""
+    for _ in range(20):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not profile.exists():
+            return
+        time.sleep(0.1)
+    shutil.rmtree(profile)  # the last try reports what is stuck
