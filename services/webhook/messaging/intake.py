@@ -126,10 +126,26 @@ class DeliveryIntake(IdempotentConsumer):
                 batch, self._waiting = self._waiting[:BATCH], self._waiting[BATCH:]
                 try:
                     await self._write(batch)
+                except Exception:
+                    # This loop is the only writer: it must outlive any batch (an ack or nack on a
+                    # channel the broker just closed raises). What was not acked is given back; a
+                    # message already applied comes again as a duplicate of its recorded id.
+                    log.exception("intake.batch_crashed", messages=len(batch))
+                    await self._give_back([w.message for w in batch])
                 finally:
                     for waiting in batch:
                         if not waiting.done.done():
                             waiting.done.set_result(None)
+
+    async def _give_back(self, messages: list[AbstractIncomingMessage]) -> None:
+        """Nack (requeue) what is still unsettled; on a closed channel the broker requeues it anyway."""
+        for message in messages:
+            if message.processed:
+                continue
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            if message.delivery_tag is not None:
+                self._settled(message.channel, [message.delivery_tag])
 
     async def _write(self, batch: list[_Waiting]) -> None:
         try:
