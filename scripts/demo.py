@@ -134,7 +134,7 @@ async def demo(urls: Urls) -> int:
             "POST",
             f"{urls.auth}/oauth2/token",
             data={"grant_type": "client_credentials"},
-            auth=aiohttp.BasicAuth(account["clientId"], account["clientSecret"]),
+            headers={"Authorization": aiohttp.encode_basic_auth(account["clientId"], account["clientSecret"])},
         )
         show("token", f"{token['token_type']} {token['access_token'][:24]}... expires in {token['expires_in']} s")
         bearer = {"Authorization": f"Bearer {token['access_token']}"}

@@ -25,6 +25,7 @@ from tests.faults.servers import _run
 from tests.integration.webhook.receiver import Receiver
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.e2e,
     # The first test of the package also waits for the cluster and the replica to start (about 30 s).
     pytest.mark.timeout(240),

@@ -22,6 +22,7 @@ from tests.faults.load import Tenant, prepare
 from tests.integration.webhook.receiver import Receiver
 
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.e2e,
     pytest.mark.timeout(240),
     pytest.mark.skipif(SKIP, reason="KALENDS_TEST_CLUSTER=0"),

@@ -22,6 +22,7 @@ from tests.integration.webhook.receiver import Receiver
 # shared node's port mapper, its starts and kills once left the shared broker unable to answer the AMQP
 # handshake. Three runs with its own epmd left the shared broker answering. KALENDS_TEST_FAULTS=0 skips.
 pytestmark = [
+    pytest.mark.serial,
     pytest.mark.e2e,
     pytest.mark.timeout(150),
     pytest.mark.skipif(os.environ.get("KALENDS_TEST_FAULTS") == "0", reason="KALENDS_TEST_FAULTS=0"),

@@ -98,10 +98,10 @@ class Apis:
                 503, [f"the {service} service cannot be reached; try again in a moment"], ["Unavailable"]
             ) from None
 
-    async def text(self, service: str, path: str, *, auth: aiohttp.BasicAuth | None = None) -> tuple[int, str]:
+    async def text(self, service: str, path: str) -> tuple[int, str]:
         """A non-JSON resource (a feed): its status and text."""
         try:
-            async with self._session.get(self._bases[service] + path, auth=auth, allow_redirects=False) as response:
+            async with self._session.get(self._bases[service] + path, allow_redirects=False) as response:
                 return response.status, await response.text()
         except (aiohttp.ClientError, TimeoutError):
             return 503, ""

@@ -6,12 +6,13 @@ import asyncio
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import unquote
 
 import aiohttp
 import pytest
 
-from shared.testing import Stack
+from shared.testing import Stack, basic_auth
 
 from .conftest import Merchant
 
@@ -23,14 +24,14 @@ async def feed_text(
     url: str,
     ready: Callable[[str], bool],
     *,
-    auth: aiohttp.BasicAuth | None = None,
+    auth: Credentials | None = None,
     timeout: float = 20.0,
 ) -> str:
     """Poll the feed until `ready(body)` (the projection is eventually consistent)."""
     deadline = time.monotonic() + timeout
     body = ""
     while time.monotonic() < deadline:
-        async with http.get(url, auth=auth) as response:
+        async with http.get(url, headers=authorization(auth)) as response:
             body = await response.text()
             if response.status == 200 and ready(body):
                 return body
@@ -38,11 +39,23 @@ async def feed_text(
     raise AssertionError(f"feed at {url} never got ready; last body:\n{body[:2000]}")
 
 
-def http_url(webcal: str) -> tuple[str, aiohttp.BasicAuth | None]:
+@dataclass(frozen=True)
+class Credentials:
+    """The user and password a webcal URL carries (a calendar app sends them as HTTP Basic)."""
+
+    login: str
+    password: str
+
+
+def authorization(auth: Credentials | None) -> dict[str, str]:
+    return {"Authorization": basic_auth(auth.login, auth.password)} if auth else {}
+
+
+def http_url(webcal: str) -> tuple[str, Credentials | None]:
     match = re.fullmatch(r"webcal://(?:([^:@/]+):([^@/]+)@)?(.+)", webcal)
     assert match, webcal
     user, password, rest = match.groups()
-    auth = aiohttp.BasicAuth(unquote(user), unquote(password)) if user and password else None
+    auth = Credentials(unquote(user), unquote(password)) if user and password else None
     return f"http://{rest}", auth
 
 
@@ -99,17 +112,17 @@ async def test_the_feed_accepts_the_protected_webcal_urls_credentials_and_refuse
     url, auth = http_url(webcal)
     assert auth is not None and auth.login == "vip@example.com"
     await feed_text(http, url, lambda b: "BEGIN:VCALENDAR" in b, auth=auth)
-    async with http.get(url, auth=aiohttp.BasicAuth("vip@example.com", "guessed")) as response:
+    async with http.get(url, headers=authorization(Credentials("vip@example.com", "guessed"))) as response:
         assert response.status == 401
     async with http.get(url) as response:
         assert response.status == 401
 
 
-async def feed_status(http: aiohttp.ClientSession, url: str, auth: aiohttp.BasicAuth | None, want: int) -> int:
+async def feed_status(http: aiohttp.ClientSession, url: str, auth: Credentials | None, want: int) -> int:
     """Poll until the feed answers `want` (or time runs out); returns the last status."""
     deadline = time.monotonic() + 20
     while True:
-        async with http.get(url, auth=auth) as response:
+        async with http.get(url, headers=authorization(auth)) as response:
             if response.status == want or time.monotonic() > deadline:
                 return response.status
         await asyncio.sleep(0.2)
@@ -158,7 +171,7 @@ async def test_a_subscription_from_before_protection_is_refused_by_the_feed_unti
 
     assert (await acme.call("PUT", f"/v1/calendars/{acme.code}/closing", {"protected": True}))[0] == 200
     assert await feed_status(http, url, None, 401) == 401
-    assert await feed_status(http, url, aiohttp.BasicAuth("early", ""), 401) == 401
+    assert await feed_status(http, url, Credentials("early", ""), 401) == 401
     status, again = await acme.call("POST", f"/v1/subscribe/{acme.code}/closing", subscribe)
     assert status == 200, again
     new_url, new = http_url(again["subscriptionUrl"])

@@ -31,7 +31,11 @@ from tests.integration.webhook.test_crash_recovery import worker_process
 # the window has closed fails the delivery, as it should. Steps every second keep the test short.
 RESTART_SCHEDULE = (0.0, *(float(s) for s in range(1, 31)))
 
-pytestmark = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs a local rabbitmqctl")
+pytestmark = [
+    # It stops the broker every other test uses: make test runs it alone, after the rest.
+    pytest.mark.serial,
+    pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs a local rabbitmqctl"),
+]
 
 
 def rabbitmqctl(*args: str) -> str:
