@@ -5,7 +5,7 @@ Auth announces revocations through its outbox (`access_token.revoked`, `token_fa
 consumes anything also takes these on its first queue (`lifecycle.consumers` adds them) and writes
 them into the `denylist` table of its own schema, in the consumer's transaction. API processes load
 that table at start and poll it every `POLL_INTERVAL` seconds, so the bearer middleware checks an
-in-memory set; API-key routes ask the table directly (`account_denied`).
+in-memory set; API-key routes join the table in their key lookup (`shared.api_keys.live_api_key`).
 
 The table is persisted, not replayed from auth: a service that restarts, or whose API runs
 without its worker, learns the current state from its own schema, with no call to auth and no
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -122,14 +121,6 @@ def with_denylist(schema: str, specs: Sequence[tuple[QueueSpec, Handler]]) -> li
     (first, handler), *rest = specs
     extended = replace(first, routing_keys=(*first.routing_keys, *ROUTING_KEYS))
     return [(extended, following(schema, handler)), *rest]
-
-
-async def account_denied(conn: asyncpg.Connection, schema: str, account_id: uuid.UUID) -> bool:
-    """True when the account is disabled: for API-key routes, which have no token to check."""
-    denied: bool | None = await conn.fetchval(
-        f"SELECT denied FROM {schema}.denylist WHERE kind = 'account' AND subject = $1", str(account_id)
-    )
-    return bool(denied)
 
 
 # --- the read side: an in-memory copy for the bearer middleware ---------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -14,6 +14,7 @@ from aiohttp import web
 from shared import amqp, db, denylist
 from shared.amqp import Names, Publisher
 from shared.consumer import Handler, IdempotentConsumer, QueueSpec
+from shared.logging import get_logger
 from shared.outbox import OutboxMetrics, OutboxRelay
 from shared.settings import PlatformSettings
 from shared.web import READINESS, REGISTRY, VERIFIER
@@ -27,6 +28,8 @@ CONSUMERS = web.AppKey("consumers", list)
 SCHEMA = web.AppKey("schema", str)
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+log = get_logger("lifecycle")
 
 
 def database(settings: PlatformSettings, schema: str, migrations: Path, *, reset_session: bool = True) -> CleanupCtx:
@@ -142,5 +145,27 @@ def token_verifier() -> CleanupCtx:
                 yield
         finally:
             await verifier.close()
+
+    return ctx
+
+
+def periodic(name: str, interval: float, step: Callable[[web.Application], Awaitable[None]]) -> CleanupCtx:
+    """`step` run at start and every `interval` seconds while the app runs (housekeeping: purges of
+    expired rows). A failing step is logged and tried again at the next interval; it never stops the app."""
+
+    async def loop(app: web.Application) -> None:
+        while True:
+            try:
+                await step(app)
+            except Exception as exc:
+                log.warning("periodic.failed", task=name, error=repr(exc))
+            await asyncio.sleep(interval)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app), name=name)
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     return ctx

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,30 +43,14 @@ def _token_machinery(app: web.Application) -> AsyncIterator[None]:
     return ctx()
 
 
-def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Drop expired token families, revocations and failure windows now and then."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                async with app[POOL].acquire() as conn:
-                    settings = app[SETTINGS]
-                    window = max(settings.failure_window, settings.login_lockout)  # login windows are longer
-                    counts = await repo.purge_expired(conn, datetime.now(UTC), window)
-                    counts |= await users_repo.purge_expired(conn, datetime.now(UTC))
-                log.info("housekeeping.purged", **counts)
-            except Exception as exc:
-                log.warning("housekeeping.failed", error=repr(exc))
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-
-    async def ctx() -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(), name="auth-housekeeping")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx()
+async def _purge_expired(app: web.Application) -> None:
+    """Drop expired token families, revocations and failure windows (run every HOUSEKEEPING_INTERVAL)."""
+    settings = app[SETTINGS]
+    window = max(settings.failure_window, settings.login_lockout)  # login windows are longer
+    async with app[POOL].acquire() as conn:
+        counts = await repo.purge_expired(conn, datetime.now(UTC), window)
+        counts |= await users_repo.purge_expired(conn, datetime.now(UTC))
+    log.info("housekeeping.purged", **counts)
 
 
 def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
@@ -86,7 +68,7 @@ def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
     if role in ("worker", "all"):
         app.cleanup_ctx.append(lifecycle.broker(settings.platform))
         app.cleanup_ctx.append(lifecycle.outbox_relay(SCHEMA))
-        app.cleanup_ctx.append(_housekeeping)
+        app.cleanup_ctx.append(lifecycle.periodic("auth-housekeeping", HOUSEKEEPING_INTERVAL, _purge_expired))
     return app
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,27 +38,11 @@ def _api_client(app: web.Application) -> AsyncIterator[None]:
     return ctx()
 
 
-def _housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Forget expired sessions now and then."""
-
-    async def loop() -> None:
-        while True:
-            try:
-                async with app[POOL].acquire() as conn:
-                    purged = await sessions.purge_expired(conn, datetime.now(UTC))
-                log.info("console.sessions_purged", count=purged)
-            except Exception as exc:
-                log.warning("console.housekeeping_failed", error=repr(exc))
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-
-    async def ctx() -> AsyncIterator[None]:
-        task = asyncio.create_task(loop(), name="console-housekeeping")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx()
+async def _purge_sessions(app: web.Application) -> None:
+    """Forget expired sessions (run every HOUSEKEEPING_INTERVAL)."""
+    async with app[POOL].acquire() as conn:
+        purged = await sessions.purge_expired(conn, datetime.now(UTC))
+    log.info("console.sessions_purged", count=purged)
 
 
 def install(app: web.Application, platform: PlatformSettings, console: ConsoleSettings) -> None:
@@ -68,6 +50,6 @@ def install(app: web.Application, platform: PlatformSettings, console: ConsoleSe
     app[CONSOLE] = console
     app.cleanup_ctx.append(lifecycle.database(platform, sessions.SCHEMA, MIGRATIONS))
     app.cleanup_ctx.append(_api_client)
-    app.cleanup_ctx.append(_housekeeping)
+    app.cleanup_ctx.append(lifecycle.periodic("console-housekeeping", HOUSEKEEPING_INTERVAL, _purge_sessions))
     app.middlewares.append(console_middleware)
     add_routes(app, console_routes())

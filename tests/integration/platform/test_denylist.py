@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from shared import db
-from shared.denylist import Denylist, DenylistFollower, Entry, account_denied, record
+from shared.denylist import Denylist, DenylistFollower, Entry, record
 
 SCHEMA = "ingest"  # any service schema: every one has the table
 
@@ -32,15 +32,22 @@ async def write(pool: asyncpg.Pool, entry: Entry) -> None:
         await record(conn, SCHEMA, entry)
 
 
+async def account_denied(conn: asyncpg.Connection, account: uuid.UUID) -> bool:
+    denied = await conn.fetchval(
+        f"SELECT denied FROM {SCHEMA}.denylist WHERE kind = 'account' AND subject = $1", str(account)
+    )
+    return bool(denied)
+
+
 async def test_a_late_older_disable_does_not_undo_a_newer_enable(pool: asyncpg.Pool, now: datetime) -> None:
     account = uuid.uuid4()
     await write(pool, Entry("account", str(account), False, now, now + timedelta(days=1)))
     await write(pool, Entry("account", str(account), True, now - timedelta(seconds=5), None))
     async with pool.acquire() as conn:
-        assert await account_denied(conn, SCHEMA, account) is False
+        assert await account_denied(conn, account) is False
     await write(pool, Entry("account", str(account), True, now + timedelta(seconds=5), None))
     async with pool.acquire() as conn:
-        assert await account_denied(conn, SCHEMA, account) is True
+        assert await account_denied(conn, account) is True
 
 
 async def test_a_follower_sees_new_entries_at_its_next_poll_and_expired_ones_are_purged(
