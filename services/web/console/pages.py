@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, NoReturn
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from services.web.console import auth
+from services.web.console import auth, sessions
 from services.web.console.apis import Apis
 from services.web.console.auth import ConsoleSession
 from services.web.console.settings import ConsoleSettings
@@ -43,7 +44,14 @@ async def render(request: web.Request, template: str, context: dict[str, Any], s
     response = aiohttp_jinja2.render_template(
         template,
         request,
-        {"session": session, "csrf": session.csrf_token if session else "", "notice": notice, "errors": [], **context},
+        {
+            "session": session,
+            "csrf": session.csrf_token if session else "",
+            "form_id": secrets.token_urlsafe(16),  # see once_only
+            "notice": notice,
+            "errors": [],
+            **context,
+        },
         status=status,
     )
     response.headers["Cache-Control"] = "no-store"
@@ -55,6 +63,19 @@ async def done(request: web.Request, location: str, notice: str | None = None) -
     if notice is not None:
         await auth.notice(request.app[POOL], session_of(request).session_id, notice)
     raise web.HTTPSeeOther(location)
+
+
+async def once_only(request: web.Request, form: Any, location: str, notice: str) -> None:
+    """For a form that makes a secret: the first post of its one-time `formId` goes on; a later one (the
+    browser reloading the page that showed the secret) is redirected to `location` with `notice`, so a
+    reload never makes a second key, client, endpoint or rotation. A post without the field goes on."""
+    form_id = form.get("formId")
+    if not isinstance(form_id, str) or not form_id:
+        return
+    async with request.app[POOL].acquire() as conn:
+        first = await sessions.use_form(conn, session_of(request).session_id, form_id[:64])
+    if not first:
+        await done(request, location, notice)
 
 
 def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None) -> None:

@@ -84,6 +84,16 @@ async def take_notice(conn: asyncpg.Connection, session_id: str) -> str | None:
     return notice
 
 
+async def use_form(conn: asyncpg.Connection, session_id: str, form_id: str) -> bool:
+    """True the first time this session posts `form_id`, False on every later post of it."""
+    status = await conn.execute(
+        "INSERT INTO web.used_forms (session_id_hash, form_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        id_hash(session_id),
+        form_id,
+    )
+    return bool(status == "INSERT 0 1")
+
+
 async def delete(conn: asyncpg.Connection, session_id: str) -> asyncpg.Record | None:
     row: asyncpg.Record | None = await conn.fetchrow(
         "DELETE FROM web.sessions WHERE id_hash = $1 RETURNING refresh_token", id_hash(session_id)

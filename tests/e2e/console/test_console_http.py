@@ -10,6 +10,7 @@ from yarl import URL
 
 from shared.testing import Stack, basic_auth
 from tests.e2e.console.conftest import PASSWORD, Console, Merchant, new_merchant
+from tests.integration.webhook.receiver import Receiver
 
 
 async def test_login_opens_the_accounts_calendars_and_a_calendar_with_an_event_can_be_made(
@@ -228,3 +229,77 @@ async def test_a_protected_subscribers_feed_is_shown_with_the_feeds_own_selectio
     page = await console.get(f"/console/subscribers/{subscribed['subscriptionId']}")
     assert "This calendar is protected" in page
     assert "Gold night" in page and "Silver night" not in page
+
+
+async def test_saving_an_event_with_a_field_emptied_clears_it_and_keeps_what_the_form_does_not_show(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    await console.post("/console/calendars", {"code": "clearing", "name": "Clearing"})
+    base = f"/v1/calendars/{merchant.code}/clearing/events"
+    event = {
+        "eventId": "match-1",
+        "title": "Match",
+        "start": "2030-05-01T18:00:00",
+        "end": "2030-05-01T20:00:00",
+        "timezone": "Europe/Paris",
+        "url": "https://tickets.example/match-1",
+        "location": "Stadium",
+        "organizer": {"name": "League", "email": "league@example.com"},
+    }
+    await merchant.call("POST", "ingest", base, event, want=201)
+    page = await console.post(
+        "/console/calendars/clearing/events/match-1",
+        {"title": "Match", "start": "2030-05-01T18:00", "end": "", "timezone": "", "url": "", "location": ""},
+    )
+    assert "Event “Match” saved." in page
+    stored = await merchant.call("GET", "ingest", base + "/match-1")
+    # Emptied, each falls back to ingest's default: an hour's duration, the calendar's zone, no link.
+    assert (stored["end"], stored["timezone"], stored["url"]) == ("2030-05-01T19:00:00", "UTC", None), stored
+    assert stored["location"] == "", stored
+    assert stored["organizer"]["email"] == "league@example.com"  # not on the form: kept
+
+
+def form_id(page: str, action: str) -> str:
+    """The one-time id of the form that posts to `action` on `page`."""
+    form = re.search(rf'<form method="post" action="{re.escape(action)}"[^>]*>(.*?)</form>', page, re.S)
+    assert form is not None, action
+    found = re.search(r'name="formId" value="([^"]+)"', form[1])
+    assert found is not None, form[1]
+    return found[1]
+
+
+async def test_reloading_the_page_that_showed_a_secret_makes_no_second_key_endpoint_or_rotation(
+    console: Console, merchant: Merchant, receiver: Receiver
+) -> None:
+    await console.login(merchant.email)
+    page = await console.get("/console/keys")
+    once = form_id(page, "/console/keys/api-keys")
+    page = await console.post("/console/keys/api-keys", {"formId": once})
+    assert re.search(r'API key: <span class="secret">kk[0-9a-f]+</span>', page)
+    # The browser's reload posts the same form again: back to the list, no second key.
+    page = await console.post("/console/keys/api-keys", {"formId": once})
+    assert "That form was sent already" in page and "kk" not in page
+    keys = await merchant.call("GET", "auth", f"/v1/accounts/{merchant.code}/api-keys")
+    assert len(keys["apiKeys"]) == 1
+    # A fresh form still makes a key.
+    page = await console.post("/console/keys/api-keys", {"formId": form_id(page, "/console/keys/api-keys")})
+    assert re.search(r'API key: <span class="secret">kk[0-9a-f]+</span>', page)
+
+    page = await console.get("/console/webhooks")
+    once = form_id(page, "/console/webhooks")
+    form = {"formId": once, "url": receiver.url("/once"), "description": "once"}
+    page = await console.post("/console/webhooks", form)
+    assert "Endpoint created." in page
+    page = await console.post("/console/webhooks", form)
+    assert "That form was sent already" in page
+    endpoints = await merchant.call("GET", "webhook", f"/v1/webhooks/{merchant.code}")
+    assert [e["description"] for e in endpoints["webhooks"]] == ["once"]
+
+    webhook_id = endpoints["webhooks"][0]["id"]
+    action = f"/console/webhooks/{webhook_id}/rotate-secret"
+    rotate = {"formId": form_id(await console.get(f"/console/webhooks/{webhook_id}"), action)}
+    page = await console.post(action, rotate)
+    assert "Secret rotated." in page
+    page = await console.post(action, rotate)
+    assert "That form was sent already" in page and "Secret rotated." not in page

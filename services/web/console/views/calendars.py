@@ -98,6 +98,10 @@ async def create_tag(request: web.Request) -> web.Response:
 # --- events -------------------------------------------------------------------------------------
 
 
+# Optional fields of the event form that saving it empty clears (externalId stays: it names the event).
+CLEARABLE = ("end", "timezone", "url")
+
+
 def _event_body(form: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "title": form_text(form, "title", 1000),
@@ -175,7 +179,11 @@ async def update_event(request: web.Request) -> web.Response:
     code, event_id = request.match_info["code"], request.match_info["eventId"]
     path = f"/v1/calendars/{_q(account(request))}/{_q(code)}/events/{_q(event_id)}"
     event = await api(request, "GET", "ingest", path)
-    body = _event_body(await request.post())
+    form = await request.post()
+    body = _event_body(form)
+    # A field the form shows and the merchant emptied is cleared: null in a PATCH, where leaving it
+    # out would keep the stored value.
+    body.update({name: None for name in CLEARABLE if name in form and name not in body})
     try:  # PATCH: what the form does not show (attendees, organizer, ...) stays as it is
         await api(request, "PATCH", "ingest", path, body=body)
     except ApiProblem as problem:

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from services.web.console.apis import ApiProblem
-from services.web.console.pages import account, api, done, render
+from services.web.console.pages import account, api, done, once_only, render
 
 
 def _base(request: web.Request) -> str:
@@ -33,12 +33,17 @@ async def show_keys(request: web.Request) -> web.Response:
     return await _page(request)
 
 
+SHOWN_ONCE = "That form was sent already; its secret was shown once. Revoke it below if it was not kept."
+
+
 async def create_api_key(request: web.Request) -> web.Response:
+    await once_only(request, await request.post(), "/console/keys", SHOWN_ONCE)
     created = await api(request, "POST", "auth", _base(request) + "/api-keys")
     return await _page(request, created={"kind": "API key", "values": [("API key", created["apiKey"])]})
 
 
 async def create_client(request: web.Request) -> web.Response:
+    await once_only(request, await request.post(), "/console/keys", SHOWN_ONCE)
     created = await api(request, "POST", "auth", _base(request) + "/clients")
     values = [("Client id", created["clientId"]), ("Client secret", created["clientSecret"])]
     return await _page(request, created={"kind": "OAuth client", "values": values})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from services.web.console.apis import ApiProblem
-from services.web.console.pages import account, api, done, form_text, render
+from services.web.console.pages import account, api, done, form_text, once_only, render
 
 EVENT_TYPES = ("Subscribe", "Unsubscribe", "AttendeeReplied")
 
@@ -27,8 +27,12 @@ async def list_webhooks(request: web.Request) -> web.Response:
     return await render(request, "console/webhooks.html", context)
 
 
+SENT_ALREADY = "That form was sent already; the secret was shown once. Rotate it if it was not kept."
+
+
 async def create_webhook(request: web.Request) -> web.Response:
     form = await request.post()
+    await once_only(request, form, "/console/webhooks", SENT_ALREADY)
     body: dict[str, Any] = {"url": form_text(form, "url", 5000), "description": form_text(form, "description", 1000)}
     chosen = [t for t in form.getall("eventTypes", []) if isinstance(t, str)]
     if chosen:
@@ -107,6 +111,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 async def rotate_secret(request: web.Request) -> web.Response:
     webhook_id = request.match_info["webhookId"]
     form = await request.post()
+    await once_only(request, form, f"/console/webhooks/{_q(webhook_id)}", SENT_ALREADY)
     grace = form_text(form, "gracePeriodSeconds", 10) or "86400"
     body = {"gracePeriodSeconds": int(grace) if grace.isdigit() else grace}
     try:
