@@ -12,12 +12,13 @@ from aiohttp import web
 
 from services.web.adapters.ingest import IngestClient, PlatformToken
 from services.web.api.assets import Assets
-from services.web.api.handlers import ASSETS, PAGES, SETTINGS
+from services.web.api.handlers import ASSETS, LIMITER, PAGES, SETTINGS
 from services.web.api.middleware import pages_middleware
 from services.web.api.rendering import page_renderer
 from services.web.api.routes import routes
 from services.web.console.app import install as install_console
 from services.web.console.settings import ConsoleSettings
+from services.web.domain.rate_limit import SubscribeLimiter
 from services.web.services import CalendarPages
 from services.web.settings import WebSettings
 from shared.lifecycle import CleanupCtx
@@ -62,6 +63,7 @@ def create_app(settings: WebSettings, role: str = "all") -> web.Application:
         extra_middlewares=[pages_middleware],
     )
     app[SETTINGS] = settings
+    app[LIMITER] = SubscribeLimiter(settings.subscribe_limit, settings.subscribe_window)
     app[ASSETS] = Assets.load(STATIC)
     env = aiohttp_jinja2.setup(
         app,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.settings import PlatformSettings, SettingsError, env_float, env_str, env_url
+from shared.settings import PlatformSettings, SettingsError, env_float, env_int, env_str, env_url
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,10 @@ class WebSettings:
     # a stale page is served while one request refreshes it in the background.
     page_ttl: float = 30.0
     ingest_timeout: float = 10.0
+    # Subscribes one address may make from the pages: a burst of `subscribe_limit`, then that many per
+    # `subscribe_window` seconds (per web process; 0 turns it off). See domain/rate_limit.py.
+    subscribe_limit: int = 30
+    subscribe_window: float = 600.0
 
     @property
     def pages_enabled(self) -> bool:
@@ -48,6 +52,8 @@ class WebSettings:
             client_secret=client_secret,
             page_ttl=env_float("KALENDS_WEB_PAGE_TTL", cls.page_ttl, environ),
             ingest_timeout=env_float("KALENDS_WEB_INGEST_TIMEOUT", cls.ingest_timeout, environ),
+            subscribe_limit=env_int("KALENDS_WEB_SUBSCRIBE_LIMIT", cls.subscribe_limit, environ, minimum=0),
+            subscribe_window=env_float("KALENDS_WEB_SUBSCRIBE_WINDOW", cls.subscribe_window, environ),
         )
 
     def for_log(self) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import quote
 
 import aiohttp_jinja2
@@ -10,18 +11,24 @@ from markupsafe import Markup, escape
 
 from services.web.api.assets import Assets
 from services.web.api.middleware import PAGE_HEADERS as SECURITY_HEADERS
+from services.web.api.middleware import error_page
 from services.web.api.rendering import page_variables
 from services.web.domain import embed
 from services.web.domain.devices import LABELS, App, device_of, is_mobile
 from services.web.domain.page import CalendarPage
+from services.web.domain.rate_limit import SubscribeLimiter
 from services.web.domain.subscribe import UTM_FIELDS, FormProblem, PageVisit, read_form
 from services.web.services import CalendarPages
 from services.web.settings import WebSettings
+from shared.logging import get_logger
 from shared.web import client_address
+
+log = get_logger(__name__)
 
 SETTINGS = web.AppKey("web_settings", WebSettings)
 ASSETS = web.AppKey("web_assets", Assets)
 PAGES = web.AppKey("web_pages", CalendarPages)
+LIMITER = web.AppKey("web_subscribe_limiter", SubscribeLimiter)
 PAGE_CACHE = "public, max-age=30"
 # The calendar page's headers, built once. It differs by device: shared caches must not hand an
 # iPhone's page to a Windows PC (Vary).
@@ -63,6 +70,15 @@ async def calendar_page(request: web.Request) -> web.Response:
 
 
 async def subscribe(request: web.Request) -> web.StreamResponse:
+    address = client_address(request, request.app[SETTINGS].platform.trusted_proxies)
+    wait = request.app[LIMITER].take(address)
+    if wait:
+        log.warning("web.subscribe_limited", address=address, retry_after=wait)
+        minutes = math.ceil(wait / 60)
+        reason = f"too many subscriptions from your network; try again in {minutes} minute{'s' * (minutes != 1)}"
+        response = error_page(request, 429, reason)
+        response.headers["Retry-After"] = str(int(wait))
+        return response
     account, code = _codes(request)
     pages = request.app[PAGES]
     page = await pages.page(account, code)
@@ -84,7 +100,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         page,
         choice,
         user_agent=user_agent,
-        ip_address=client_address(request, request.app[SETTINGS].platform.trusted_proxies),
+        ip_address=address,
         google_return=f"{base}/c/{quote(page.account_code, safe='')}/{quote(page.code, safe='')}/google",
     )
     if confirmation.redirect:

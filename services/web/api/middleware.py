@@ -22,7 +22,14 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "strict-origin-when-cross-origin",
 }
-TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Too large", 503: "Unavailable"}
+TITLES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Too large",
+    429: "Too many requests",
+    503: "Unavailable",
+}
 
 
 def error_page(request: web.Request, status: int, reason: str) -> web.Response:

@@ -281,3 +281,32 @@ async def test_the_platform_token_reads_and_subscribes_for_any_account_and_nothi
     assert got["actionType"] == "SubscriptionViaSms"
     with pytest.raises(RuntimeError, match="scopes must be among"):
         await web_stack.admin("create-client", platform["accountCode"], "--scope", "admin")
+
+
+async def test_one_address_gets_a_burst_of_subscribes_then_a_429_page_and_others_still_subscribe(
+    web_stack: Stack, shop: Shop, league: Calendar
+) -> None:
+    """Runs last in this module: it restarts web with a limit of 2 (behind a trusted proxy, so each
+    visitor's address comes from X-Forwarded-For) and puts the module's settings back after."""
+    before = dict(web_stack.processes["web"].env)
+    search = f"/v1/subscriptions/{shop.code}?calendarCode={league.code}&limit=1"
+    total = (await shop.call("GET", "ingest", search))["total"]
+    await web_stack.start(
+        "web", env={**before, "KALENDS_WEB_SUBSCRIBE_LIMIT": "2", "KALENDS_TRUSTED_PROXIES": "127.0.0.1"}
+    )
+    try:
+        form = [("app", "apple")]
+
+        async def subscribe(address: str) -> tuple[int, str, Any]:
+            return await post_form(web_stack, league.page_path, form, **{"X-Forwarded-For": address})
+
+        assert [(await subscribe("203.0.113.9"))[0] for _ in range(2)] == [200, 200]
+        status, page, headers = await subscribe("203.0.113.9")
+        assert status == 429, page
+        assert "too many subscriptions from your network; try again in 5 minutes" in page
+        assert int(headers["Retry-After"]) == 300  # 2 per 600 s: the next in 300 s
+        assert (await subscribe("198.51.100.20"))[0] == 200
+        # The refused one made nothing: three subscribers more, not four.
+        assert (await shop.call("GET", "ingest", search))["total"] == total + 3
+    finally:
+        await web_stack.start("web", env=before)
