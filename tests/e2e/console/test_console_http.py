@@ -303,3 +303,23 @@ async def test_reloading_the_page_that_showed_a_secret_makes_no_second_key_endpo
     assert "Secret rotated." in page
     page = await console.post(action, rotate)
     assert "That form was sent already" in page and "Secret rotated." not in page
+
+
+async def test_a_calendar_with_more_events_than_a_page_shows_them_a_page_at_a_time(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    await console.post("/console/calendars", {"code": "busy", "name": "Busy"})
+    base = f"/v1/calendars/{merchant.code}/busy/events"
+    for n in range(101):
+        event = {"eventId": f"ev-{n:03d}", "title": f"Event {n:03d}", "start": "2030-06-01T10:00:00"}
+        await merchant.call("POST", "ingest", base, event, want=201)
+    page = await console.get("/console/calendars/busy")
+    shown = re.findall(r">Event (\d{3})</a>", page)
+    assert len(shown) == 100 and shown[0] == "000" and "Events 1\u2013100" in page
+    assert "Previous events" not in page
+    following = re.search(r'href="(/console/calendars/busy\?offset=100)#events">Next events', page)
+    assert following is not None
+    page = await console.get(following[1])
+    assert re.findall(r">Event (\d{3})</a>", page) == ["100"] and "Events 101\u2013101" in page
+    assert "Next events" not in page and 'href="/console/calendars/busy?offset=0#events">Previous events' in page

@@ -44,16 +44,44 @@ async def create_calendar(request: web.Request) -> web.Response:
     await done(request, f"/console/calendars/{_q(created['code'])}", f"Calendar “{created['name']}” created.")
 
 
+# Events per page of a calendar's page (ingest lists them in the order they were made).
+EVENTS_PAGE = 100
+
+
+def _offset(request: web.Request) -> int:
+    try:
+        return max(0, int(request.query.get("offset", "0") or 0))
+    except ValueError:
+        return 0
+
+
 async def _calendar_context(request: web.Request, code: str) -> dict[str, Any]:
     base = f"/v1/calendars/{_q(account(request))}/{_q(code)}"
     calendar = await api(request, "GET", "ingest", base)
     tags = await api(request, "GET", "ingest", base + "/tags")
-    events = await api(request, "GET", "ingest", base + "/events", params={"limit": "200"})
+    offset = _offset(request)
+    # One more than a page: whether a next page exists, without a count.
+    params = {"limit": str(EVENTS_PAGE + 1), "offset": str(offset)}
+    events = await api(request, "GET", "ingest", base + "/events", params=params)
+    pages = {
+        "previous": max(0, offset - EVENTS_PAGE) if offset > 0 else None,
+        "next": offset + EVENTS_PAGE if len(events) > EVENTS_PAGE else None,
+        "first": offset + 1,
+        "last": offset + min(len(events), EVENTS_PAGE),
+    }
+    events = events[:EVENTS_PAGE]
     names = {t["id"]: t["name"] for t in tags}
     for event in events:
         event["recurrenceText"] = recurrence.describe(event.get("recurrence") or [])
         event["tagNames"] = [names.get(t, t) for t in event.get("tags") or []]
-    return {"calendar": calendar, "tags": tags, "events": events, "values": calendar, "tag_values": {}}
+    return {
+        "calendar": calendar,
+        "tags": tags,
+        "events": events,
+        "event_pages": pages,
+        "values": calendar,
+        "tag_values": {},
+    }
 
 
 async def show_calendar(request: web.Request) -> web.Response:
