@@ -168,6 +168,49 @@ async def rename_tag(conn: asyncpg.Connection, tag_id: uuid.UUID, name: str) -> 
     return row
 
 
+async def calendar_tag(conn: asyncpg.Connection, calendar_id: uuid.UUID, key: str) -> Record | None:
+    """The calendar's tag by its id or by the merchant's external id, locked for a change."""
+    try:
+        tag_id: uuid.UUID | None = uuid.UUID(key)
+    except ValueError:
+        tag_id = None
+    if tag_id is not None:
+        row = await conn.fetchrow(
+            f"SELECT * FROM {SCHEMA}.tags WHERE calendar_id = $1 AND tag_id = $2 FOR UPDATE", calendar_id, tag_id
+        )
+        if row is not None:
+            return row
+    return await conn.fetchrow(
+        f"SELECT * FROM {SCHEMA}.tags WHERE calendar_id = $1 AND external_id = $2 FOR UPDATE", calendar_id, key
+    )
+
+
+async def tag_usage(conn: asyncpg.Connection, calendar_id: uuid.UUID, tag_id: uuid.UUID) -> tuple[int, int]:
+    """(live events, active subscriptions) of the calendar that name the tag."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT
+          (SELECT count(*) FROM {SCHEMA}.events
+            WHERE calendar_id = $1 AND deleted_at IS NULL AND data -> 'tagIds' ? $2) AS events,
+          (SELECT count(*) FROM {SCHEMA}.subscriptions
+            WHERE calendar_id = $1 AND active AND details -> 'tag_ids' ? $2) AS subscriptions
+        """,
+        calendar_id,
+        str(tag_id),
+    )
+    assert row is not None
+    return int(row["events"]), int(row["subscriptions"])
+
+
+async def delete_tag(conn: asyncpg.Connection, tag_id: uuid.UUID) -> Record:
+    row = await conn.fetchrow(
+        f"DELETE FROM {SCHEMA}.tags WHERE tag_id = $1 RETURNING *, version + 1 AS deleted_version, now() AS deleted_at",
+        tag_id,
+    )
+    assert row is not None
+    return row
+
+
 async def list_tags(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> list[Record]:
     return await conn.fetch(
         f"SELECT * FROM {SCHEMA}.tags WHERE calendar_id = $1 ORDER BY created_at, name", calendar_id

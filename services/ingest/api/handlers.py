@@ -15,6 +15,7 @@ from services.ingest.api.schemas import (
     SubscribeBody,
     SubscriptionEventBody,
     TagBody,
+    TagRenameBody,
     UpdateSubscriptionBody,
 )
 from services.ingest.domain.subscriptions import require_routing_hint
@@ -96,6 +97,19 @@ async def save_tag(request: web.Request) -> web.Response:
     body = await read_model(request, TagBody)
     row, created = await _ingest(request).save_tag(_account(request), _path(request, "calendarCode"), body)
     return json_response(schemas.with_warnings(bodies.tag_body(row), body), status=201 if created else 200)
+
+
+async def rename_tag(request: web.Request) -> web.Response:
+    body = await read_model(request, TagRenameBody)
+    row = await _ingest(request).rename_tag(
+        _account(request), _path(request, "calendarCode"), _path(request, "tagId"), body.name
+    )
+    return json_response(schemas.with_warnings(bodies.tag_body(row), body))
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    await _ingest(request).delete_tag(_account(request), _path(request, "calendarCode"), _path(request, "tagId"))
+    return web.Response(status=204)
 
 
 async def list_tags(request: web.Request) -> web.Response:

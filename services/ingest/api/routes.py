@@ -12,6 +12,7 @@ from services.ingest.api.schemas import (
     SubscribeBody,
     SubscriptionEventBody,
     TagBody,
+    TagRenameBody,
     UpdateSubscriptionBody,
 )
 from shared.tokens import CALENDAR_PAGES
@@ -51,6 +52,22 @@ def routes() -> list[Route]:
             responses={"201": "created"},
         ),
         Route("GET", ONE_CAL + "/tags", h.list_tags, "the calendar's tags", scope=CALENDAR_PAGES),
+        Route(
+            "PUT",
+            ONE_CAL + "/tags/{tagId}",
+            h.rename_tag,
+            "rename a tag, by id or externalId",
+            TagRenameBody,
+            TagAnswer,
+            responses={"404": "no such tag"},
+        ),
+        Route(
+            "DELETE",
+            ONE_CAL + "/tags/{tagId}",
+            h.delete_tag,
+            "delete a tag no live event or active subscription names",
+            responses={"204": "deleted", "404": "no such tag", "409": "events or subscriptions still name it"},
+        ),
         Route(
             "POST",
             ONE_CAL + "/events",

@@ -131,6 +131,10 @@ class TagBody(IngestModel):
     external_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 
+class TagRenameBody(IngestModel):
+    name: str = Field(min_length=1, max_length=255)
+
+
 class PersonBody(IngestModel):
     name: str | None = Field(default=None, max_length=255)
     email: str = Field(max_length=254)

@@ -27,6 +27,7 @@ from shared.messages import (
     CalendarDeleted,
     EventData,
     TagData,
+    TagDeleted,
 )
 
 
@@ -179,6 +180,51 @@ class CatalogUseCases(UseCaseBase):
             return created, True
 
         return await self._transaction(work)
+
+    async def _existing_tag(
+        self, conn: asyncpg.Connection, account: Account, code: str, key: str
+    ) -> tuple[asyncpg.Record, asyncpg.Record]:
+        calendar = await self._calendar(conn, account, code)
+        row = await repo.calendar_tag(conn, calendar["calendar_id"], key)
+        if row is None:
+            raise NotFound(f"tag '{key[:100]}' not found on calendar '{code[:100]}'", code="TagNotFound")
+        return calendar, row
+
+    async def rename_tag(self, account: Account, code: str, key: str, name: str) -> asyncpg.Record:
+        """The tag by id or external id, renamed (feeds and pages show the new name)."""
+
+        async def work(conn: asyncpg.Connection) -> asyncpg.Record:
+            _, existing = await self._existing_tag(conn, account, code, key)
+            if existing["name"] == name:
+                return existing
+            row = await repo.rename_tag(conn, existing["tag_id"], name)
+            await self._publish(conn, account, [("tag.updated", self.tag_message(row))])
+            return row
+
+        return await self._transaction(work)
+
+    async def delete_tag(self, account: Account, code: str, key: str) -> None:
+        """Delete a tag no live event and no active subscription names; a 409 saying how many do."""
+
+        async def work(conn: asyncpg.Connection) -> None:
+            calendar, existing = await self._existing_tag(conn, account, code, key)
+            events, subscriptions = await repo.tag_usage(conn, calendar["calendar_id"], existing["tag_id"])
+            if events or subscriptions:
+                raise Conflict(
+                    f"tag '{existing['name'][:100]}' is on {events} event(s) and in the filter of {subscriptions}"
+                    " active subscription(s); take it off them (or cancel them) first",
+                    code="TagInUse",
+                )
+            row = await repo.delete_tag(conn, existing["tag_id"])
+            deleted = TagDeleted(
+                tag_id=row["tag_id"],
+                calendar_id=row["calendar_id"],
+                version=row["deleted_version"],
+                changed_at=row["deleted_at"],
+            )
+            await self._publish(conn, account, [("tag.deleted", deleted)])
+
+        await self._transaction(work)
 
     async def list_tags(self, account: Account, code: str) -> list[asyncpg.Record]:
         async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -323,3 +323,25 @@ async def test_a_calendar_with_more_events_than_a_page_shows_them_a_page_at_a_ti
     page = await console.get(following[1])
     assert re.findall(r">Event (\d{3})</a>", page) == ["100"] and "Events 101\u2013101" in page
     assert "Next events" not in page and 'href="/console/calendars/busy?offset=0#events">Previous events' in page
+
+
+async def test_tags_are_renamed_and_an_unused_one_deleted_from_the_console_and_a_used_one_is_kept_with_the_reason(
+    console: Console, merchant: Merchant
+) -> None:
+    await console.login(merchant.email)
+    await console.post("/console/calendars", {"code": "teams", "name": "Teams"})
+    await console.post("/console/calendars/teams/tags", {"name": "Lions"})
+    await console.post("/console/calendars/teams/tags", {"name": "Tigers"})
+    listed = await merchant.call("GET", "ingest", f"/v1/calendars/{merchant.code}/teams/tags")
+    tags = {t["name"]: t["id"] for t in listed}
+    event = {"eventId": "derby", "title": "Derby", "start": "2030-07-01T15:00:00", "tags": [{"id": tags["Lions"]}]}
+    await merchant.call("POST", "ingest", f"/v1/calendars/{merchant.code}/teams/events", event, want=201)
+
+    page = await console.post(f"/console/calendars/teams/tags/{tags['Tigers']}", {"name": "Bears"})
+    assert "Tag renamed “Bears”." in page
+    page = await console.post(f"/console/calendars/teams/tags/{tags['Lions']}/delete", {}, want=409)
+    assert "is on 1 event(s)" in page
+    page = await console.post(f"/console/calendars/teams/tags/{tags['Tigers']}/delete", {})
+    assert "Tag deleted." in page
+    listed = await merchant.call("GET", "ingest", f"/v1/calendars/{merchant.code}/teams/tags")
+    assert [t["name"] for t in listed] == ["Lions"]

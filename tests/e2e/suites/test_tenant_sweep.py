@@ -40,6 +40,7 @@ def a_values(world: World) -> dict[str, str]:
         "calCode": CALENDAR,
         "username": SUBSCRIBER,
         "eventId": a.ids["eventId"],
+        "tagId": a.ids["tagId"],
         "subscriptionId": a.ids["subscriptionId"],
         "webhookId": a.ids["webhookId"],
         "deliveryId": a.ids["deliveryId"],
@@ -53,6 +54,7 @@ def sample_bodies(world: World) -> dict[str, Any]:
     return {
         "CalendarBody": {"code": "hijacked", "name": "Hijacked"},
         "TagBody": {"name": "Hijacked", "externalId": "team-a"},
+        "TagRenameBody": {"name": "Hijacked"},
         "EventBody": event,
         "SubscribeBody": {"subscriberId": SUBSCRIBER, "userAgent": "intruder", "subscriptionMethod": "WebCal"},
         "UpdateSubscriptionBody": {"marketingAllowed": True, "requestEventIds": [world.a.ids["eventId"]]},

@@ -300,3 +300,51 @@ async def test_update_and_the_unsubscribe_page_publish_updated_then_deactivated_
     gone = received[3]["data"]
     assert gone["actionType"] == "UnsubscribeUserAction" and gone["unsubscribeReason"] == "Another reason - bye"
     assert gone["active"] is False and gone["merchantName"] == m.code
+
+
+async def test_a_tag_is_renamed_by_id_or_external_id_and_deleted_only_when_nothing_names_it(harness: Harness) -> None:
+    h, m = harness, harness.merchant()
+    await _calendar(h, m)
+    tags = f"/v1/calendars/{m.code}/season/tags"
+    used = await _post(h, m, tags, {"name": "Team A", "externalId": "TeamA"})
+    spare = await _post(h, m, tags, {"name": "Team B"})
+    await _post(
+        h,
+        m,
+        f"/v1/calendars/{m.code}/season/events",
+        {"eventId": "g1", "title": "A", "start": "2026-06-04", "tags": [{"id": used["id"]}]},
+    )
+    await _post(
+        h,
+        m,
+        f"/v1/subscribe/{m.code}/season",
+        {"subscriberId": "fan", "subscriptionMethod": "webcal", "calendarTags": [{"id": used["id"]}]},
+        status=200,
+    )
+    await h.messages.wait_for(5)  # calendar, two tags, the event, the subscription
+    h.messages.clear()
+
+    response = await h.client.put(f"{tags}/TeamA", json={"name": "Lions"}, headers=m.headers)
+    assert response.status == 200 and (await response.json())["name"] == "Lions"
+    response = await h.client.put(f"{tags}/{spare['id']}", json={"name": "Tigers"}, headers=m.headers)
+    assert response.status == 200 and (await response.json())["version"] == 2
+    response = await h.client.put(f"{tags}/{spare['id']}", json={"name": ""}, headers=m.headers)
+    assert response.status == 400
+    response = await h.client.put(f"{tags}/nope", json={"name": "X"}, headers=m.headers)
+    assert response.status == 404 and (await response.json())["errors"][0]["code"] == "TagNotFound"
+
+    response = await h.client.delete(f"{tags}/{used['id']}", headers=m.headers)
+    problem = await response.json()
+    assert response.status == 409 and problem["errors"][0]["code"] == "TagInUse", problem
+    assert "is on 1 event(s) and in the filter of 1 active subscription(s)" in problem["errors"][0]["reason"]
+    response = await h.client.delete(f"{tags}/{spare['id']}", headers=m.headers)
+    assert response.status == 204
+    response = await h.client.delete(f"{tags}/{spare['id']}", headers=m.headers)
+    assert response.status == 404
+
+    received = await h.messages.wait_for(3)
+    assert _types(received) == ["tag.updated", "tag.updated", "tag.deleted"]
+    assert received[0]["data"]["name"] == "Lions" and received[0]["data"]["tagId"] == used["id"]
+    assert received[2]["data"] == {**received[2]["data"], "tagId": spare["id"], "version": 3}
+    listed = await (await h.client.get(tags, headers=m.headers)).json()
+    assert [t["name"] for t in listed] == ["Lions"]

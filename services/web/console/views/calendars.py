@@ -123,6 +123,31 @@ async def create_tag(request: web.Request) -> web.Response:
     await done(request, f"/console/calendars/{_q(code)}#tags", f"Tag “{body['name']}” added.")
 
 
+async def rename_tag(request: web.Request) -> web.Response:
+    code, tag_id = request.match_info["code"], request.match_info["tagId"]
+    name = form_text(await request.post(), "name", 1000)
+    path = f"/v1/calendars/{_q(account(request))}/{_q(code)}/tags/{_q(tag_id)}"
+    try:
+        renamed = await api(request, "PUT", "ingest", path, body={"name": name})
+    except ApiProblem as problem:
+        context = await _calendar_context(request, code)
+        context.update(errors=problem.reasons)
+        return await render(request, "console/calendar.html", context, status=problem.status)
+    await done(request, f"/console/calendars/{_q(code)}#tags", f"Tag renamed “{renamed['name']}”.")
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    code, tag_id = request.match_info["code"], request.match_info["tagId"]
+    path = f"/v1/calendars/{_q(account(request))}/{_q(code)}/tags/{_q(tag_id)}"
+    try:
+        await api(request, "DELETE", "ingest", path)
+    except ApiProblem as problem:  # still on events or in subscriptions' filters: ingest says how many
+        context = await _calendar_context(request, code)
+        context.update(errors=problem.reasons)
+        return await render(request, "console/calendar.html", context, status=problem.status)
+    await done(request, f"/console/calendars/{_q(code)}#tags", "Tag deleted.")
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
