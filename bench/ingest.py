@@ -175,7 +175,10 @@ async def run() -> str:
         name = random_name("kalends_bench")
         await create_database(server_db, name)
         database_url = with_database(server_db, name)
-        service_database_url = f"postgresql://postgres@/{name}?host={PG_SOCKET}" if PG_SOCKET else database_url
+        # The socket's directory as the URL's host, percent-encoded (asyncpg reads it so; the settings
+        # want a URL with a host, which `?host=` alone would not give).
+        socket_host = PG_SOCKET.replace("/", "%2F")
+        service_database_url = f"postgresql://postgres@{socket_host}/{name}" if PG_SOCKET else database_url
         prefix = random_name("bench") + "."
         stack = Stack(
             {
