@@ -415,6 +415,9 @@ def lean_middleware(service: str, metrics: RequestMetrics) -> Any:
             _refuse_announced_too_large(request)
             await authenticate(request, route_handler)
             response: web.StreamResponse = await route_handler(request)
+        except asyncio.CancelledError:  # counted as the platform middleware counts it, then let go
+            metrics.count(request.method, _route_label(request), 500, time.perf_counter() - started)
+            raise
         except Exception as exc:
             try:
                 response = answer_for_error(request, exc)
