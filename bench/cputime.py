@@ -76,3 +76,51 @@ class CpuMeter:
     def per_request_ms(self, requests: int) -> float:
         """Milliseconds of server CPU per request (0 when nothing was served)."""
         return self.seconds * 1000 / requests if requests else 0.0
+
+
+def database_backends(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend now serving `database`, by pid.
+
+    A backend's process title is `postgres: <cluster>: <user> <database> <client> <state>`
+    (update_process_title is on by default), so /proc tells which backends a benchmark's own
+    database keeps busy without asking the server, and without counting other databases' work.
+    """
+    found: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        words = title.split()
+        if len(words) >= 5 and words[0] == "postgres:" and words[3] == database:
+            stat = _stat(int(entry))
+            if stat is not None:
+                found[int(entry)] = stat[1]
+    return found
+
+
+class BackendMeter:
+    """CPU seconds PostgreSQL's backends of one database spent inside the `with` block: those alive
+    at its start by their difference, those that connected during it in full (a backend that came and
+    went within the block is missed; pools keep theirs). Shared server processes (WAL writer,
+    checkpointer) are not counted."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.seconds = 0.0
+        self._before: dict[int, float] = {}
+
+    def __enter__(self) -> BackendMeter:
+        self._before = database_backends(self.database)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        after = database_backends(self.database)
+        self.seconds = sum(now - self._before.get(pid, 0.0) for pid, now in after.items())
+
+    def per_request_ms(self, requests: int) -> float:
+        return self.seconds * 1000 / requests if requests else 0.0

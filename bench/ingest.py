@@ -2,6 +2,12 @@
 against one ingest process (role all: API, outbox relay and consumer), side by side with its
 references on the same process: the framework floor (`/healthz`) and an authenticated read.
 
+Beside the ingest process's CPU per request, the CPU of the PostgreSQL backends serving the bench's
+database (bench.cputime.BackendMeter) and the load average at the end of each row.
+KALENDS_BENCH_INGEST_SPLIT=1 runs ingest as two processes, `--role api` (measured) and `--role worker`
+(the outbox relay and consumers, measured apart); KALENDS_BENCH_PG_SOCKET=1 gives the services a
+Unix-socket PostgreSQL URL (/var/run/postgresql, or the directory the variable names).
+
 Runs auth and ingest as processes over a database and broker prefix of its own (shared.testing),
 with a real client-credentials token. The load generator shares the machine's cores.
 """
@@ -22,9 +28,10 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.cputime import CpuMeter
+from bench.cputime import BackendMeter, CpuMeter
 from bench.seed_ingest import capture_plans, seed
 from shared.testing import (
+    ServiceProcess,
     Stack,
     create_database,
     delete_prefixed,
@@ -38,12 +45,15 @@ CLIENTS = 32
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "15"))
 WARMUP = 2.0
 # KALENDS_BENCH_PROFILE=<label>: py-spy records each measured row into
-# bench/results/ingest-<row>-<label>.svg (the sampling slows the server: figures of such a run are not comparable).
+# bench/results/ingest-<label>-<row>.svg (the sampling slows the server: figures of such a run are not comparable).
 PROFILE = os.environ.get("KALENDS_BENCH_PROFILE", "")
 RESULTS = Path(__file__).resolve().parent / "results"
 # KALENDS_BENCH_SEEDED=1 (or `python -m bench.ingest --seeded`): after the rows on an empty database, seed
 # it with 1,000,000 subscriptions (bench/seed_ingest.py), run the rows again and save the hot queries' plans.
 SEEDED = os.environ.get("KALENDS_BENCH_SEEDED", "") not in ("", "0") or "--seeded" in sys.argv
+SPLIT = os.environ.get("KALENDS_BENCH_INGEST_SPLIT", "") not in ("", "0")
+_SOCKET = os.environ.get("KALENDS_BENCH_PG_SOCKET", "")
+PG_SOCKET = "" if _SOCKET in ("", "0") else ("/var/run/postgresql" if _SOCKET == "1" else _SOCKET)
 
 
 @dataclass
@@ -54,19 +64,23 @@ class Result:
     seconds: float
     latencies: list[float]
     cpu_ms: float = 0.0
+    pg_cpu_ms: float = 0.0
+    worker_cpu_ms: float | None = None
+    load: str = ""
 
     @property
     def rate(self) -> float:
         return self.count / self.seconds if self.seconds else 0.0
 
-    def row(self) -> str:
+    def row(self, floor: float) -> str:
         ordered = sorted(self.latencies) or [0.0]
         p50 = statistics.median(ordered) * 1000
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
         rate = self.rate
+        worker = "" if self.worker_cpu_ms is None else f" {self.worker_cpu_ms:.3f} |"
         return (
-            f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {self.cpu_ms:.3f}"
-            f" | {p50:.1f} | {p99:.1f} |"
+            f"| {self.name} | {CLIENTS} | {self.count} | {self.errors} | {rate:,.0f} | {self.cpu_ms:.3f} |{worker}"
+            f" {self.pg_cpu_ms:.3f} | {rate / floor if floor else 0:.0%} | {p50:.1f} | {p99:.1f} | {self.load} |"
         )
 
 
@@ -76,9 +90,9 @@ def _profiler(slug: str, pid: int) -> subprocess.Popen[bytes] | None:
     spy = Path(sys.executable).with_name("py-spy")
     command = [str(spy), "record", "--pid", str(pid), "--duration", str(int(DURATION)), "--subprocesses"]
     # The collapsed stacks too (for reading the top frames as text), from a second sampler.
-    raw = RESULTS / f"ingest-{slug}-{PROFILE}.txt"
+    raw = RESULTS / f"ingest-{PROFILE}-{slug}.txt"
     subprocess.Popen([*command, "--nonblocking", "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL)
-    out = RESULTS / f"ingest-{slug}-{PROFILE}.svg"
+    out = RESULTS / f"ingest-{PROFILE}-{slug}.svg"
     return subprocess.Popen([*command, "--nonblocking", "-o", str(out)], stdout=subprocess.DEVNULL)
 
 
@@ -87,6 +101,8 @@ async def load(
     session: aiohttp.ClientSession,
     request: Callable[[aiohttp.ClientSession, int], Awaitable[int]],
     server_pid: int,
+    database: str,
+    worker_pid: int | None = None,
 ) -> Result:
     """CLIENTS workers issue requests back to back for DURATION seconds (after a warm-up), with the
     server's CPU time measured over the measured part only."""
@@ -113,12 +129,28 @@ async def load(
     path = [part for part in name.split()[1].split("/") if part and part != "v1" and not part.startswith("{")]
     profiler = _profiler(path[-1], server_pid)
     started = time.monotonic()
-    with CpuMeter([server_pid]) as cpu:
+    with (
+        CpuMeter([server_pid]) as cpu,
+        CpuMeter([worker_pid] if worker_pid else []) as worker_cpu,
+        BackendMeter(database) as pg_cpu,
+    ):
         await asyncio.gather(*(worker(started + DURATION) for _ in range(CLIENTS)))
     elapsed = time.monotonic() - started
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     if profiler is not None:
         await asyncio.to_thread(profiler.wait)
-    return Result(name, len(latencies), errors, elapsed, latencies, cpu.per_request_ms(len(latencies) + errors))
+    served = len(latencies) + errors
+    return Result(
+        name,
+        len(latencies),
+        errors,
+        elapsed,
+        latencies,
+        cpu.per_request_ms(served),
+        pg_cpu.per_request_ms(served),
+        worker_cpu.per_request_ms(served) if worker_pid else None,
+        load,
+    )
 
 
 async def outbox_backlog(database_url: str) -> int:
@@ -142,19 +174,29 @@ async def run() -> str:
         name = random_name("kalends_bench")
         await create_database(server_db, name)
         database_url = with_database(server_db, name)
+        # The socket's directory as the URL's host, percent-encoded (asyncpg reads it so; the settings
+        # want a URL with a host, which `?host=` alone would not give).
+        socket_host = PG_SOCKET.replace("/", "%2F")
+        service_database_url = f"postgresql://postgres@{socket_host}/{name}" if PG_SOCKET else database_url
         prefix = random_name("bench") + "."
         stack = Stack(
             {
-                "KALENDS_DATABASE_URL": database_url,
+                "KALENDS_DATABASE_URL": service_database_url,
                 "KALENDS_AMQP_URL": amqp_url,
                 "KALENDS_AMQP_PREFIX": prefix,
                 "KALENDS_LOG_LEVEL": "warning",
                 "KALENDS_DB_POOL_MAX": "20",
             }
         )
+        worker_process: ServiceProcess | None = None
         try:
             await stack.start("auth")
-            await stack.start("ingest")
+            if SPLIT:
+                await stack.start("ingest", "--role", "api")
+                worker_process = ServiceProcess("ingest", stack.env, ["--role", "worker"]).start()
+                await worker_process.wait_ready()
+            else:
+                await stack.start("ingest")
             account = await stack.new_account(name="Bench")
             token = await stack.token(account)
             code = account["accountCode"]
@@ -194,12 +236,15 @@ async def run() -> str:
                 server = stack.processes["ingest"].process
                 assert server is not None
                 pid = server.pid
+                worker_pid = worker_process.process.pid if worker_process and worker_process.process else None
 
                 async def rows() -> list[Result]:
                     return [
-                        await load("GET /healthz (framework floor)", session, healthz, pid),
-                        await load("GET /v1/subscription/{id} (token + read)", session, read, pid),
-                        await load("POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid),
+                        await load("GET /healthz (framework floor)", session, healthz, pid, name, worker_pid),
+                        await load("GET /v1/subscription/{id} (token + read)", session, read, pid, name, worker_pid),
+                        await load(
+                            "POST /v1/subscribe (new subscriber, + outbox)", session, subscribe, pid, name, worker_pid
+                        ),
                     ]
 
                 results = await rows()
@@ -211,18 +256,31 @@ async def run() -> str:
                     plans = await capture_plans(database_url, account, known)
                     (RESULTS / "ingest-plans.txt").write_text(plans)
         finally:
+            if worker_process is not None:
+                worker_process.stop()
             stack.stop_all()
             await drop_database(server_db, name)
             # The services' quorum queues under this run's prefix would otherwise stay on the broker.
             await delete_prefixed(amqp_url, {prefix})
+    shape = (
+        "Two ingest processes, `--role api` (measured as server CPU) and `--role worker` (relay and consumers)"
+        if SPLIT
+        else "One ingest process (role all)"
+    )
+    worker_head = " worker CPU ms/request |" if SPLIT else ""
     lines = [
-        f"One ingest process (role all), {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
-        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator)."
-        " Server CPU is the ingest process's user + system time over the measured seconds (bench.cputime).",
+        f"{shape}, {CLIENTS} concurrent clients, {DURATION:.0f} s per row after"
+        f" {WARMUP:.0f} s warm-up, on this machine ({os.cpu_count()} cores shared with the load generator),"
+        f" PostgreSQL over {'a Unix socket' if PG_SOCKET else 'loopback TCP'}."
+        " Server CPU is the ingest process's user + system time over the measured seconds, PostgreSQL CPU"
+        " that of the backends serving the bench's database (bench.cputime); the share is req/s over /healthz's;"
+        " load is /proc/loadavg at the end of the row.",
         "",
-        "| request | clients | requests | errors | per second | server CPU ms/request | p50 ms | p99 ms |",
-        "|---|---|---|---|---|---|---|---|",
-        *(r.row() for r in results),
+        # Server CPU stays the sixth column: bench/capacity.py reads it from there.
+        f"| request | clients | requests | errors | per second | server CPU ms/request |{worker_head}"
+        " PostgreSQL CPU ms/request | of healthz | p50 ms | p99 ms | load |",
+        "|---|---|---|---|---|---|---|" + ("---|" if SPLIT else "") + "---|---|---|---|",
+        *(r.row(results[0].rate) for r in results),
         "",
         f"Outbox rows still unpublished 30 s after the run: {backlog} (the relay keeps up when this is 0).",
     ]

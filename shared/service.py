@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -104,12 +105,29 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
         site = web.TCPSite(runner, options.host, options.port, reuse_port=reuse_port or None, backlog=1024)
         await site.start()
         serving = True
+        _settle_heap()
         log.info("service.listening", url=f"http://{options.host}:{options.port}", role=options.role, pid=os.getpid())
         await stop.wait()
         log.info("service.stopping", pid=os.getpid())
     finally:
         await runner.cleanup()
     log.info("service.stopped", pid=os.getpid())
+
+
+# Allocations between young-generation collections (CPython's default is 700). A request allocates
+# hundreds of container objects (dicts, models, frames), so at the default a busy process collected
+# every few requests: 7-8% of ingest's CPU under load went to the cyclic collector (perf, round 3).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def _settle_heap() -> None:
+    """Once the app has started: what it built (modules, routes, pools, models) moves to the collector's
+    permanent generation, which full collections no longer traverse, and young collections run less
+    often. Reference counting still frees everything at once; only cycles wait a little longer."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def _serve_or_exit(

@@ -84,7 +84,7 @@ def create_app(
     settings = settings or IngestSettings.from_platform(platform)
     serves_api = role in ("api", "all")
     verifier = JwksVerifier(platform.auth_url) if serves_api else None
-    app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes)
+    app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes, lean_routes=True)
     app[SETTINGS] = settings
     # Opened here, not on first use: a database that cannot be read stops the start with its reason.
     geo = CountryLookup(settings.geoip_db) if settings.geoip_db else None

@@ -22,7 +22,7 @@ from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
 from shared.http import read_form, read_json, read_model
-from shared.web import ACTING_FOR_KEY, claims, json_response
+from shared.web import ACTING_FOR_KEY, claims, json_response, lean
 
 INGEST = web.AppKey("ingest", Ingest)
 
@@ -181,6 +181,9 @@ async def delete_event(request: web.Request) -> web.Response:
 # --- subscriptions ------------------------------------------------------------------------------
 
 
+# The two hottest routes take the lean path (shared.web.lean_middleware): same answers, errors, auth
+# and metrics, without the platform middlewares' frames and a log line per successful request.
+@lean
 async def subscribe(request: web.Request) -> web.Response:
     body = SubscribeBody.parse(await read_json(request, required=False))
     require_routing_hint(body.subscription_method, body.user_agent)
@@ -196,6 +199,7 @@ async def subscribe_webcal(request: web.Request) -> web.Response:
     return web.Response(text=outcome.subscription_url or "", content_type="text/plain")
 
 
+@lean
 async def get_subscription(request: web.Request) -> web.Response:
     view = await _ingest(request).get_subscription(_account(request), _path(request, "subscriptionId"))
     return json_response(bodies.subscription_body(view))

@@ -1,8 +1,9 @@
 """The subscribe use-case (seed 002's Create New Subscription) and the subscription message.
 
-A new subscriber, the common case, costs two round trips: one statement finds the calendar, the
-merchant's name and any active subscription of the subscriber, and one statement inserts the
-subscription together with its outbox row (atomic on its own). Everything else (an existing
+A new subscriber, the common case, costs two statements: one finds the calendar, the merchant's
+name and any active subscription of the subscriber, and one inserts the subscription together with
+its outbox row (atomic on its own), grouped with the inserts of concurrent requests
+(subscription_queries.NewSubscriptionWriter: one commit for many). Everything else (an existing
 subscription to update, manual events, CalDAV, a concurrent insert of the same subscriber) takes
 the general path: one transaction that locks the existing subscription while it rewrites it.
 """
@@ -204,35 +205,37 @@ class SubscribeUseCases(ManualEventUseCases):
             )
             if calendar["existing_id"] is not None:
                 return None
-            details = _details(body, time_zone_tag, tags, include, self._country(body.ip_address))
-            credentials = for_subscribe(
-                self._secrets,
-                protected=calendar["protected"],
-                subscription_type=kind,
-                subscriber=subscriber,
-                existing=None,
-            )
-            row: dict[str, Any] = {
-                "subscription_id": uuid.uuid4(),
-                "account_id": account.account_id,
-                "subscription_type": kind,
-                "subscriber_id": subscriber,
-                "active": kind != "google",  # a Google subscription is active once the user consented
-                "created_at": _now(),
-                "deactivated_at": None,
-                "feed_username": credentials.username,
-                "feed_password_hash": credentials.password_hash,
-                "version": 1,
-                "details": details,
-            }
-            merchant = calendar["merchant_name"] or account.account_code
-            message = subscription_message(row, calendar, account, merchant, tags)
-            # A Google subscription is announced once the user consented; until then it is pending.
-            envelopes = (
-                [make_envelope("subscription.created", message, account_id=account.account_id)] if row["active"] else []
-            )
-            inserted = await queries.insert_announced_subscription(
-                conn,
+        details = _details(body, time_zone_tag, tags, include, self._country(body.ip_address))
+        credentials = for_subscribe(
+            self._secrets,
+            protected=calendar["protected"],
+            subscription_type=kind,
+            subscriber=subscriber,
+            existing=None,
+        )
+        row: dict[str, Any] = {
+            "subscription_id": uuid.uuid4(),
+            "account_id": account.account_id,
+            "subscription_type": kind,
+            "subscriber_id": subscriber,
+            "active": kind != "google",  # a Google subscription is active once the user consented
+            "created_at": _now(),
+            "deactivated_at": None,
+            "feed_username": credentials.username,
+            "feed_password_hash": credentials.password_hash,
+            "version": 1,
+            "details": details,
+        }
+        merchant = calendar["merchant_name"] or account.account_code
+        message = subscription_message(row, calendar, account, merchant, tags)
+        # A Google subscription is announced once the user consented; until then it is pending.
+        envelopes = (
+            [make_envelope("subscription.created", message, account_id=account.account_id)] if row["active"] else []
+        )
+        # The connection is back in the pool: the writer groups concurrent requests' inserts on a
+        # connection of its own, and a request must not hold one of the pool's while it waits.
+        inserted = await self._new_subscriptions.insert(
+            queries.NewSubscription(
                 subscription_id=row["subscription_id"],
                 account_id=account.account_id,
                 calendar_id=calendar["calendar_id"],
@@ -246,6 +249,7 @@ class SubscribeUseCases(ManualEventUseCases):
                 created_at=row["created_at"],
                 envelopes=envelopes,
             )
+        )
         if not inserted:
             return None
         return Subscribed(
