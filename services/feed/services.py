@@ -414,7 +414,7 @@ class FeedService:
         self._note(self.subscription_versions, subscription_id, row.feed_version)
         last_modified, last_modified_http = copy.stamp(row.feed_changed_at)
         feed = Feed.of_section(
-            self._subscriber_header(copy, subscription_id),
+            self._subscriber_header(copy, subscription_id, key),
             section,
             last_modified,
             last_modified_http,
@@ -449,9 +449,9 @@ class FeedService:
                 self._calendars[calendar_id] = copy
         return copy
 
-    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID) -> bytes:
+    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID, text: str | None = None) -> bytes:
         if copy.template is not None:
-            return copy.template.fill(subscription_id)
+            return copy.template.fill(subscription_id, text)
         return self._header(copy.record, subscription_id)
 
     def _text(self, text: str) -> str:
