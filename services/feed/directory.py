@@ -29,6 +29,17 @@ from shared.selection import EventFilter
 log = get_logger(__name__)
 
 BATCH = 2000
+# The columns EventFilter.from_row reads (the arrays as tuples: a key must be hashable).
+_ARRAYS = frozenset({"tag_ids", "include_ids", "include_external", "exclude_ids", "exclude_external"})
+_FILTER_COLUMNS = (
+    "tag_ids",
+    "time_zone_tag",
+    "include_ids",
+    "include_external",
+    "exclude_ids",
+    "exclude_external",
+    "deactivated_at",
+)
 
 
 class Subscriber:
@@ -78,11 +89,14 @@ class SubscriberDirectory:
         self.min_subscribers = min_subscribers
         self.rows: dict[str, Subscriber] = {}
         self.calendars: set[uuid.UUID] = set()  # looked at: loaded, being loaded, or too small to load
-        self._loaded: set[uuid.UUID] = set()
+        # Loaded calendars, each id to the one object of it every row of the calendar refers to.
+        self._loaded: dict[uuid.UUID, uuid.UUID] = {}
         # Bumped by clear(): a load that started before must not add rows from its older snapshot.
         self.generation = 0
-        # One filter object and one signature string per distinct filter, shared by its subscribers.
+        # One filter object and one signature string per distinct filter, shared by its subscribers,
+        # found by the row's filter columns as read (no filter object built per row).
         self._filters: dict[EventFilter, tuple[EventFilter, str]] = {}
+        self._columns: dict[tuple[Any, ...], tuple[EventFilter, str]] = {}
 
     def get(self, key: str) -> Subscriber | None:
         return self.rows.get(key)
@@ -93,6 +107,7 @@ class SubscriberDirectory:
         self.calendars.clear()
         self._loaded.clear()
         self._filters.clear()
+        self._columns.clear()
 
     def put(self, row: Any, private: bool) -> None:
         """Record a subscription read from the database (a load, or a request's own read), unless a
@@ -101,15 +116,22 @@ class SubscriberDirectory:
         known = self.rows.get(key)
         if known is not None and known.feed_version > row["feed_version"]:
             return
-        if known is None and (row["calendar_id"] not in self._loaded or len(self.rows) >= self.max_rows):
+        calendar_id = self._loaded.get(row["calendar_id"])
+        if known is None and (calendar_id is None or len(self.rows) >= self.max_rows):
             return
-        selection = EventFilter.from_row(row)
-        shared = self._filters.get(selection)
+        columns = tuple(tuple(row[name]) if name in _ARRAYS else row[name] for name in _FILTER_COLUMNS)
+        shared = self._columns.get(columns)
         if shared is None:
-            shared = self._filters[selection] = (selection, selection.signature)
+            selection = EventFilter.from_row(row)
+            shared = self._filters.get(selection)
+            if shared is None:
+                shared = self._filters[selection] = (selection, selection.signature)
+            if len(self._columns) > 100_000:
+                self._columns.clear()
+            self._columns[columns] = shared
         self.rows[key] = Subscriber(
             row["subscription_id"],
-            row["calendar_id"],
+            calendar_id or row["calendar_id"],
             *shared,
             int(row["feed_version"]),
             row["feed_changed_at"],
@@ -129,7 +151,7 @@ class SubscriberDirectory:
                 count = await repo.subscriber_count(conn, calendar_id)
                 if count < self.min_subscribers or len(self.rows) + count > self.max_rows:
                     return  # its feeds are read from the database, one by one
-                self._loaded.add(calendar_id)
+                self._loaded[calendar_id] = calendar_id
                 cursor = await repo.subscribers(conn, calendar_id)
                 while batch := await cursor.fetch(BATCH):
                     private = await repo.with_private_events(conn, [row["subscription_id"] for row in batch])

@@ -28,7 +28,7 @@ import contextlib
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -36,7 +36,7 @@ import asyncpg
 from services.feed.adapters import repository as repo
 from services.feed.cache import ByteLru
 from services.feed.directory import SubscriberDirectory
-from services.feed.domain.feeds import Feed, Section, ceil_second
+from services.feed.domain.feeds import Feed, Section, ceil_second, http_date
 from services.feed.domain.headers import HeaderTemplate
 from services.feed.replica import ReadRouter, ReplicaBehind
 from services.feed.settings import FeedSettings
@@ -61,26 +61,53 @@ class CalendarProtected(Exception):
     """The whole-calendar download is only for unprotected calendars."""
 
 
-@dataclass(frozen=True, slots=True)
 class CalendarCopy:
-    """A calendar's row at one version, with the template of its subscribers' headers."""
+    """A calendar's row at one version, with what every subscriber's feed of it shares: the template
+    of their headers, the file name, and the HTTP date of the newest change a subscriber's own
+    version does not pass (worked out once per calendar version, not once per subscriber)."""
 
-    version: int
-    record: asyncpg.Record
-    template: HeaderTemplate | None
+    __slots__ = (
+        "_stamps",
+        "disposition",
+        "filename",
+        "last_modified",
+        "last_modified_http",
+        "moment",
+        "protected",
+        "record",
+        "template",
+        "version",
+    )
 
+    def __init__(
+        self, version: int, record: asyncpg.Record, template: HeaderTemplate | None, filename: str, disposition: str
+    ) -> None:
+        self.version = version
+        self.record = record
+        self.template = template
+        self.filename = filename
+        self.disposition = disposition
+        self.protected = bool(record["protected"])
+        moments = [m for m in (record["feed_changed_at"], record["changed_at"]) if m is not None]
+        self.moment: datetime | None = max(moments) if moments else None
+        self.last_modified = ceil_second(self.moment) if self.moment is not None else None
+        self.last_modified_http = http_date(self.last_modified) if self.last_modified is not None else ""
+        self._stamps: dict[datetime, tuple[datetime, str]] = {}
 
-@dataclass(frozen=True, slots=True)
-class CachedFeed:
-    calendar_id: uuid.UUID
-    calendar_version: int
-    subscription_id: uuid.UUID | None
-    subscription_version: int
-    feed: Feed
-
-    @property
-    def size(self) -> int:
-        return self.feed.size
+    def stamp(self, subscription_changed_at: datetime | None) -> tuple[datetime, str]:
+        """Last-Modified of a subscriber's feed (the later of the calendar's and the subscription's
+        changes, rounded up to the second) and its HTTP form."""
+        moment = self.moment
+        if subscription_changed_at is None or (moment is not None and subscription_changed_at <= moment):
+            assert self.last_modified is not None
+            return self.last_modified, self.last_modified_http
+        found = self._stamps.get(subscription_changed_at)
+        if found is None:
+            last_modified = ceil_second(subscription_changed_at)
+            if len(self._stamps) > 10_000:
+                self._stamps.clear()
+            found = self._stamps[subscription_changed_at] = (last_modified, http_date(last_modified))
+        return found
 
 
 class FeedService:
@@ -95,7 +122,7 @@ class FeedService:
         self._calendars: dict[uuid.UUID, CalendarCopy] = {}
         self.directory = SubscriberDirectory(settings.directory_rows)
         self._recheck_queue: list[uuid.UUID] = []
-        self._feeds: ByteLru[CachedFeed] = ByteLru(settings.cache_bytes // 2)
+        self._feeds: ByteLru[Feed] = ByteLru(settings.cache_bytes // 2)
         self._texts: dict[str, str] = {}
         self._calendar_codes: dict[tuple[str, str], tuple[uuid.UUID, bool]] = {}
         self._locks: dict[object, asyncio.Lock] = {}
@@ -256,17 +283,18 @@ class FeedService:
         cached = self._feeds.get(key)
         if cached is None:
             return None
-        if cached.calendar_version != self.calendar_versions.get(cached.calendar_id):
+        if cached.calendar_version != self.calendar_versions.get(cached.calendar_id):  # type: ignore[arg-type]
             return None
-        if cached.subscription_id is not None and cached.subscription_version != self.subscription_versions.get(
-            cached.subscription_id
+        subscription_id = cached.subscription_id
+        if subscription_id is not None and cached.subscription_version != self.subscription_versions.get(
+            subscription_id
         ):
             return None
-        return cached.feed
+        return cached
 
     async def subscription_feed(self, subscription_id: uuid.UUID) -> Feed:
         key = str(subscription_id)
-        feed = self.current(key) or self._from_directory(subscription_id, key)
+        feed = self.current(key) or self.from_directory(key)
         if feed is not None:
             return feed
         async with self._lock(subscription_id):
@@ -295,16 +323,17 @@ class FeedService:
             private_blocks=[row["block"] for row in private],
             private_needs=[tzid for row in private for tzid in row["tzids"]],
             last_modified=ceil_second(max(m for m in moments if m is not None)),
-            filename=self._text(f"{calendar['code']}.ics"),
-            disposition=self._text(f'inline; filename="{calendar["code"]}.ics"'),
+            filename=copy.filename,
+            disposition=copy.disposition,
             feed_username=subscription["feed_username"],
             feed_password_hash=subscription["feed_password_hash"],
-            protected=bool(calendar["protected"]),
+            protected=copy.protected,
+            calendar_id=calendar["calendar_id"],
+            calendar_version=calendar_version,
+            subscription_id=subscription_id,
+            subscription_version=subscription_version,
         )
-        self._feeds.put(
-            str(subscription_id),
-            CachedFeed(calendar["calendar_id"], calendar_version, subscription_id, subscription_version, feed),
-        )
+        self._feeds.put(str(subscription_id), feed)
         return feed
 
     async def _load_subscription(
@@ -362,35 +391,44 @@ class FeedService:
             self._sections.put(key, section)
             return section
 
-    def _from_directory(self, subscription_id: uuid.UUID, key: str) -> Feed | None:
-        """The feed put together in memory from the directory's row, the calendar's copy and the
-        cached section, when all three are current; None sends the request to the database."""
+    def from_directory(self, key: str) -> Feed | None:
+        """The feed of the subscription whose id is `key` (as text), put together in memory from the
+        directory's row, the calendar's copy and the cached section when all three are current; None
+        sends the request to the database. No id is parsed and one object is made (the feed)."""
         if not self.listening:
             return None
         row = self.directory.get(key)
-        if row is None or row.private or row.feed_version < self.subscription_versions.get(subscription_id, 0):
+        if row is None or row.private:
             return None
-        version = self.calendar_versions.get(row.calendar_id)
-        copy = self._calendars.get(row.calendar_id)
+        subscription_id = row.subscription_id
+        if row.feed_version < self.subscription_versions.get(subscription_id, 0):
+            return None
+        calendar_id = row.calendar_id
+        version = self.calendar_versions.get(calendar_id)
+        copy = self._calendars.get(calendar_id)
         if version is None or copy is None or copy.version != version:
             return None
-        section = self._sections.get((row.calendar_id, row.signature))
+        section = self._sections.get((calendar_id, row.signature))
         if section is None or section.version != version:
             return None
-        calendar = copy.record
         self._note(self.subscription_versions, subscription_id, row.feed_version)
-        moments = [calendar["feed_changed_at"], row.feed_changed_at, calendar["changed_at"]]
-        feed = Feed(
-            header=self._subscriber_header(copy, subscription_id),
-            section=section,
-            last_modified=ceil_second(max(m for m in moments if m is not None)),
-            filename=self._text(f"{calendar['code']}.ics"),
-            disposition=self._text(f'inline; filename="{calendar["code"]}.ics"'),
-            feed_username=row.feed_username,
-            feed_password_hash=row.feed_password_hash,
-            protected=bool(calendar["protected"]),
+        last_modified, last_modified_http = copy.stamp(row.feed_changed_at)
+        feed = Feed.of_section(
+            self._subscriber_header(copy, subscription_id, key),
+            section,
+            last_modified,
+            last_modified_http,
+            copy.filename,
+            copy.disposition,
+            row.feed_username,
+            row.feed_password_hash,
+            copy.protected,
+            calendar_id,
+            version,
+            subscription_id,
+            row.feed_version,
         )
-        self._feeds.put(key, CachedFeed(row.calendar_id, version, subscription_id, row.feed_version, feed))
+        self._feeds.put(key, feed)
         return feed
 
     def _calendar_copy(self, calendar: asyncpg.Record, version: int) -> CalendarCopy:
@@ -398,16 +436,22 @@ class FeedService:
         copy = self._calendars.get(calendar_id)
         if copy is None or copy.version != version:
             template = HeaderTemplate.of(lambda subscription_id: self._header(calendar, subscription_id))
-            copy = CalendarCopy(version, calendar, template)
+            copy = CalendarCopy(
+                version,
+                calendar,
+                template,
+                self._text(f"{calendar['code']}.ics"),
+                self._text(f'inline; filename="{calendar["code"]}.ics"'),
+            )
             if version >= self.calendar_versions.get(calendar_id, 0):
                 if len(self._calendars) > 10_000:
                     self._calendars.clear()
                 self._calendars[calendar_id] = copy
         return copy
 
-    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID) -> bytes:
+    def _subscriber_header(self, copy: CalendarCopy, subscription_id: uuid.UUID, text: str | None = None) -> bytes:
         if copy.template is not None:
-            return copy.template.fill(subscription_id)
+            return copy.template.fill(subscription_id, text)
         return self._header(copy.record, subscription_id)
 
     def _text(self, text: str) -> str:
@@ -478,8 +522,10 @@ class FeedService:
                 last_modified=ceil_second(max(m for m in moments if m is not None)),
                 filename=self._text(f"{calendar['code']}.ics"),
                 disposition=self._text(f'attachment; filename="{calendar["code"]}.ics"'),
+                calendar_id=calendar_id,
+                calendar_version=version,
             )
-            self._feeds.put(key, CachedFeed(calendar_id, version, None, 0, feed))
+            self._feeds.put(key, feed)
             return feed
 
     async def _load_calendar(

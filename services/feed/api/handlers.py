@@ -164,8 +164,9 @@ def _check_credentials(request: web.BaseRequest, feed: Feed) -> None:
 
 async def subscription_feed(feeds: FeedService, request: web.BaseRequest, raw_id: str) -> web.StreamResponse:
     """GET|HEAD /v1/webcal/{subscriptionId}, reached through the router or the front (api/front.py)."""
-    # Cached under the id as text: a poll of a current feed parses nothing and touches no database.
-    feed = feeds.current(raw_id)
+    # Cached under the id as text: a poll of a current feed parses nothing and touches no database,
+    # nor does a popular calendar's subscriber's first poll (put together from the directory).
+    feed = feeds.current(raw_id) or feeds.from_directory(raw_id)
     if feed is None:
         try:
             feed = await feeds.subscription_feed(_subscription_id(raw_id))

@@ -51,3 +51,45 @@ def test_lean_path_counts_from_every_process_appear_in_one_scrape(tmp_path: Path
     assert done.returncode == 0, done.stderr[-2000:]
     assert 'feed_http_requests_total{route="subscription_feed_get",status="304"} 8.0' in done.stdout
     assert 'feed_http_requests_total{route="subscription_feed_get",status="200"} 2.0' in done.stdout
+
+
+# Counts wait for the end of the event loop's turn, never longer: the file holds them as soon as the
+# loop has run what was ready, before it waits for I/O again (a scrape can only come after that).
+SAME_TURN = textwrap.dedent(
+    """
+    import asyncio, sys
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+    from prometheus_client import CollectorRegistry
+    from shared.metrics import enable_multiprocess, exposition
+
+    enable_multiprocess("feed")
+    from services.feed.api.lean import LeanPath
+
+    async def main():
+        lean = LeanPath(CollectorRegistry())
+        seen = []
+        for turn in range(3):
+            for _ in range(7):
+                async def call():
+                    return web.Response(status=304)
+                await lean.answer("subscription_feed_get", make_mocked_request("GET", "/v1/webcal/x"), call())
+            await asyncio.sleep(0)  # the rest of this turn
+            seen.append(exposition(CollectorRegistry()).decode())
+        return seen
+
+    for text in asyncio.run(main()):
+        sys.stdout.write(text + "----\\n")
+    """
+)
+
+
+def test_lean_path_counts_reach_the_shared_file_by_the_end_of_the_event_loops_turn(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", SAME_TURN], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    scrapes = done.stdout.split("----\n")[:3]
+    for turn, scrape in enumerate(scrapes, start=1):
+        assert f'feed_http_requests_total{{route="subscription_feed_get",status="304"}} {7.0 * turn}' in scrape

@@ -58,10 +58,10 @@ async def test_feeds_from_the_directory_are_the_bytes_the_database_path_gives_an
 
     service._feeds.clear()  # what a cache eviction does: the next poll is put together again
     for sid in (everyone.subscription_id, home_fans.subscription_id, protected.subscription_id):
-        built = service._from_directory(sid, str(sid))
+        built = service.from_directory(str(sid))
         assert built is not None, "a current row, calendar and section build a feed without a query"
         assert built.body == from_database[sid]
-    assert service._from_directory(mine.subscription_id, str(mine.subscription_id)) is None  # private events
+    assert service.from_directory(str(mine.subscription_id)) is None  # private events
     service._feeds.clear()
     for sid, path in paths.items():
         response = await feed.client.get(path, headers={**IDENTITY, **auth})
@@ -72,7 +72,7 @@ async def test_feeds_from_the_directory_are_the_bytes_the_database_path_gives_an
     wrong = {"Authorization": "Basic " + base64.b64encode(b"fan:guess").decode()}
     assert (await feed.client.get(paths[protected.subscription_id], headers=wrong)).status == 401
     service._feeds.clear()
-    assert service._from_directory(no_hash.subscription_id, str(no_hash.subscription_id)) is not None
+    assert service.from_directory(str(no_hash.subscription_id)) is not None
     no_hash_path = f"/v1/webcal/{no_hash.subscription_id}"
     assert (await feed.client.get(no_hash_path, headers=auth)).status == 401
 
@@ -100,4 +100,4 @@ async def test_a_lost_listener_empties_the_directory(feed: FeedHarness) -> None:
     await _directory_loaded(service, 1)
     service._forget_all()
     assert not service.directory.rows and not service.directory.calendars
-    assert service._from_directory(sub.subscription_id, str(sub.subscription_id)) is None
+    assert service.from_directory(str(sub.subscription_id)) is None

@@ -7,10 +7,11 @@ import os
 import uuid
 import zlib
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import pytest
 
-from services.feed.domain.feeds import Feed, Section
+from services.feed.domain.feeds import Feed, Section, http_date
 from services.feed.domain.gzip_parts import CompressedRun, CrcShift, gzip_member
 from shared.ical import CalendarHeader, EventInput, assemble, render_event, render_header
 from shared.zone_needs import vtimezone_block
@@ -156,3 +157,39 @@ def test_a_section_is_hashed_once_and_its_zones_are_those_its_events_need() -> N
     section = section_of([*EVENTS, rendered("In Paris", 2, "Europe/Paris")])
     assert section.zones.count(b"BEGIN:VTIMEZONE") == 2
     assert section.zones.index(b"TZID:America/New_York") < section.zones.index(b"TZID:Europe/Paris")
+
+
+def test_a_feed_put_together_from_a_section_is_the_feed_the_full_constructor_makes() -> None:
+    section = section_of(EVENTS)
+    sub, calendar = uuid.uuid4(), uuid.uuid4()
+    full = feed_of(section, sub=sub)
+    quick = Feed.of_section(
+        header(sub), section, NOW, http_date(NOW), "games.ics", 'inline; filename="games.ics"',
+        "fan", "hash", True, calendar, 7, sub, 3,
+    )  # fmt: skip
+    assert quick.body == full.body and quick.length == full.length
+    assert (quick.etag, quick.gzip_etag) == (full.etag, full.gzip_etag)
+    assert quick.last_modified_http == full.last_modified_http
+    assert gzip.decompress(quick.gzip_body()) == full.body
+    assert (quick.calendar_id, quick.calendar_version, quick.subscription_id, quick.subscription_version) == (
+        calendar, 7, sub, 3,
+    )  # fmt: skip
+    assert (quick.feed_username, quick.feed_password_hash, quick.protected) == ("fan", "hash", True)
+    # Another subscriber of the same section: another header, another validator.
+    assert (
+        Feed.of_section(header(uuid.uuid4()), section, NOW, "", "", "", None, None, False, calendar, 7, sub, 3).etag
+        != quick.etag
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+        datetime(1999, 12, 31, 0, 0, 1, tzinfo=UTC),
+        *(datetime(2026, month, day, 7, 8, 9, tzinfo=UTC) for month in range(1, 13) for day in (1, 9, 28)),
+    ],
+)
+def test_http_date_writes_what_email_utils_writes(moment: datetime) -> None:
+    assert http_date(moment) == format_datetime(moment, usegmt=True)
