@@ -291,11 +291,12 @@ class ClaimedAttempt:
     signing_secrets: list[str]
     body: bytes
     first_attempt_at: datetime
+    started_at: datetime  # when it was claimed, by the database's clock
 
 
 async def finish_attempt(
     conn: asyncpg.Connection,
-    attempt_id: uuid.UUID,
+    claimed: ClaimedAttempt,
     *,
     duration_ms: float,
     status_code: int | None,
@@ -303,12 +304,23 @@ async def finish_attempt(
     response_body: bytes | None,
     succeeded: bool,
 ) -> datetime:
-    """Record an attempt's outcome; returns the database's clock at that moment. The error text is
+    """Write a claimed attempt's row with its outcome (over the orphaned row a claim wrote if this
+    worker lost its lease meanwhile); returns the database's clock at that moment. The error text is
     stored without NULs (PostgreSQL text cannot hold them); the body is stored as the bytes it was."""
     finished: datetime = await conn.fetchval(
-        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), duration_ms = $2,"
-        " status_code = $3, error = $4, response_body = $5, succeeded = $6 WHERE id = $1 RETURNING finished_at",
-        attempt_id,
+        f"INSERT INTO {SCHEMA}.delivery_attempts AS a (id, delivery_id, number, trigger, url, started_at,"
+        " finished_at, duration_ms, status_code, error, response_body, succeeded)"
+        " VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), $7, $8, $9, $10, $11)"
+        " ON CONFLICT (delivery_id, number) DO UPDATE SET finished_at = excluded.finished_at,"
+        " duration_ms = excluded.duration_ms, status_code = excluded.status_code, error = excluded.error,"
+        " response_body = excluded.response_body, succeeded = excluded.succeeded"
+        " RETURNING a.finished_at",
+        claimed.attempt_id,
+        claimed.delivery_id,
+        claimed.number,
+        "manual" if claimed.manual else "scheduled",
+        claimed.url,
+        claimed.started_at,
         duration_ms,
         status_code,
         error.replace("\x00", "") if error is not None else None,
