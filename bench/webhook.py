@@ -9,8 +9,9 @@ References, measured in the same run on the same machine:
   signing and the POST).
 
 CPU per delivery beside each rate (shared machines make req/s noisy, CPU per request much less so):
-the webhook process (bench/cputime.py), the PostgreSQL backends serving the bench database, and this
-process (the receiver, plus the AMQP driver or the reference's client).
+the webhook process (bench/cputime.py; with BENCH_WEBHOOK_WORKERS=N, `--workers N`: its N processes),
+the PostgreSQL backends serving the bench database, and this process (the receiver, plus the AMQP
+driver or the reference's client).
 
 `python -m bench webhook` (or `make bench`). Takes about a minute; the throughput phase stops after
 KALENDS_BENCH_SECONDS (default 60) even if not every delivery has arrived. With
@@ -64,6 +65,8 @@ PROFILE = os.environ.get("BENCH_WEBHOOK_PROFILE")
 # the worker's limit of 8 attempts per endpoint allows 128 in flight, the reference's concurrency;
 # with 1, that limit is the bound.
 ENDPOINTS = [int(n) for n in os.environ.get("BENCH_WEBHOOK_ENDPOINTS", "16,1").split(",")]
+# Webhook processes (`--workers N`: each one a delivery worker); the goal is stated for 1.
+WORKERS = int(os.environ.get("BENCH_WEBHOOK_WORKERS", "1"))
 # Pin the receiver process to these CPUs (taskset -c), e.g. "1"; unset: the scheduler decides.
 RECEIVER_CPUS = os.environ.get("BENCH_WEBHOOK_RECEIVER_CPUS", "")
 ROOT = Path(__file__).resolve().parent.parent
@@ -380,7 +383,7 @@ async def _run() -> str:
         try:
             await stack.start("auth")
             await stack.start("ingest")
-            await stack.start("webhook")
+            await stack.start("webhook", *(["--workers", str(WORKERS)] if WORKERS > 1 else []))
             merchant = await stack.new_account()
             token = await stack.token(merchant)
             headers = {"Authorization": f"Bearer {token}"}
@@ -412,8 +415,10 @@ async def _run() -> str:
             await drop_database(server_db, name)
             # The services' quorum queues under this run's prefix would otherwise stay on the broker.
             await delete_prefixed(amqp_url, {names.prefix})
+    plural = "es" if WORKERS > 1 else ""
     rows = [
-        "| measure | webhook service (1 worker process) | reference: plain aiohttp POSTs, same receiver |",
+        f"| measure | webhook service ({WORKERS} worker process{plural})"
+        " | reference: plain aiohttp POSTs, same receiver |",
         "|---|---|---|",
     ]
     for n, run, reference in runs:
@@ -422,7 +427,7 @@ async def _run() -> str:
             f" {run.seconds:.1f} s (load average {run.load:.1f})"
             f" | {run.rate:,.0f} /s | {reference.rate:,.0f} /s ({CONCURRENCY} concurrent, load average"
             f" {reference.load:.1f}) = {run.rate / reference.rate:.1%} |",
-            f"| CPU ms per delivery, webhook process | {run.ms(run.service_cpu):.3f} ms | - |",
+            f"| CPU ms per delivery, webhook process{plural} | {run.ms(run.service_cpu):.3f} ms | - |",
             f"| CPU ms per delivery, PostgreSQL backends | {run.ms(run.database_cpu):.3f} ms | - |",
             f"| CPU ms per delivery, receiver process{' (taskset ' + RECEIVER_CPUS + ')' if RECEIVER_CPUS else ''}"
             f" | {run.ms(run.receiver_cpu):.3f} ms | {reference.ms(reference.receiver_cpu):.3f} ms |",

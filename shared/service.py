@@ -63,7 +63,8 @@ def parse_args(service: str, default_port: int, argv: list[str] | None = None) -
         "--workers",
         type=int,
         default=workers,
-        help="processes sharing the port (SO_REUSEPORT); the extra ones serve the api role only",
+        help="processes sharing the port (SO_REUSEPORT); the extra ones serve the api role only, except"
+        " in services whose background work runs in parallel (webhook: each process is a delivery worker)",
     )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -174,8 +175,14 @@ def run(
     default_port: int,
     build_app: Callable[[PlatformSettings, str], web.Application],
     argv: list[str] | None = None,
+    *,
+    parallel_background: bool = False,
 ) -> None:
-    """Entry point body of every `services.<name>.__main__`; exits with 0 after a clean stop."""
+    """Entry point body of every `services.<name>.__main__`; exits with 0 after a clean stop.
+
+    `parallel_background`: the service's background work may run in several processes at once (its
+    consumers and claims share work safely), so with `--workers N` every process runs the role given,
+    background work included; otherwise only the first does and the extra ones serve the api role."""
     options = parse_args(service, default_port, argv)
     try:
         settings = PlatformSettings.from_env()
@@ -193,7 +200,7 @@ def run(
     # so that every process, this one included, writes its metrics where the others read them.
     metrics_dir = enable_multiprocess(service)
     try:
-        status = _run_workers(service, options, settings, build_app)
+        status = _run_workers(service, options, settings, build_app, parallel_background)
     finally:
         remove_multiprocess_dir(metrics_dir)
     raise SystemExit(status)
@@ -204,13 +211,16 @@ def _run_workers(
     options: RunOptions,
     settings: PlatformSettings,
     build_app: Callable[[PlatformSettings, str], web.Application],
+    parallel_background: bool = False,
 ) -> int:
-    """This process with the role's background work, and `workers - 1` forked HTTP-only ones; the exit status."""
+    """This process with the role's background work, and `workers - 1` forked ones (HTTP-only, or
+    the same role when the background work runs in parallel); the exit status."""
     if options.workers <= 1:
         return _serve_or_exit(lambda: build_app(settings, options.role), options, False, service)
 
-    # Extra processes serve HTTP only; this process keeps the role's background work. The kernel
-    # spreads connections over every process listening with SO_REUSEPORT.
+    # Extra processes serve HTTP only and this process keeps the role's background work, unless that
+    # work runs in parallel. The kernel spreads connections over every process listening with SO_REUSEPORT.
+    child_role = options.role if parallel_background else "api"
     children: list[int] = []
     for _ in range(options.workers - 1):
         pid = os.fork()
@@ -218,8 +228,8 @@ def _run_workers(
             status = 1
             try:
                 _die_with_parent()
-                child = RunOptions("api", options.host, options.port, 1)
-                status = _serve_or_exit(lambda: build_app(settings, "api"), child, True, service)
+                child = RunOptions(child_role, options.host, options.port, 1)
+                status = _serve_or_exit(lambda: build_app(settings, child_role), child, True, service)
             finally:
                 os._exit(status)
         children.append(pid)

@@ -1,4 +1,5 @@
-"""`python -m services.webhook [--role api|worker|all] [--port N]`."""
+"""`python -m services.webhook [--role api|worker|all] [--port N] [--workers N]`: with --workers N,
+every process is a delivery worker (its own concurrency limits), as N pods would be."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def main() -> None:
     def build(platform: PlatformSettings, role: str) -> web.Application:
         return create_app(dataclasses.replace(settings, platform=platform), role)
 
-    run("webhook", 8084, build)
+    # Delivery workers share work through PostgreSQL (claims with SKIP LOCKED) and the broker (one
+    # queue, several consumers): with --workers N every process is one, with its own limits.
+    run("webhook", 8084, build, parallel_background=True)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ async def claim_batch(
     active: Mapping[uuid.UUID, int],
     lease: float,
 ) -> list[repo.ClaimedAttempt]:
-    """Claim up to `limit` due attempts in one statement (batches.claim_due): each has its attempt
-    row and its lease before anything is sent."""
+    """Claim up to `limit` due attempts in one statement (batches.claim_due): each is counted on its
+    delivery and leased before anything is sent (its row is written with its outcome)."""
     async with pool.acquire() as conn:
         return await batches.claim_due(
             conn, box, limit=limit, endpoint_limit=endpoint_limit, active=active, lease_seconds=lease
@@ -118,6 +118,10 @@ async def _record_many(
         batches.FinishedAttempt(
             attempt_id=s.claimed.attempt_id,
             delivery_id=s.claimed.delivery_id,
+            number=s.claimed.number,
+            manual=s.claimed.manual,
+            url=s.claimed.url,
+            started_at=s.claimed.started_at,
             duration_ms=s.outcome.duration_ms,
             status_code=s.outcome.status_code,
             error=s.outcome.error,
@@ -126,15 +130,14 @@ async def _record_many(
         )
         for s in sent
     ]
-    numbers = [s.claimed.number for s in sent]
     failed = [s for s in sent if not s.outcome.succeeded]
     async with pool.acquire() as conn:
         if not failed:
-            stored = await batches.finish_and_settle_successes(conn, finished, numbers)
+            stored = await batches.finish_and_settle_successes(conn, finished)
             return [_success(stored, s) for s in sent]
         async with conn.transaction():
             current = await batches.lock_deliveries(conn, [s.claimed.delivery_id for s in failed])
-            stored = await batches.finish_and_settle_successes(conn, finished, numbers)
+            stored = await batches.finish_and_settle_successes(conn, finished)
             results: list[tuple[str, int | None]] = []
             settlements: list[batches.Settlement] = []
             for s in sent:
@@ -181,16 +184,18 @@ async def _record(
     async with pool.acquire() as conn, conn.transaction():
         # The delivery before its attempt, as a claim locks them (no two transactions wait in a circle).
         current = await repo.lock_delivery(conn, delivery_id)
+        if current is None:
+            return ("superseded", None)  # the delivery is gone (its endpoint deleted): nothing to record
         finished_at = await repo.finish_attempt(
             conn,
-            claimed.attempt_id,
+            claimed,
             duration_ms=outcome.duration_ms,
             status_code=outcome.status_code,
             error=outcome.error,
             response_body=outcome.response_body,
             succeeded=outcome.succeeded,
         )
-        if current is None or current["status"] != "pending" or current["attempts_made"] != claimed.number:
+        if current["status"] != "pending" or current["attempts_made"] != claimed.number:
             return ("superseded", None)  # another worker took over after our lease ran out
         if outcome.succeeded:
             await repo.complete_delivery(conn, delivery_id, "succeeded")

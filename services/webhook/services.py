@@ -280,6 +280,31 @@ async def make_deliveries_for(conn: asyncpg.Connection, events: Sequence[Incomin
     return len(deliveries)
 
 
+async def apply_incoming_events(
+    conn: asyncpg.Connection, consumer: str, events: Sequence[IncomingEvent]
+) -> dict[uuid.UUID, int]:
+    """The consumer's batch (distinct message ids) in one statement, atomic on its own: the messages
+    recorded as processed and, for the new ones, the events and their deliveries as make_deliveries_for
+    makes them. Returns, per new message id, how many deliveries it made."""
+    made = await repo.record_and_fan_out(
+        conn,
+        consumer,
+        [
+            repo.IncomingMessageEvent(e.envelope.id, e.account_id, e.event_type, e.subscription_id, e.body())
+            for e in events
+        ],
+    )
+    for event in events:
+        if made.get(event.envelope.id):
+            log.info(
+                "webhook.event",
+                event_type=event.event_type,
+                event_id=str(event.envelope.id),
+                deliveries=made[event.envelope.id],
+            )
+    return made
+
+
 async def send_test_event(pool: asyncpg.Pool, account_id: uuid.UUID, endpoint_id: uuid.UUID) -> uuid.UUID:
     """The seed's Test Event Object, to this endpoint only, through the same pipeline."""
     event_id = uuid.uuid4()

@@ -2,9 +2,16 @@
 not per delivery.
 
 Every function takes a connection; the caller owns the transaction. The rules are those of one
-attempt (repository.py): an attempt row is written before anything is sent, a delivery is held by
-one worker at a time (its lease), and an outcome only moves the delivery on if that worker still
-holds it.
+attempt (repository.py): an attempt is counted on its delivery (`attempts_made`, the lease) before
+anything is sent, a delivery is held by one worker at a time (its lease), and an outcome only moves
+the delivery on if that worker still holds it.
+
+An attempt's row is written once, with its outcome, not inserted at the claim and updated at the
+record: one write per attempt instead of two. So an attempt in flight shows in its delivery's
+`attempts_made` (the API's attemptCount) and not yet among its attempts; and an attempt whose worker
+died before recording it has no row until the claim that takes its delivery over (the lease ran
+out) writes it as orphaned. A late outcome from a worker that lost its lease overwrites that orphaned
+row, as it overwrote the open row before.
 """
 
 from __future__ import annotations
@@ -66,9 +73,10 @@ class OpenSecrets:
 # - `locked`: those rows locked, every condition checked again on the row as it is when locked (READ
 #   COMMITTED re-evaluates a row changed since the snapshot), rows another worker is claiming skipped:
 #   so two workers never claim the same attempt;
-# - then, on the locked rows: a disabled endpoint's delivery fails; attempts a dead worker left open
-#   are closed as orphaned; the new attempt rows are written and the lease taken, before anything is
-#   sent. (Sub-statements share one snapshot, so the close never sees the new rows.)
+# - then, on the locked rows: a disabled endpoint's delivery fails; an attempt a dead worker left
+#   unrecorded (the lease ran out, never cleared by a record) is written as orphaned, started when its
+#   lease began as far as the lease length `$5` says; the new attempt is counted and the lease taken,
+#   before anything is sent. Its row is written with its outcome (record_attempts).
 _CLAIM = f"""
 WITH RECURSIVE pending(endpoint_id) AS (
     (SELECT endpoint_id FROM {SCHEMA}.deliveries WHERE status = 'pending' ORDER BY endpoint_id LIMIT 1)
@@ -90,8 +98,8 @@ WITH RECURSIVE pending(endpoint_id) AS (
     WHERE p.endpoint_id IS NOT NULL
     ORDER BY c.next_attempt_at, c.id LIMIT least($4, {CLAIM_MAX})
 ), locked AS (
-    SELECT d.id, d.event_id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, e.url, e.enabled,
-           e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
+    SELECT d.id, d.event_id, d.endpoint_id, d.attempts_made, d.first_attempt_at, d.manual, d.lease_until,
+           e.url, e.enabled, e.secret, e.secret_encrypted, e.previous_secret, e.previous_secret_encrypted,
            e.previous_secret_expires_at, clock_timestamp() AS now
     FROM {SCHEMA}.deliveries d JOIN {SCHEMA}.endpoints e ON e.id = d.endpoint_id
     WHERE d.id IN (SELECT id FROM chosen)
@@ -103,22 +111,21 @@ WITH RECURSIVE pending(endpoint_id) AS (
         failure_reason = 'the endpoint is disabled', completed_at = now(), updated_at = now()
     FROM locked l WHERE d.id = l.id AND NOT l.enabled
 ), orphans AS (
-    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), succeeded = false, error = $6
-    FROM locked l WHERE a.delivery_id = l.id AND l.enabled AND a.finished_at IS NULL
-), attempts AS (
-    INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at)
-    SELECT gen_random_uuid(), l.id, l.attempts_made + 1, CASE WHEN l.manual THEN 'manual' ELSE 'scheduled' END,
-           l.url, l.now
-    FROM locked l WHERE l.enabled
-    RETURNING id, delivery_id
+    INSERT INTO {SCHEMA}.delivery_attempts (id, delivery_id, number, trigger, url, started_at, finished_at,
+        succeeded, error)
+    SELECT gen_random_uuid(), l.id, l.attempts_made, CASE WHEN l.manual THEN 'manual' ELSE 'scheduled' END, l.url,
+           l.lease_until - make_interval(secs => $5), l.now, false, $6
+    FROM locked l WHERE l.lease_until IS NOT NULL AND l.attempts_made > 0
+    ON CONFLICT (delivery_id, number) DO NOTHING
 ), leases AS (
     UPDATE {SCHEMA}.deliveries d SET attempts_made = l.attempts_made + 1,
         first_attempt_at = COALESCE(d.first_attempt_at, l.now), lease_until = l.now + make_interval(secs => $5),
         swept_at = NULL, updated_at = now()
     FROM locked l WHERE d.id = l.id AND l.enabled
 )
-SELECT l.*, a.id AS attempt_id, ev.event_type, ev.body
-FROM locked l JOIN attempts a ON a.delivery_id = l.id JOIN {SCHEMA}.events ev ON ev.id = l.event_id
+SELECT l.*, ev.event_type, ev.body
+FROM locked l JOIN {SCHEMA}.events ev ON ev.id = l.event_id
+WHERE l.enabled
 ORDER BY l.endpoint_id, l.now
 """
 
@@ -158,7 +165,7 @@ def _claimed(secrets: OpenSecrets, row: asyncpg.Record) -> ClaimedAttempt:
     if previous and row["previous_secret_expires_at"] and row["previous_secret_expires_at"] > now:
         signing.append(previous)
     return ClaimedAttempt(
-        attempt_id=row["attempt_id"],
+        attempt_id=uuid.uuid4(),
         delivery_id=row["id"],
         endpoint_id=row["endpoint_id"],
         event_id=row["event_id"],
@@ -169,6 +176,7 @@ def _claimed(secrets: OpenSecrets, row: asyncpg.Record) -> ClaimedAttempt:
         signing_secrets=signing,
         body=bytes(row["body"]),
         first_attempt_at=row["first_attempt_at"] or now,
+        started_at=now,
     )
 
 
@@ -178,6 +186,10 @@ class FinishedAttempt:
 
     attempt_id: uuid.UUID
     delivery_id: uuid.UUID
+    number: int
+    manual: bool  # the attempt's trigger: an operator's retry, or the schedule
+    url: str
+    started_at: datetime
     duration_ms: float
     status_code: int | None
     error: str | None
@@ -197,23 +209,31 @@ async def lock_deliveries(
     return {r["id"]: r for r in rows}
 
 
-# Outcomes stored and successes settled in one statement: each attempt row gets its outcome; a
-# delivery whose attempt succeeded ends as succeeded if this worker still holds it (still pending,
-# at this attempt's number: the condition is checked on the row as it is when updated, so a worker
-# that took over after our lease ran out wins). `won` says which did. A delivery is locked by the
-# update itself, no SELECT ... FOR UPDATE before it. Failures are settled by the caller (their next
-# attempt is timed from `finished_at`).
+# Outcomes stored and successes settled in one statement: each attempt's row is written with its
+# outcome (over the orphaned row a claim wrote if this worker lost its lease meanwhile; not at all
+# if its delivery is gone, its endpoint deleted); a delivery whose attempt succeeded ends as
+# succeeded if this worker still holds it (still pending, at this attempt's number: the condition
+# is checked on the row as it is when updated, so a worker that took over after our lease ran out
+# wins). `won` says which did. A delivery is locked by the update itself, no SELECT ... FOR UPDATE
+# before it. Failures are settled by the caller (their next attempt is timed from `finished_at`).
 _FINISH = f"""
 WITH f AS (
     SELECT * FROM unnest(
-        $1::uuid[], $2::uuid[], $3::int[], $4::float8[], $5::int[], $6::text[], $7::bytea[], $8::bool[]
+        $1::uuid[], $2::uuid[], $3::int[], $4::float8[], $5::int[], $6::text[], $7::bytea[], $8::bool[],
+        $9::bool[], $10::text[], $11::timestamptz[]
     )
-        AS f(id, delivery_id, number, duration_ms, status_code, error, response_body, succeeded)
+        AS f(id, delivery_id, number, duration_ms, status_code, error, response_body, succeeded, manual, url,
+             started_at)
 ), finished AS (
-    UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), duration_ms = f.duration_ms,
-        status_code = f.status_code, error = f.error, response_body = f.response_body, succeeded = f.succeeded
-    FROM f WHERE a.id = f.id
-    RETURNING a.id, a.finished_at
+    INSERT INTO {SCHEMA}.delivery_attempts AS a (id, delivery_id, number, trigger, url, started_at, finished_at,
+        duration_ms, status_code, error, response_body, succeeded)
+    SELECT f.id, f.delivery_id, f.number, CASE WHEN f.manual THEN 'manual' ELSE 'scheduled' END, f.url,
+           f.started_at, clock_timestamp(), f.duration_ms, f.status_code, f.error, f.response_body, f.succeeded
+    FROM f WHERE EXISTS (SELECT 1 FROM {SCHEMA}.deliveries d WHERE d.id = f.delivery_id)
+    ON CONFLICT (delivery_id, number) DO UPDATE SET finished_at = excluded.finished_at,
+        duration_ms = excluded.duration_ms, status_code = excluded.status_code, error = excluded.error,
+        response_body = excluded.response_body, succeeded = excluded.succeeded
+    RETURNING a.delivery_id, a.number, a.finished_at
 ), won AS (
     UPDATE {SCHEMA}.deliveries d SET status = 'succeeded', next_attempt_at = NULL, lease_until = NULL,
         swept_at = NULL, manual = false, failure_reason = NULL, completed_at = now(), updated_at = now()
@@ -221,48 +241,34 @@ WITH f AS (
     RETURNING f.id
 )
 SELECT f.id, finished.finished_at, won.id IS NOT NULL AS won
-FROM f LEFT JOIN finished ON finished.id = f.id LEFT JOIN won ON won.id = f.id
+FROM f LEFT JOIN finished ON finished.delivery_id = f.delivery_id AND finished.number = f.number
+LEFT JOIN won ON won.id = f.id
 """
 
 
 async def finish_and_settle_successes(
-    conn: asyncpg.Connection, finished: Sequence[FinishedAttempt], numbers: Sequence[int]
+    conn: asyncpg.Connection, finished: Sequence[FinishedAttempt]
 ) -> dict[uuid.UUID, tuple[datetime | None, bool]]:
-    """Store the outcomes (as finish_attempts) and end as succeeded the deliveries whose attempt
-    succeeded and which this worker still holds (`numbers`: each attempt's number), in one
-    statement; returns, per attempt, its finishing time by the database's clock and whether its
-    delivery ended as succeeded here."""
+    """Write the attempts with their outcomes and end as succeeded the deliveries whose attempt
+    succeeded and which this worker still holds, in one statement; returns, per attempt, its
+    finishing time by the database's clock (None: its delivery is gone) and whether its delivery
+    ended as succeeded here. Error text is stored without NULs (PostgreSQL text cannot hold them),
+    bodies as the bytes they were."""
     rows = await conn.fetch(
         _FINISH,
         [f.attempt_id for f in finished],
         [f.delivery_id for f in finished],
-        list(numbers),
+        [f.number for f in finished],
         [f.duration_ms for f in finished],
         [f.status_code for f in finished],
         [f.error.replace("\x00", "") if f.error is not None else None for f in finished],
         [f.response_body for f in finished],
         [f.succeeded for f in finished],
+        [f.manual for f in finished],
+        [f.url for f in finished],
+        [f.started_at for f in finished],
     )
     return {r["id"]: (r["finished_at"], r["won"]) for r in rows}
-
-
-async def finish_attempts(conn: asyncpg.Connection, finished: Sequence[FinishedAttempt]) -> dict[uuid.UUID, datetime]:
-    """Store the outcomes (error text without NULs, bodies as the bytes they were); returns each
-    attempt's finishing time by the database's clock."""
-    rows = await conn.fetch(
-        f"UPDATE {SCHEMA}.delivery_attempts a SET finished_at = clock_timestamp(), duration_ms = f.duration_ms,"
-        " status_code = f.status_code, error = f.error, response_body = f.response_body, succeeded = f.succeeded"
-        " FROM unnest($1::uuid[], $2::float8[], $3::int[], $4::text[], $5::bytea[], $6::bool[])"
-        " AS f(id, duration_ms, status_code, error, response_body, succeeded)"
-        " WHERE a.id = f.id RETURNING a.id, a.finished_at",
-        [f.attempt_id for f in finished],
-        [f.duration_ms for f in finished],
-        [f.status_code for f in finished],
-        [f.error.replace("\x00", "") if f.error is not None else None for f in finished],
-        [f.response_body for f in finished],
-        [f.succeeded for f in finished],
-    )
-    return {r["id"]: r["finished_at"] for r in rows}
 
 
 @dataclass(frozen=True)

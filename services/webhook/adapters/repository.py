@@ -215,6 +215,68 @@ async def insert_events(conn: asyncpg.Connection, events: Sequence[NewEvent]) ->
 
 
 @dataclass(frozen=True)
+class IncomingMessageEvent:
+    """A broker message's webhook event, before anyone knows which endpoints want it."""
+
+    event_id: uuid.UUID  # the message's id, also the event's id and its source_message_id
+    account_id: uuid.UUID
+    event_type: str
+    subscription_id: uuid.UUID | None
+    body: bytes
+
+
+# The consumer's whole batch in one statement (one round trip, one commit, no BEGIN/COMMIT): record
+# the message ids (the shared consumer's processed_messages rule); for the ids that were new, the
+# endpoints that want each event; the events that have any; a delivery to each, due now, created a
+# microsecond apart in message order then endpoint age (claims go oldest first, so an endpoint's
+# deliveries made together are attempted in that order). The sub-statements share one snapshot:
+# `wanted` sees only this statement's `fresh` ids, and the deliveries' foreign key is checked at the
+# end of the statement, when the events are there. Returns one row per new message id with how many
+# deliveries it made (0: no endpoint wanted it, and its event was not stored).
+_RECORD_AND_FAN_OUT = f"""
+WITH incoming AS (
+    SELECT * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::bytea[]) WITH ORDINALITY
+        AS i(id, account_id, event_type, subscription_id, body, n)
+), fresh AS (
+    INSERT INTO {SCHEMA}.processed_messages (consumer, message_id) SELECT $1, id FROM incoming
+    ON CONFLICT DO NOTHING RETURNING message_id
+), wanted AS (
+    SELECT i.id, i.n, e.id AS endpoint_id, row_number() OVER (ORDER BY i.n, e.created_at, e.id) AS k
+    FROM incoming i JOIN fresh f ON f.message_id = i.id
+    JOIN {SCHEMA}.endpoints e ON e.account_id = i.account_id AND e.enabled AND i.event_type = ANY(e.event_types)
+), stored AS (
+    INSERT INTO {SCHEMA}.events (id, account_id, event_type, source_message_id, subscription_id, body)
+    SELECT i.id, i.account_id, i.event_type, i.id, i.subscription_id, i.body FROM incoming i
+    WHERE i.id IN (SELECT id FROM wanted)
+), made AS (
+    INSERT INTO {SCHEMA}.deliveries (id, event_id, endpoint_id, next_attempt_at, created_at)
+    SELECT gen_random_uuid(), w.id, w.endpoint_id, now(), now() + make_interval(secs => w.k / 1000000.0)
+    FROM wanted w
+)
+SELECT f.message_id, count(w.endpoint_id) AS deliveries
+FROM fresh f LEFT JOIN wanted w ON w.id = f.message_id GROUP BY f.message_id
+"""
+
+
+async def record_and_fan_out(
+    conn: asyncpg.Connection, consumer: str, events: Sequence[IncomingMessageEvent]
+) -> dict[uuid.UUID, int]:
+    """Record the messages as processed by `consumer` and, for those not processed before, store
+    the event and its deliveries where an enabled endpoint wants it; one statement, atomic on its
+    own. `events` must not repeat an id. Returns, per new message id, how many deliveries it made."""
+    rows = await conn.fetch(
+        _RECORD_AND_FAN_OUT,
+        consumer,
+        [e.event_id for e in events],
+        [e.account_id for e in events],
+        [e.event_type for e in events],
+        [e.subscription_id for e in events],
+        [e.body for e in events],
+    )
+    return {r["message_id"]: r["deliveries"] for r in rows}
+
+
+@dataclass(frozen=True)
 class ClaimedAttempt:
     """An attempt this worker has claimed: what to send, where, signed with which secrets."""
 
@@ -229,11 +291,12 @@ class ClaimedAttempt:
     signing_secrets: list[str]
     body: bytes
     first_attempt_at: datetime
+    started_at: datetime  # when it was claimed, by the database's clock
 
 
 async def finish_attempt(
     conn: asyncpg.Connection,
-    attempt_id: uuid.UUID,
+    claimed: ClaimedAttempt,
     *,
     duration_ms: float,
     status_code: int | None,
@@ -241,12 +304,23 @@ async def finish_attempt(
     response_body: bytes | None,
     succeeded: bool,
 ) -> datetime:
-    """Record an attempt's outcome; returns the database's clock at that moment. The error text is
+    """Write a claimed attempt's row with its outcome (over the orphaned row a claim wrote if this
+    worker lost its lease meanwhile); returns the database's clock at that moment. The error text is
     stored without NULs (PostgreSQL text cannot hold them); the body is stored as the bytes it was."""
     finished: datetime = await conn.fetchval(
-        f"UPDATE {SCHEMA}.delivery_attempts SET finished_at = clock_timestamp(), duration_ms = $2,"
-        " status_code = $3, error = $4, response_body = $5, succeeded = $6 WHERE id = $1 RETURNING finished_at",
-        attempt_id,
+        f"INSERT INTO {SCHEMA}.delivery_attempts AS a (id, delivery_id, number, trigger, url, started_at,"
+        " finished_at, duration_ms, status_code, error, response_body, succeeded)"
+        " VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), $7, $8, $9, $10, $11)"
+        " ON CONFLICT (delivery_id, number) DO UPDATE SET finished_at = excluded.finished_at,"
+        " duration_ms = excluded.duration_ms, status_code = excluded.status_code, error = excluded.error,"
+        " response_body = excluded.response_body, succeeded = excluded.succeeded"
+        " RETURNING a.finished_at",
+        claimed.attempt_id,
+        claimed.delivery_id,
+        claimed.number,
+        "manual" if claimed.manual else "scheduled",
+        claimed.url,
+        claimed.started_at,
         duration_ms,
         status_code,
         error.replace("\x00", "") if error is not None else None,

@@ -169,10 +169,14 @@ class Dispatcher:
         backoff = 0.0
         while True:
             free = min(self._concurrency * 2 - self._in_flight, CLAIM_MAX)
+            self._wake.clear()
             if free <= 0:
+                # Full: wait for a slot (an attempt ending wakes this loop) or the poll. The wake is
+                # cleared first: a set one (a nudge while full) would return at once without
+                # yielding, and this loop would spin forever, holding the event loop, so that no
+                # attempt could ever end and free a slot.
                 await self._wait(self._poll_interval)
                 continue
-            self._wake.clear()
             try:
                 claimed = await attempts.claim_batch(
                     self._pool,

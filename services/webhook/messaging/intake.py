@@ -188,28 +188,14 @@ class DeliveryIntake(IdempotentConsumer):
             await self._handle(message)
 
     async def _apply_batch(self, batch: list[_Waiting]) -> tuple[int, int]:
-        """One transaction: record the message ids, apply the new ones; (new messages, deliveries)."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            fresh_ids = await _record_processed(conn, self._spec.name, [w.event.envelope.id for w in batch])
-            fresh: list[services.IncomingEvent] = []
-            for waiting in batch:
-                if waiting.event.envelope.id in fresh_ids:
-                    fresh_ids.discard(waiting.event.envelope.id)  # a message twice in one batch: once
-                    fresh.append(waiting.event)
-            deliveries = await services.make_deliveries_for(conn, fresh) if fresh else 0
-        return len(fresh), deliveries
-
-
-async def _record_processed(conn: asyncpg.Connection, consumer: str, message_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """The processed-message records (the shared consumer's table and rule), all in one statement;
-    returns the ids that were new."""
-    rows = await conn.fetch(
-        f"INSERT INTO {SCHEMA}.processed_messages (consumer, message_id) SELECT $1, unnest($2::uuid[])"
-        " ON CONFLICT DO NOTHING RETURNING message_id",
-        consumer,
-        message_ids,
-    )
-    return {r["message_id"] for r in rows}
+        """One statement, atomic on its own: record the message ids, apply the new ones; (new
+        messages, deliveries)."""
+        events: dict[uuid.UUID, services.IncomingEvent] = {}
+        for waiting in batch:
+            events.setdefault(waiting.event.envelope.id, waiting.event)  # a message twice in one batch: once
+        async with self._pool.acquire() as conn:
+            made = await services.apply_incoming_events(conn, self._spec.name, list(events.values()))
+        return len(made), sum(made.values())
 
 
 def plan_acks(unsettled: set[int], batch: Iterable[int]) -> tuple[int | None, list[int]]:

@@ -85,13 +85,12 @@ async def test_two_dispatchers_claiming_at_once_never_claim_the_same_delivery(da
         everything = first + second
         assert len(everything) == len(set(everything)) == len(made)
         async with pools[0].acquire() as conn:
-            rows = await conn.fetch("SELECT delivery_id, number FROM webhook.delivery_attempts")
             leased = await conn.fetchval(
                 "SELECT count(*) FROM webhook.deliveries WHERE attempts_made = 1 AND lease_until > now()"
             )
-        assert sorted(r["delivery_id"] for r in rows) == sorted(made)
-        assert {r["number"] for r in rows} == {1}
+        # Each delivery counted its one attempt and is leased, once: an attempt's row comes with its outcome.
         assert leased == len(made)
+        assert sorted(everything) == sorted(made)
     finally:
         for pool in pools:
             await pool.close()
@@ -139,8 +138,24 @@ async def test_a_live_lease_is_respected_and_an_expired_one_is_taken_over_closin
             " ORDER BY number",
             delivery,
         )
-    assert [(r["number"], r["succeeded"], r["error"]) for r in rows] == [(1, False, ORPHANED_ATTEMPT), (2, None, None)]
-    assert rows[0]["finished_at"] is not None and rows[1]["finished_at"] is None
+    # The dead worker's attempt is on the record as orphaned; the new one is written with its outcome.
+    assert [(r["number"], r["succeeded"], r["error"]) for r in rows] == [(1, False, ORPHANED_ATTEMPT)]
+    assert rows[0]["finished_at"] is not None
+
+    # A late outcome of the first attempt (that worker was slow, not dead) replaces the orphaned row;
+    # the delivery stays with the worker that took it over.
+    (result,) = await attempts.record_batch(
+        pool, SCHEDULE, [attempts.SentAttempt(first, AttemptOutcome(True, 5.0, 200))], LEASE
+    )
+    assert result == ("superseded", None)
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT number, succeeded, status_code, error FROM webhook.delivery_attempts WHERE delivery_id = $1",
+            delivery,
+        )
+        status = await conn.fetchval("SELECT status FROM webhook.deliveries WHERE id = $1", delivery)
+    assert [(r["number"], r["succeeded"], r["status_code"], r["error"]) for r in rows] == [(1, True, 200, None)]
+    assert status == "pending"
 
 
 async def test_one_batch_records_a_success_a_retry_a_final_failure_and_a_superseded_attempt(pool: asyncpg.Pool) -> None:

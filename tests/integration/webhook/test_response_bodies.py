@@ -41,7 +41,7 @@ async def test_an_outcome_the_database_refuses_is_recorded_without_its_body_and_
         await conn.execute(
             "CREATE FUNCTION webhook.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
             " IF NEW.response_body = 'poison'::bytea THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$;"
-            " CREATE TRIGGER refuse_poison BEFORE UPDATE ON webhook.delivery_attempts"
+            " CREATE TRIGGER refuse_poison BEFORE INSERT OR UPDATE ON webhook.delivery_attempts"
             " FOR EACH ROW EXECUTE FUNCTION webhook.refuse_poison()"
         )
     finally:
