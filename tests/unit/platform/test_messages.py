@@ -114,11 +114,10 @@ SAMPLES: dict[type[MessageData], MessageData] = {
 }
 
 
-@pytest.mark.parametrize("message_type", sorted(MESSAGE_TYPES))
+# The types with a hand-made sample; every type (these included) also goes through the generated test below.
+@pytest.mark.parametrize("message_type", sorted(t for t, model in MESSAGE_TYPES.items() if model in SAMPLES))
 def test_every_message_type_survives_the_trip_through_bytes(message_type: str) -> None:
     model = MESSAGE_TYPES[message_type]
-    if model not in SAMPLES:
-        pytest.skip(f"no hand-made sample of {model.__name__}: covered by the generated test below")
     data = SAMPLES[model]
     envelope = make_envelope(message_type, data, account_id=ACCOUNT, correlation_id="req-1")
 
