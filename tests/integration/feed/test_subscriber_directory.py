@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import uuid
 from datetime import timedelta
 
 from services.feed.app_keys import FEEDS
 from services.feed.services import FeedService
+from shared.lifecycle import POOL
 from tests.integration.feed import messages as m
 from tests.integration.feed.conftest import FeedHarness
 from tests.integration.feed.test_feed_projection import has, publish_calendar, summaries
@@ -22,6 +24,21 @@ async def _directory_loaded(service: FeedService, count: int) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the directory holds {len(service.directory.rows)} rows, not {count}")
+
+
+async def _projected(feed: FeedHarness, ids: list[uuid.UUID]) -> None:
+    """Every one of `ids` is in the feed's projection. A calendar's directory is loaded once, at its first
+    poll: a subscription projected after that load joins it only at its own first poll."""
+    pool = feed.client.app[POOL]
+    for _ in range(200):
+        async with pool.acquire() as conn:
+            found = await conn.fetchval(
+                "SELECT count(*) FROM feed.subscriptions WHERE subscription_id = ANY($1::uuid[])", ids
+            )
+        if found == len(ids):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{found} of {len(ids)} subscriptions projected")
 
 
 async def test_feeds_from_the_directory_are_the_bytes_the_database_path_gives_and_follow_changes(
@@ -45,6 +62,7 @@ async def test_feeds_from_the_directory_are_the_bytes_the_database_path_gives_an
     await feed.publish("event.created", m.event(cal, "My reminder", day=3, subscription_ids=[mine.subscription_id]))
     for sub in (everyone, home_fans, protected, mine, no_hash):
         await feed.publish("subscription.created", sub)
+    await _projected(feed, [sub.subscription_id for sub in (everyone, home_fans, protected, mine, no_hash)])
     paths = {s.subscription_id: f"/v1/webcal/{s.subscription_id}" for s in (everyone, home_fans, protected, mine)}
     await feed.wait_for(paths[mine.subscription_id], has("My reminder", "Away game"))
     await feed.wait_for(paths[everyone.subscription_id], has("Home game", "Away game"))
