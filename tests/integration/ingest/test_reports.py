@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
+from services.ingest.adapters import reports
 from tests.integration.ingest.conftest import Harness, Merchant
 
 IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -121,3 +125,30 @@ async def test_an_unusable_date_range_is_a_400_that_says_why(harness: Harness) -
     ):
         status, body = await _get(harness, m, f"/v1/analytics/{m.code}", **query)
         assert status == 400 and reason in body["errors"][0]["reason"], body
+
+
+class Explaining:
+    """A connection whose fetch answers nothing and keeps the plan PostgreSQL would use for the query."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.plans: list[str] = []
+
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        self.plans.append("\n".join(row[0] for row in await self.conn.fetch("EXPLAIN " + query, *args)))
+        return []
+
+
+async def test_the_search_reads_only_the_accounts_subscriptions_through_its_index(harness: Harness) -> None:
+    """The plan of the console's search: an index scan on the account (subscriptions_by_account), not a
+    scan of every account's rows. Sequential scans are off, so the tiny test table shows the plan a large
+    one gets."""
+    conn = await asyncpg.connect(harness.database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            explaining = Explaining(conn)
+            await reports.search_subscriptions(explaining, uuid.uuid4(), reports.SubscriptionSearch())  # type: ignore[arg-type]
+    finally:
+        await conn.close()
+    assert explaining.plans and "subscriptions_by_account" in explaining.plans[0], explaining.plans
