@@ -35,6 +35,7 @@ from shared.testing import (
     ROOT,
     ServiceProcess,
     create_database,
+    delete_prefixed,
     drop_database,
     random_name,
     with_database,
@@ -165,13 +166,14 @@ def main() -> str:
     server = os.environ.get("KALENDS_TEST_DATABASE_URL") or DEFAULT_DB
     amqp = os.environ.get("KALENDS_TEST_AMQP_URL") or DEFAULT_AMQP
     name = random_name("kalends_bench_auth")
+    prefix = random_name("bench") + "."
     database_url = asyncio.run(create_database(server, name))
     process: ServiceProcess | None = None
     try:
         env = {
             "KALENDS_DATABASE_URL": database_url,
             "KALENDS_AMQP_URL": amqp,
-            "KALENDS_AMQP_PREFIX": random_name("bench") + ".",
+            "KALENDS_AMQP_PREFIX": prefix,
             # Private signing keys are sealed at rest: the service does not start without a key list.
             "KALENDS_ENCRYPTION_KEYS": os.environ.get("KALENDS_ENCRYPTION_KEYS") or Fernet.generate_key().decode(),
         }
@@ -208,6 +210,9 @@ def main() -> str:
         if process is not None:
             process.stop()
         asyncio.run(drop_database(server, name))
+        # auth declares the platform's exchanges and their unrouted queue under the prefix: delete them,
+        # or every run leaves a queue on the broker (each holds file handles).
+        asyncio.run(delete_prefixed(amqp, {prefix}))
     rows = [
         "| run (wrk, 32 connections, 2 threads, one auth process, 2 shared cores)"
         " | req/s | auth CPU ms/req | PostgreSQL CPU ms/req | p50 ms | p99 ms | errors |",
