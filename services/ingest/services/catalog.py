@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
+from services.ingest.adapters import tags as tags_repo
 from services.ingest.api.schemas import (
     CalendarBody,
     EventBody,
@@ -164,14 +165,10 @@ class CatalogUseCases(UseCaseBase):
         async def work(conn: asyncpg.Connection) -> tuple[asyncpg.Record, bool]:
             calendar = await self._calendar(conn, account, code)
             if body.external_id is not None:
-                existing = await repo.tag_by_external_id(conn, calendar["calendar_id"], body.external_id)
+                existing = await tags_repo.tag_by_external_id(conn, calendar["calendar_id"], body.external_id)
                 if existing is not None:
-                    if existing["name"] == body.name:
-                        return existing, False
-                    row = await repo.rename_tag(conn, existing["tag_id"], body.name)
-                    await self._publish(conn, account, [("tag.updated", self.tag_message(row))])
-                    return row, False
-            created = await repo.insert_tag(
+                    return await self._renamed(conn, account, existing, body.name), False
+            created = await tags_repo.insert_tag(
                 conn, calendar["calendar_id"], account.account_id, body.name, body.external_id
             )
             if created is None:
@@ -181,11 +178,21 @@ class CatalogUseCases(UseCaseBase):
 
         return await self._transaction(work)
 
+    async def _renamed(
+        self, conn: asyncpg.Connection, account: Account, existing: asyncpg.Record, name: str
+    ) -> asyncpg.Record:
+        """The tag under `name`: unchanged (no message) when it has it already, else renamed and announced."""
+        if existing["name"] == name:
+            return existing
+        row = await tags_repo.rename_tag(conn, existing["tag_id"], name)
+        await self._publish(conn, account, [("tag.updated", self.tag_message(row))])
+        return row
+
     async def _existing_tag(
         self, conn: asyncpg.Connection, account: Account, code: str, key: str
     ) -> tuple[asyncpg.Record, asyncpg.Record]:
         calendar = await self._calendar(conn, account, code)
-        row = await repo.calendar_tag(conn, calendar["calendar_id"], key)
+        row = await tags_repo.calendar_tag(conn, calendar["calendar_id"], key)
         if row is None:
             raise NotFound(f"tag '{key[:100]}' not found on calendar '{code[:100]}'", code="TagNotFound")
         return calendar, row
@@ -195,11 +202,7 @@ class CatalogUseCases(UseCaseBase):
 
         async def work(conn: asyncpg.Connection) -> asyncpg.Record:
             _, existing = await self._existing_tag(conn, account, code, key)
-            if existing["name"] == name:
-                return existing
-            row = await repo.rename_tag(conn, existing["tag_id"], name)
-            await self._publish(conn, account, [("tag.updated", self.tag_message(row))])
-            return row
+            return await self._renamed(conn, account, existing, name)
 
         return await self._transaction(work)
 
@@ -208,14 +211,14 @@ class CatalogUseCases(UseCaseBase):
 
         async def work(conn: asyncpg.Connection) -> None:
             calendar, existing = await self._existing_tag(conn, account, code, key)
-            events, subscriptions = await repo.tag_usage(conn, calendar["calendar_id"], existing["tag_id"])
+            events, subscriptions = await tags_repo.tag_usage(conn, calendar["calendar_id"], existing["tag_id"])
             if events or subscriptions:
                 raise Conflict(
                     f"tag '{existing['name'][:100]}' is on {events} event(s) and in the filter of {subscriptions}"
                     " active subscription(s); take it off them (or cancel them) first",
                     code="TagInUse",
                 )
-            row = await repo.delete_tag(conn, existing["tag_id"])
+            row = await tags_repo.delete_tag(conn, existing["tag_id"])
             deleted = TagDeleted(
                 tag_id=row["tag_id"],
                 calendar_id=row["calendar_id"],
@@ -229,7 +232,7 @@ class CatalogUseCases(UseCaseBase):
     async def list_tags(self, account: Account, code: str) -> list[asyncpg.Record]:
         async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             calendar = await self._calendar(conn, account, code)
-            return await repo.list_tags(conn, calendar["calendar_id"])
+            return await tags_repo.list_tags(conn, calendar["calendar_id"])
 
         return await self._read(work)
 
@@ -240,7 +243,7 @@ class CatalogUseCases(UseCaseBase):
         """The calendar's tags the refs name, in order, without repeats; a 400 for any other."""
         if not refs:
             return []
-        tags = await repo.list_tags(conn, calendar_id)
+        tags = await tags_repo.list_tags(conn, calendar_id)
         by_id = {t["tag_id"]: t for t in tags}
         by_external = {t["external_id"]: t for t in tags if t["external_id"] is not None}
         found: dict[uuid.UUID, asyncpg.Record] = {}

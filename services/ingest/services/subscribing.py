@@ -18,6 +18,7 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters import subscription_queries as queries
+from services.ingest.adapters import tags as tags_repo
 from services.ingest.adapters.credentials import store_feed_credentials
 from services.ingest.adapters.sync_client import CalDavConnection
 from services.ingest.api.schemas import SubscribeBody
@@ -113,7 +114,7 @@ class SubscribeUseCases(ManualEventUseCases):
     ) -> SubscriptionData:
         merchant = await repo.merchant_name(conn, account.account_id, account.account_code)
         tag_ids = [uuid.UUID(t) for t in row["details"].get("tag_ids", [])]
-        tags = await repo.tags_by_ids(conn, tag_ids) if tag_ids else []
+        tags = await tags_repo.tags_by_ids(conn, tag_ids) if tag_ids else []
         return subscription_message(row, calendar, account, merchant, tags)
 
     async def _event_filters(

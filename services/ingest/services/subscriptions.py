@@ -10,6 +10,7 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters import subscription_queries as queries
+from services.ingest.adapters import tags as tags_repo
 from services.ingest.api.schemas import (
     DeactivateBody,
     UpdateSubscriptionBody,
@@ -50,7 +51,7 @@ class SubscriptionUseCases(SubscribeUseCases):
         assert calendar is not None
         details = row["details"]
         tag_ids = [uuid.UUID(t) for t in details.get("tag_ids", [])]
-        tags = await repo.tags_by_ids(conn, tag_ids) if tag_ids else []
+        tags = await tags_repo.tags_by_ids(conn, tag_ids) if tag_ids else []
         view = SubscriptionView(row=row, calendar=calendar, tags=tags)
         view.included, view.excluded = await self._filter_events(conn, row["calendar_id"], details)
         view.manual_events = [m["data"] for m in await repo.manual_events(conn, row["subscription_id"])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,19 +41,26 @@ class Merchant:
         return f"{self.base}/v1/webhooks/{self.code}{path}"
 
 
-@pytest.fixture(scope="module")
-async def webhook_stack(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
+@contextlib.asynccontextmanager
+async def started_webhook(stack: Stack, amqp_url: str, names: Names, *webhook_args: str) -> AsyncIterator[Stack]:
+    """auth, ingest and webhook (with `webhook_args`) of the module's stack; webhook's topology goes after."""
     await stack.start("auth")
     await stack.start("ingest")  # before any account exists, so it learns every account's name
-    await stack.start("webhook", env=E2E_WEBHOOK_ENV)
+    await stack.start("webhook", *webhook_args, env=E2E_WEBHOOK_ENV)
     yield stack
     # The webhook service's queues of this module's prefix go with it (a broker keeps every queue).
     stack.processes["webhook"].stop()
     connection = await aio_pika.connect(amqp_url)
     try:
-        await delete_topology(await connection.channel(), e2e_names, parse_retry_schedule("0,1,2,3"))
+        await delete_topology(await connection.channel(), names, parse_retry_schedule("0,1,2,3"))
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="module")
+async def webhook_stack(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
+    async with started_webhook(stack, amqp_url, e2e_names) as started:
+        yield started
 
 
 @pytest.fixture

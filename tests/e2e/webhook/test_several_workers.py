@@ -13,11 +13,10 @@ import aiohttp
 import aiormq
 import pytest
 
-from services.webhook.messaging.topology import DISPATCH, delete_topology
-from services.webhook.settings import parse_retry_schedule
+from services.webhook.messaging.topology import DISPATCH
 from shared.amqp import Names
 from shared.testing import Stack
-from tests.e2e.webhook.conftest import E2E_WEBHOOK_ENV
+from tests.e2e.webhook.conftest import started_webhook
 from tests.integration.webhook.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
@@ -25,16 +24,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 async def two_workers(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncIterator[Stack]:
-    await stack.start("auth")
-    await stack.start("ingest")
-    await stack.start("webhook", "--workers", "2", env=E2E_WEBHOOK_ENV)
-    yield stack
-    stack.processes["webhook"].stop()
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        await delete_topology(await connection.channel(), e2e_names, parse_retry_schedule("0,1,2,3"))
-    finally:
-        await connection.close()
+    async with started_webhook(stack, amqp_url, e2e_names, "--workers", "2") as started:
+        yield started
 
 
 async def dispatch_consumers(amqp_url: str, names: Names) -> int:

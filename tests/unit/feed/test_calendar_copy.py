@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
-from services.feed.services import CalendarCopy
+from services.feed.calendar_copy import CalendarCopy
 
 CALENDAR_CHANGED = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
