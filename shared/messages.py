@@ -7,9 +7,10 @@ bumps `SCHEMA_VERSION` of that type; consumers read `envelope.version`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
@@ -358,9 +359,7 @@ class UnknownMessageType(ValueError):
     """A message whose type no schema here describes."""
 
 
-class Envelope(BaseModel):
-    """The contract's envelope: `{"id", "type", "version", "occurredAt", "accountId", "correlationId", "data"}`."""
-
+class _EnvelopeFields(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
     id: uuid.UUID
@@ -369,6 +368,11 @@ class Envelope(BaseModel):
     occurred_at: datetime
     account_id: uuid.UUID | None = None
     correlation_id: str | None = None
+
+
+class Envelope(_EnvelopeFields):
+    """The contract's envelope: `{"id", "type", "version", "occurredAt", "accountId", "correlationId", "data"}`."""
+
     data: dict[str, Any]
 
     def parsed(self) -> MessageData:
@@ -381,6 +385,36 @@ class Envelope(BaseModel):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
+
+
+DataT = TypeVar("DataT", bound=MessageData)
+
+
+class TypedEnvelope(_EnvelopeFields, Generic[DataT]):
+    """An envelope whose `data` is validated as its type's schema in the same pass as the envelope:
+    one JSON parse and no intermediate dict, where `Envelope` + `parsed()` build the data twice.
+    For hot consumers that know the type before parsing (`typed_envelope`)."""
+
+    data: DataT
+
+
+@functools.cache
+def _typed_model(message_type: str) -> type[TypedEnvelope[Any]] | None:
+    model = MESSAGE_TYPES.get(message_type)
+    return TypedEnvelope[model] if model is not None else None  # type: ignore[valid-type]
+
+
+def typed_envelope(body: bytes, message_type: str) -> TypedEnvelope[Any]:
+    """`body` parsed as a message of `message_type` (the AMQP `type` property, which is the routing
+    key): raises ValidationError when it is malformed or its envelope names another type, and
+    UnknownMessageType for a type no schema here describes."""
+    model = _typed_model(message_type)
+    if model is None:
+        raise UnknownMessageType(message_type)
+    envelope = model.model_validate_json(body)
+    if envelope.type != message_type:
+        raise ValueError(f"the envelope says {envelope.type!r}, the message's type {message_type!r}")
+    return envelope
 
 
 def make_envelope(

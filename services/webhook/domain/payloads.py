@@ -56,7 +56,9 @@ def seed_time(moment: datetime) -> str:
     """`2017-03-15 03:48:24.822495`: the seed's UTC timestamp format."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    # isoformat with fixed microseconds writes the same text as strftime("%Y-%m-%d %H:%M:%S.%f") in
+    # a tenth of the time (strftime goes through the C library's locale-aware formatter).
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def device_name(user_agent: str | None) -> str:

@@ -192,7 +192,7 @@ class DeliveryIntake(IdempotentConsumer):
         messages, deliveries)."""
         events: dict[uuid.UUID, services.IncomingEvent] = {}
         for waiting in batch:
-            events.setdefault(waiting.event.envelope.id, waiting.event)  # a message twice in one batch: once
+            events.setdefault(waiting.event.message_id, waiting.event)  # a message twice in one batch: once
         async with self._pool.acquire() as conn:
             made = await services.apply_incoming_events(conn, self._spec.name, list(events.values()))
         return len(made), sum(made.values())
@@ -216,6 +216,6 @@ def plan_acks(unsettled: set[int], batch: Iterable[int]) -> tuple[int | None, li
 
 def _event_of(message: AbstractIncomingMessage) -> services.IncomingEvent | None:
     try:
-        return services.incoming_event_of(message.body)
+        return services.incoming_event_of(message.body, message.type)
     except Exception:
         return None  # the one-message path says why (poison, bad data) and dead-letters it
