@@ -42,7 +42,7 @@ from shared.logging import get_logger
 from shared.messages import GoogleConsentGranted, SubscriptionData, make_envelope
 
 log = get_logger(__name__)
-SCHEMA = "sync"
+SCHEMA = repo.SCHEMA
 ACTIVATION_WAIT = 5.0
 CLAIM_SECONDS = 120.0  # seconds the callback waits for ingest to show the subscription active
 

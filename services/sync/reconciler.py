@@ -40,7 +40,7 @@ from shared.messages import EventData, PushStopped, make_envelope
 from shared.selection import EventFilter
 
 log = get_logger(__name__)
-SCHEMA = "sync"
+SCHEMA = repo.SCHEMA
 
 
 class _Stop(Exception):

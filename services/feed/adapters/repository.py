@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from shared import mirror
 from shared.selection import EventFilter
 
 SCHEMA = "feed"
@@ -67,29 +67,14 @@ async def bump_subscriptions(conn: asyncpg.Connection, subscription_ids: Iterabl
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, key: str, values: dict[str, Any]) -> None:
-    """INSERT the row, or overwrite every given column of the row with the same `key`.
-
-    `table`, `key` and the column names come from this module and the projection's own dicts,
-    never from a request.
-    """
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-    await conn.execute(
-        f"INSERT INTO feed.{table} ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
-        *values.values(),
-    )
+    await mirror.upsert(conn, SCHEMA, table, key, values)
 
 
 # --- calendars and tags -------------------------------------------------------------------------
 
 
 async def calendar_version_of(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int | None:
-    version: int | None = await conn.fetchval(
-        "SELECT version FROM feed.calendars WHERE calendar_id = $1 FOR UPDATE", calendar_id
-    )
-    return version
+    return await mirror.version_for_update(conn, SCHEMA, "calendars", "calendar_id", calendar_id)
 
 
 async def upsert_calendar(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -135,20 +120,11 @@ async def upsert_tag(
 # --- events -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    sequence: int
-    calendar_id: uuid.UUID
-    subscription_ids: tuple[uuid.UUID, ...]
+StoredEvent = mirror.StoredEvent
 
 
 async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEvent | None:
-    row = await conn.fetchrow(
-        "SELECT sequence, calendar_id, subscription_ids FROM feed.events WHERE event_id = $1 FOR UPDATE", event_id
-    )
-    if row is None:
-        return None
-    return StoredEvent(row["sequence"], row["calendar_id"], tuple(row["subscription_ids"]))
+    return await mirror.lock_event(conn, SCHEMA, event_id)
 
 
 async def upsert_event(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -172,10 +148,7 @@ async def delete_stale_manual_events(
 
 
 async def subscription_version_of(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int | None:
-    version: int | None = await conn.fetchval(
-        "SELECT version FROM feed.subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id
-    )
-    return version
+    return await mirror.version_for_update(conn, SCHEMA, "subscriptions", "subscription_id", subscription_id)
 
 
 async def upsert_subscription(conn: asyncpg.Connection, values: dict[str, Any]) -> None:

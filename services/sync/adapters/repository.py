@@ -15,20 +15,14 @@ from typing import Any
 
 import asyncpg
 
+from shared import mirror
+
+SCHEMA = "sync"
 CHANNEL = "sync_push"
 
 
 async def _upsert(conn: asyncpg.Connection, table: str, key: str, values: dict[str, Any]) -> None:
-    """INSERT the row, or overwrite every given column of the row with the same `key` (names are
-    this module's and the projection's own, never a request's)."""
-    columns = list(values)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
-    await conn.execute(
-        f"INSERT INTO sync.{table} ({', '.join(columns)}) VALUES ({placeholders})"
-        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
-        *values.values(),
-    )
+    await mirror.upsert(conn, SCHEMA, table, key, values)
 
 
 # --- the push queue -----------------------------------------------------------------------------
@@ -140,10 +134,7 @@ async def queue_length(conn: asyncpg.Connection) -> int:
 
 
 async def calendar_version_of(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> int | None:
-    version: int | None = await conn.fetchval(
-        "SELECT version FROM sync.calendars WHERE calendar_id = $1 FOR UPDATE", calendar_id
-    )
-    return version
+    return await mirror.version_for_update(conn, SCHEMA, "calendars", "calendar_id", calendar_id)
 
 
 async def upsert_calendar(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -160,20 +151,11 @@ async def calendar(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> asyncpg.
     return await conn.fetchrow("SELECT * FROM sync.calendars WHERE calendar_id = $1", calendar_id)
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    sequence: int
-    calendar_id: uuid.UUID
-    subscription_ids: tuple[uuid.UUID, ...]
+StoredEvent = mirror.StoredEvent
 
 
 async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEvent | None:
-    row = await conn.fetchrow(
-        "SELECT sequence, calendar_id, subscription_ids FROM sync.events WHERE event_id = $1 FOR UPDATE", event_id
-    )
-    if row is None:
-        return None
-    return StoredEvent(row["sequence"], row["calendar_id"], tuple(row["subscription_ids"]))
+    return await mirror.lock_event(conn, SCHEMA, event_id)
 
 
 async def upsert_event(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
@@ -194,10 +176,7 @@ async def delete_stale_manual_events(
 
 
 async def subscription_version_of(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> int | None:
-    version: int | None = await conn.fetchval(
-        "SELECT version FROM sync.subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id
-    )
-    return version
+    return await mirror.version_for_update(conn, SCHEMA, "subscriptions", "subscription_id", subscription_id)
 
 
 async def upsert_subscription(conn: asyncpg.Connection, values: dict[str, Any]) -> None:
