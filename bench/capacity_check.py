@@ -27,13 +27,7 @@ from bench.capacity import Figure, Workload, estimate, load_figures
 from bench.cputime import CpuMeter
 from bench.feed import _calendar_with_events, _call, _wait_feed
 from shared.testing import (
-    Stack,
-    create_database,
-    delete_prefixed,
-    drop_database,
-    random_name,
-    server_urls,
-    with_database,
+    running_stack,
 )
 
 SUBSCRIBERS = int(os.environ.get("KALENDS_CAPACITY_SUBSCRIBERS", "200"))
@@ -133,87 +127,71 @@ async def _idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 async def run() -> dict[str, Any]:
     """Run the scenario; the measured and predicted CPU seconds of feed and ingest, and the counts."""
-    with server_urls() as (server_db, amqp_url):
-        name = random_name("kalends_capacity")
-        await create_database(server_db, name)
-        prefix = random_name("capacity") + "."
-        stack = Stack(
-            {
-                "KALENDS_DATABASE_URL": with_database(server_db, name),
-                "KALENDS_AMQP_URL": amqp_url,
-                "KALENDS_AMQP_PREFIX": prefix,
-                "KALENDS_LOG_LEVEL": "warning",
+    async with running_stack("capacity") as stack:
+        await stack.start("auth")
+        await stack.start("ingest")
+        await stack.start("feed", env={"KALENDS_FEED_WORKERS": "1"})
+        account = await stack.new_account()
+        token = await stack.token(account)
+        connector = aiohttp.TCPConnector(limit=64)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            code, events = await _calendar_with_events(session, stack, account, token, EVENTS)
+            subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
+            gate = asyncio.Semaphore(16)
+
+            async def one(n: int) -> str:
+                async with gate:
+                    body = {"subscriberId": f"fan-{n}", "subscriptionMethod": "webcal"}
+                    created = await _call(session, "POST", subscribe, token, body)
+                    return f"{stack.url('feed')}/v1/webcal/{created['subscriptionId']}"
+
+            feeds = await asyncio.gather(*(one(n) for n in range(SUBSCRIBERS)))
+            for url in feeds:
+                await _wait_feed(session, url, EVENTS // 2)  # untagged subscriptions see every event
+            pids = {
+                service: stack.processes[service].process.pid  # type: ignore[union-attr]
+                for service in ("feed", "ingest")
             }
-        )
-        try:
-            await stack.start("auth")
-            await stack.start("ingest")
-            await stack.start("feed", env={"KALENDS_FEED_WORKERS": "1"})
-            account = await stack.new_account()
-            token = await stack.token(account)
-            connector = aiohttp.TCPConnector(limit=64)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                code, events = await _calendar_with_events(session, stack, account, token, EVENTS)
-                subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
-                gate = asyncio.Semaphore(16)
-
-                async def one(n: int) -> str:
-                    async with gate:
-                        body = {"subscriberId": f"fan-{n}", "subscriptionMethod": "webcal"}
-                        created = await _call(session, "POST", subscribe, token, body)
-                        return f"{stack.url('feed')}/v1/webcal/{created['subscriptionId']}"
-
-                feeds = await asyncio.gather(*(one(n) for n in range(SUBSCRIBERS)))
-                for url in feeds:
-                    await _wait_feed(session, url, EVENTS // 2)  # untagged subscriptions see every event
-                pids = {
-                    service: stack.processes[service].process.pid  # type: ignore[union-attr]
-                    for service in ("feed", "ingest")
-                }
-                idle = await _idle_cpu(pids, 5.0)
-                paths = [url.removeprefix(stack.url("feed")) for url in feeds]
-                with tempfile.TemporaryDirectory() as workdir:
-                    # The reference, same minutes: revalidations only (every poll a 304 after the first).
-                    with CpuMeter([pids["feed"]]) as reference_cpu:
-                        reference = await asyncio.to_thread(
-                            _wrk_polls, stack.url("feed"), paths, REFERENCE_SECONDS, Path(workdir)
-                        )
-                    # The second reference: event changes alone (no polls), each process's CPU per change.
-                    events_url = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}/{code}/events"
-                    alone = Measured()
-                    change_meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
-                    for meter in change_meters.values():
-                        meter.__enter__()
-                    change_started = time.monotonic()
-                    await _change(session, events_url, token, events, change_started + REFERENCE_SECONDS, alone)
-                    await asyncio.sleep(1.0)  # the last change's projection
-                    for meter in change_meters.values():
-                        meter.__exit__(None, None, None)
-                    change_elapsed = time.monotonic() - change_started
-                    per_change = {
-                        service: (meter.seconds - idle[service] * change_elapsed / 5.0) * 1000 / max(alone.changes, 1)
-                        for service, meter in change_meters.items()
-                    }
-                    counts = Measured()
-                    load1 = os.getloadavg()[0]
-                    meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
-                    started = time.monotonic()
-                    stop = started + DURATION
-                    for meter in meters.values():
-                        meter.__enter__()
-                    polled, _ = await asyncio.gather(
-                        asyncio.to_thread(_wrk_polls, stack.url("feed"), paths, DURATION, Path(workdir)),
-                        _change(session, events_url, token, events, stop, counts),
+            idle = await _idle_cpu(pids, 5.0)
+            paths = [url.removeprefix(stack.url("feed")) for url in feeds]
+            with tempfile.TemporaryDirectory() as workdir:
+                # The reference, same minutes: revalidations only (every poll a 304 after the first).
+                with CpuMeter([pids["feed"]]) as reference_cpu:
+                    reference = await asyncio.to_thread(
+                        _wrk_polls, stack.url("feed"), paths, REFERENCE_SECONDS, Path(workdir)
                     )
-                    for meter in meters.values():
-                        meter.__exit__(None, None, None)
-                    elapsed = time.monotonic() - started
-                    counts.polls, counts.full = polled
-                    load2 = os.getloadavg()[0]
-        finally:
-            stack.stop_all()
-            await drop_database(server_db, name)
-            await delete_prefixed(amqp_url, {prefix})
+                # The second reference: event changes alone (no polls), each process's CPU per change.
+                events_url = f"{stack.url('ingest')}/v1/calendars/{account['accountCode']}/{code}/events"
+                alone = Measured()
+                change_meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
+                for meter in change_meters.values():
+                    meter.__enter__()
+                change_started = time.monotonic()
+                await _change(session, events_url, token, events, change_started + REFERENCE_SECONDS, alone)
+                await asyncio.sleep(1.0)  # the last change's projection
+                for meter in change_meters.values():
+                    meter.__exit__(None, None, None)
+                change_elapsed = time.monotonic() - change_started
+                per_change = {
+                    service: (meter.seconds - idle[service] * change_elapsed / 5.0) * 1000 / max(alone.changes, 1)
+                    for service, meter in change_meters.items()
+                }
+                counts = Measured()
+                load1 = os.getloadavg()[0]
+                meters = {service: CpuMeter([pid]) for service, pid in pids.items()}
+                started = time.monotonic()
+                stop = started + DURATION
+                for meter in meters.values():
+                    meter.__enter__()
+                polled, _ = await asyncio.gather(
+                    asyncio.to_thread(_wrk_polls, stack.url("feed"), paths, DURATION, Path(workdir)),
+                    _change(session, events_url, token, events, stop, counts),
+                )
+                for meter in meters.values():
+                    meter.__exit__(None, None, None)
+                elapsed = time.monotonic() - started
+                counts.polls, counts.full = polled
+                load2 = os.getloadavg()[0]
 
     figures = load_figures()
     interval = elapsed * SUBSCRIBERS / max(counts.polls, 1)

@@ -17,13 +17,7 @@ import aiohttp
 
 from bench.feed import _calendar_with_events, _call
 from shared.testing import (
-    Stack,
-    create_database,
-    delete_prefixed,
-    drop_database,
-    random_name,
-    server_urls,
-    with_database,
+    running_stack,
 )
 
 SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
@@ -38,44 +32,27 @@ def rss_mb(pid: int) -> float:
 
 
 async def run() -> dict[str, tuple[float, float]]:
-    with server_urls() as (server_db, amqp_url):
-        name = random_name("kalends_rss")
-        await create_database(server_db, name)
-        prefix = random_name("rss") + "."
-        stack = Stack(
-            {
-                "KALENDS_DATABASE_URL": with_database(server_db, name),
-                "KALENDS_AMQP_URL": amqp_url,
-                "KALENDS_AMQP_PREFIX": prefix,
-                "KALENDS_LOG_LEVEL": "warning",
-                "KALENDS_WEBHOOK_ALLOW_PRIVATE": "1",
-            }
-        )
-        try:
-            for service in SERVICES:
-                await stack.start(service, env={"KALENDS_FEED_WORKERS": "1"} if service == "feed" else None)
-            pids = {service: stack.processes[service].process.pid for service in SERVICES}  # type: ignore[union-attr]
-            started = {service: rss_mb(pid) for service, pid in pids.items()}
-            account = await stack.new_account()
-            token = await stack.token(account)
-            async with aiohttp.ClientSession() as session:
-                hooks = f"{stack.url('webhook')}/v1/webhooks/{account['accountCode']}"
-                await _call(session, "POST", hooks, token, {"url": "http://127.0.0.1:9/hook"})
-                for round_ in range(ROUNDS):  # the calendar's code is bench<events>: one size per round
-                    code, _events = await _calendar_with_events(session, stack, account, token, 200 + round_)
-                    subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
-                    for n in range(20):
-                        sub: dict[str, Any] = await _call(
-                            session, "POST", subscribe, token, {"subscriberId": f"s{n}", "subscriptionMethod": "webcal"}
-                        )
-                        async with session.get(f"{stack.url('feed')}/v1/webcal/{sub['subscriptionId']}") as r:
-                            await r.read()
-            await asyncio.sleep(2)
-            worked = {service: rss_mb(pid) for service, pid in pids.items()}
-        finally:
-            stack.stop_all()
-            await drop_database(server_db, name)
-            await delete_prefixed(amqp_url, {prefix})
+    async with running_stack("rss", {"KALENDS_WEBHOOK_ALLOW_PRIVATE": "1"}) as stack:
+        for service in SERVICES:
+            await stack.start(service, env={"KALENDS_FEED_WORKERS": "1"} if service == "feed" else None)
+        pids = {service: stack.processes[service].process.pid for service in SERVICES}  # type: ignore[union-attr]
+        started = {service: rss_mb(pid) for service, pid in pids.items()}
+        account = await stack.new_account()
+        token = await stack.token(account)
+        async with aiohttp.ClientSession() as session:
+            hooks = f"{stack.url('webhook')}/v1/webhooks/{account['accountCode']}"
+            await _call(session, "POST", hooks, token, {"url": "http://127.0.0.1:9/hook"})
+            for round_ in range(ROUNDS):  # the calendar's code is bench<events>: one size per round
+                code, _events = await _calendar_with_events(session, stack, account, token, 200 + round_)
+                subscribe = f"{stack.url('ingest')}/v1/subscribe/{account['accountCode']}/{code}"
+                for n in range(20):
+                    sub: dict[str, Any] = await _call(
+                        session, "POST", subscribe, token, {"subscriberId": f"s{n}", "subscriptionMethod": "webcal"}
+                    )
+                    async with session.get(f"{stack.url('feed')}/v1/webcal/{sub['subscriptionId']}") as r:
+                        await r.read()
+        await asyncio.sleep(2)
+        worked = {service: rss_mb(pid) for service, pid in pids.items()}
     return {service: (started[service], worked[service]) for service in SERVICES}
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from shared.testing import Stack, create_database, drop_database, random_name, server_urls, with_database
+from shared.testing import Stack, running_stack
 from tests.tools.radicale_server import RadicaleServer
 
 CHANGES = int(os.environ.get("KALENDS_BENCH_CHANGES", "500"))
@@ -186,20 +186,9 @@ def _row(name: str, values: list[float]) -> str:
 
 
 async def _run(workdir: Path) -> str:
-    with server_urls() as (server_db, amqp_url):
-        name = random_name("kalends_bench")
-        await create_database(server_db, name)
-        prefix = random_name("bench") + "."
-        stack = Stack(
-            {
-                "KALENDS_DATABASE_URL": with_database(server_db, name),
-                "KALENDS_AMQP_URL": amqp_url,
-                "KALENDS_AMQP_PREFIX": prefix,
-                "KALENDS_LOG_LEVEL": "warning",
-            }
-        )
-        radicale = RadicaleServer(workdir / "radicale").start()
-        try:
+    radicale = RadicaleServer(workdir / "radicale").start()
+    try:
+        async with running_stack("bench_sync") as stack:
             await stack.start("auth")
             await stack.start("ingest")
             await stack.start("feed", env={"KALENDS_PUBLIC_API_URL": stack.url("ingest")})
@@ -215,13 +204,8 @@ async def _run(workdir: Path) -> str:
                 to_caldav, to_feed = await _changes(cal, code, events, pushed, feed)
                 fan_seconds, fan_rate = await _fan_out(cal, radicale)
                 put_p50, put_rate = await _radicale_alone(radicale, max(FANOUT, 100))
-        finally:
-            stack.stop_all()
-            radicale.stop()
-            await drop_database(server_db, name)
-            from shared.testing import delete_prefixed
-
-            await delete_prefixed(amqp_url, {prefix})
+    finally:
+        radicale.stop()
     return "\n".join(
         [
             f"Change to visible: PATCH accepted by ingest -> new title in the pushed CalDAV resource (Radicale,"

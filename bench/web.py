@@ -26,12 +26,7 @@ import aiohttp
 from bench.cputime import CpuMeter
 from shared.testing import (
     Stack,
-    create_database,
-    delete_prefixed,
-    drop_database,
-    random_name,
-    server_urls,
-    with_database,
+    running_stack,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,71 +133,55 @@ async def _size(url: str, headers: dict[str, str]) -> int:
 
 async def run() -> str:
     subprocess.run([str(ROOT / "scripts" / "tools" / "wrk.sh")], check=True, timeout=900)
-    with server_urls() as (server_db, amqp_url):
-        name = random_name("kalends_bench_web")
-        await create_database(server_db, name)
-        prefix = random_name("bench") + "."
-        stack = Stack(
-            {
-                "KALENDS_DATABASE_URL": with_database(server_db, name),
-                "KALENDS_AMQP_URL": amqp_url,
-                "KALENDS_AMQP_PREFIX": prefix,
-                "KALENDS_LOG_LEVEL": "warning",
-            }
+    async with running_stack("bench_web") as stack:
+        await stack.start("auth")
+        await stack.start("ingest")
+        platform = await stack.new_account(name="Kalends pages")
+        client = await stack.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
+        await stack.start(
+            "web",
+            env={
+                "KALENDS_INGEST_URL": stack.url("ingest"),
+                "KALENDS_WEB_CLIENT_ID": client["clientId"],
+                "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
+                "KALENDS_WEB_WORKERS": str(WEB_WORKERS),
+            },
         )
-        try:
-            await stack.start("auth")
-            await stack.start("ingest")
-            platform = await stack.new_account(name="Kalends pages")
-            client = await stack.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
-            await stack.start(
-                "web",
-                env={
-                    "KALENDS_INGEST_URL": stack.url("ingest"),
-                    "KALENDS_WEB_CLIENT_ID": client["clientId"],
-                    "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
-                    "KALENDS_WEB_WORKERS": str(WEB_WORKERS),
-                },
-            )
-            account, calendar = await _calendar(stack)
-            page = f"{stack.url('web')}/c/{account}/{calendar}"
-            web_process, ingest_process = stack.processes["web"].process, stack.processes["ingest"].process
-            assert web_process is not None and ingest_process is not None
-            web_pid, ingest_pid = web_process.pid, ingest_process.pid
-            sizes = {
-                "iphone": await _size(page, {"User-Agent": IPHONE}),
-                "windows": await _size(page + "?utm_source=bench&utm_medium=wrk", {"User-Agent": WINDOWS}),
-            }
-            load_before = os.getloadavg()
-            rows = [
-                wrk(
-                    "ingest GET /healthz (reference: a service's framework floor)",
-                    stack.url("ingest") + "/healthz",
-                    ingest_pid,
-                    {},
-                    15,
-                ),
-                wrk("web GET /healthz (web's own floor)", stack.url("web") + "/healthz", web_pid, {}, 15),
-                wrk(
-                    f"web GET /c/{{account}}/{{calendar}}, {EVENTS} events, iPhone",
-                    page,
-                    web_pid,
-                    {"User-Agent": IPHONE},
-                    sizes["iphone"],
-                ),
-                wrk(
-                    f"web GET /c/... ?utm_source&utm_medium, {EVENTS} events, Windows (QR code)",
-                    page + "?utm_source=bench&utm_medium=wrk",
-                    web_pid,
-                    {"User-Agent": WINDOWS},
-                    sizes["windows"],
-                ),
-            ]
-            load_after = os.getloadavg()
-        finally:
-            stack.stop_all()
-            await drop_database(server_db, name)
-            await delete_prefixed(amqp_url, {prefix})
+        account, calendar = await _calendar(stack)
+        page = f"{stack.url('web')}/c/{account}/{calendar}"
+        web_process, ingest_process = stack.processes["web"].process, stack.processes["ingest"].process
+        assert web_process is not None and ingest_process is not None
+        web_pid, ingest_pid = web_process.pid, ingest_process.pid
+        sizes = {
+            "iphone": await _size(page, {"User-Agent": IPHONE}),
+            "windows": await _size(page + "?utm_source=bench&utm_medium=wrk", {"User-Agent": WINDOWS}),
+        }
+        load_before = os.getloadavg()
+        rows = [
+            wrk(
+                "ingest GET /healthz (reference: a service's framework floor)",
+                stack.url("ingest") + "/healthz",
+                ingest_pid,
+                {},
+                15,
+            ),
+            wrk("web GET /healthz (web's own floor)", stack.url("web") + "/healthz", web_pid, {}, 15),
+            wrk(
+                f"web GET /c/{{account}}/{{calendar}}, {EVENTS} events, iPhone",
+                page,
+                web_pid,
+                {"User-Agent": IPHONE},
+                sizes["iphone"],
+            ),
+            wrk(
+                f"web GET /c/... ?utm_source&utm_medium, {EVENTS} events, Windows (QR code)",
+                page + "?utm_source=bench&utm_medium=wrk",
+                web_pid,
+                {"User-Agent": WINDOWS},
+                sizes["windows"],
+            ),
+        ]
+        load_after = os.getloadavg()
     return "\n".join(
         [
             f"{WEB_WORKERS} web process(es) and one ingest process, wrk -t2 -c{CONNECTIONS}, {DURATION} s per row,"

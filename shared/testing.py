@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,3 +353,28 @@ async def delete_prefixed(amqp_url: str, prefixes: set[str]) -> int:
     finally:
         await connection.close()
     return deleted
+
+
+@contextlib.asynccontextmanager
+async def running_stack(label: str, env: Mapping[str, str] | None = None) -> AsyncIterator[Stack]:
+    """A Stack on a database and broker prefix of its own, for a benchmark or a script: started
+    services are stopped, the database dropped and the prefix's queues deleted on the way out."""
+    with server_urls() as (server_db, amqp_url):
+        name = random_name(f"kalends_{label}")
+        await create_database(server_db, name)
+        prefix = random_name(label) + "."
+        stack = Stack(
+            {
+                "KALENDS_DATABASE_URL": with_database(server_db, name),
+                "KALENDS_AMQP_URL": amqp_url,
+                "KALENDS_AMQP_PREFIX": prefix,
+                "KALENDS_LOG_LEVEL": "warning",
+                **(env or {}),
+            }
+        )
+        try:
+            yield stack
+        finally:
+            stack.stop_all()
+            await drop_database(server_db, name)
+            await delete_prefixed(amqp_url, {prefix})
