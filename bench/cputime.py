@@ -30,8 +30,8 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU seconds of `root` and every live descendant."""
+def _tree(root: int) -> dict[int, float]:
+    """CPU seconds of `root` and every live descendant, by pid."""
     parents: dict[int, int] = {}
     seconds: dict[int, float] = {}
     for entry in os.listdir("/proc"):
@@ -39,14 +39,24 @@ def tree_cpu_seconds(root: int) -> float:
             stat = _stat(int(entry))
             if stat is not None:
                 parents[int(entry)], seconds[int(entry)] = stat
-    total = 0.0
+    tree: dict[int, float] = {}
     for pid in seconds:
         walk = pid
         while walk not in (0, 1) and walk != root:
             walk = parents.get(walk, 0)
         if walk == root:
-            total += seconds[pid]
-    return total
+            tree[pid] = seconds[pid]
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of `root` and every live descendant."""
+    return sum(_tree(root).values())
+
+
+def tree_pids(root: int) -> list[int]:
+    """`root` and every live descendant."""
+    return list(_tree(root))
 
 
 class CpuMeter:

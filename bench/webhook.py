@@ -8,6 +8,11 @@ References, measured in the same run on the same machine:
   from ingest's answer; the webhook adds the consumer's transaction, the dispatcher's claim,
   signing and the POST).
 
+Each throughput run is measured twice: live (this process publishes the events while the worker
+delivers them, as ingest would) and backlog (the events are queued while the webhook processes are
+stopped with SIGSTOP, then the worker drains them alone; the reference has no producer beside it
+either, so this is the like-for-like pair).
+
 CPU per delivery beside each rate (shared machines make req/s noisy, CPU per request much less so):
 the webhook process (bench/cputime.py; with BENCH_WEBHOOK_WORKERS=N, `--workers N`: its N processes),
 the PostgreSQL backends serving the bench database, and this process (the receiver, plus the AMQP
@@ -24,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -39,14 +45,14 @@ import aiohttp
 import asyncpg
 import uvloop
 
-from bench.cputime import CpuMeter, tree_cpu_seconds
+from bench.cputime import CpuMeter, tree_cpu_seconds, tree_pids
 from services.webhook import services
 from services.webhook.adapters import repository as repo
 from services.webhook.adapters.sender import RESPONSE_BODY_LIMIT, USER_AGENT
 from services.webhook.domain.signing import new_secret
 from shared.amqp import Names, Publisher
 from shared.crypto import SecretBox
-from shared.messages import SubscriptionData, make_envelope
+from shared.messages import Envelope, SubscriptionData, make_envelope
 from shared.testing import (
     Stack,
     create_database,
@@ -280,46 +286,72 @@ async def _throughput(
     receiver: FastReceiver,
     accounts: list[uuid.UUID],
     database: DatabaseCpu,
-) -> tuple[Run, Run]:
+) -> tuple[Run, Run, Run]:
+    """(live: the worker delivers while this process publishes the events; backlog: the events were
+    queued while the worker was stopped, then it drains them; the plain aiohttp reference)."""
     connection = await aio_pika.connect_robust(amqp_url)
     publisher = Publisher(connection, names)
-    envelopes = [
-        make_envelope("subscription.created", _subscription(account), account_id=account)
-        for account in (accounts[i % len(accounts)] for i in range(DELIVERIES))
-    ]
-    receiver.count = 0
-    receiver.arrivals.clear()
-    receiver.expect = DELIVERIES
-    receiver.done.clear()
     service = stack.processes["webhook"].process
     assert service is not None
-    profiler = _profile(service.pid, f"{len(accounts)}ep")
-    run = Run()
-    load = os.getloadavg()[0]
-    async with database:
-        with CpuMeter([service.pid]) as meter, CpuMeter([receiver.pid]) as receiving:
-            local = time.process_time()
-            started = time.perf_counter()
-            for i in range(0, len(envelopes), 200):
-                batch = envelopes[i : i + 200]
-                await asyncio.gather(*(publisher.publish(e.to_bytes(), e.type, str(e.id)) for e in batch))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(receiver.done.wait(), DURATION)
-            run.count, run.seconds = receiver.count, time.perf_counter() - started
-            run.local_cpu = time.process_time() - local
-    run.service_cpu, run.database_cpu, run.receiver_cpu = meter.seconds, database.seconds, receiving.seconds
-    run.load = (load + os.getloadavg()[0]) / 2
-    if profiler is not None:
-        profiler.wait()
+
+    def events() -> list[Envelope]:
+        return [
+            make_envelope("subscription.created", _subscription(account), account_id=account)
+            for account in (accounts[i % len(accounts)] for i in range(DELIVERIES))
+        ]
+
+    async def publish(envelopes: list[Envelope]) -> None:
+        for i in range(0, len(envelopes), 200):
+            batch = envelopes[i : i + 200]
+            await asyncio.gather(*(publisher.publish(e.to_bytes(), e.type, str(e.id)) for e in batch))
+
+    async def measure(envelopes: list[Envelope], label: str, backlog: bool) -> Run:
+        receiver.count = 0
+        receiver.arrivals.clear()
+        receiver.expect = DELIVERIES
+        receiver.done.clear()
+        if backlog:
+            # The queue fills while the worker (every webhook process) is stopped; the measured
+            # drain is the worker alone, without this process publishing beside it.
+            stopped = tree_pids(service.pid)
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            try:
+                await publish(envelopes)
+            finally:
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+        profiler = _profile(service.pid, label)
+        run = Run()
+        load = os.getloadavg()[0]
+        async with database:
+            with CpuMeter([service.pid]) as meter, CpuMeter([receiver.pid]) as receiving:
+                local = time.process_time()
+                started = time.perf_counter()
+                if not backlog:
+                    await publish(envelopes)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(receiver.done.wait(), DURATION)
+                run.count, run.seconds = receiver.count, time.perf_counter() - started
+                run.local_cpu = time.process_time() - local
+        run.service_cpu, run.database_cpu, run.receiver_cpu = meter.seconds, database.seconds, receiving.seconds
+        run.load = (load + os.getloadavg()[0]) / 2
+        if profiler is not None:
+            profiler.wait()
+        return run
+
+    live_events = events()
+    live = await measure(live_events, f"{len(accounts)}ep", backlog=False)
+    backlog = await measure(events(), f"{len(accounts)}ep-backlog", backlog=True)
     await publisher.close()
     await connection.close()
     # The exact body the webhook sent for the first event (the receiver parses it the same way).
-    first = services.incoming_event(envelopes[0])
+    first = services.incoming_event(live_events[0])
     assert first is not None
     body = first.body()
     receiver.expect = 0
     reference = await _raw_http_rate(receiver, body, DELIVERIES)
-    return run, reference
+    return live, backlog, reference
 
 
 async def _latency(
@@ -379,7 +411,7 @@ async def _run() -> str:
         )
         receiver = FastReceiver()
         await receiver.start()
-        runs: list[tuple[int, Run, Run]] = []
+        runs: list[tuple[int, Run, Run, Run]] = []
         try:
             await stack.start("auth")
             await stack.start("ingest")
@@ -407,8 +439,8 @@ async def _run() -> str:
                         made = n
                     accounts = await _accounts(database_url, n)
                     database = DatabaseCpu(server_db, name)
-                    run, reference = await _throughput(stack, names, amqp_url, receiver, accounts, database)
-                    runs.append((n, run, reference))
+                    run, backlog, reference = await _throughput(stack, names, amqp_url, receiver, accounts, database)
+                    runs.append((n, run, backlog, reference))
         finally:
             stack.stop_all()
             await receiver.stop()
@@ -421,7 +453,7 @@ async def _run() -> str:
         " | reference: plain aiohttp POSTs, same receiver |",
         "|---|---|---|",
     ]
-    for n, run, reference in runs:
+    for n, run, backlog, reference in runs:
         rows += [
             f"| **{n} merchant endpoint(s)**: deliveries per second, {run.count}/{DELIVERIES} events in"
             f" {run.seconds:.1f} s (load average {run.load:.1f})"
@@ -442,6 +474,11 @@ async def _run() -> str:
             f" (webhook {_per_receiver(run.service_cpu, run):.2f},"
             f" PostgreSQL {_per_receiver(run.database_cpu, run):.2f})"
             f" | {_per_receiver(reference.local_cpu, reference):.2f} |",
+            f"| {n} endpoint(s), **backlog**: the same number of events queued while the worker was stopped,"
+            f" then drained (load average {backlog.load:.1f}) | {backlog.rate:,.0f} /s in {backlog.seconds:.1f} s"
+            f" ({backlog.count}/{DELIVERIES}) | = {backlog.rate / reference.rate:.1%} of the reference |",
+            f"| backlog: CPU ms per delivery, webhook process{plural} + PostgreSQL"
+            f" | {backlog.ms(backlog.service_cpu):.3f} + {backlog.ms(backlog.database_cpu):.3f} ms | - |",
         ]
     rows += [
         f"| first-attempt latency p50 (ingest answered -> receiver has it), n={LATENCY_SAMPLES} |"
