@@ -148,7 +148,7 @@ def _too_large(request: web.Request) -> PayloadTooLarge:
     return PayloadTooLarge(f"request body is larger than the {limit} bytes this service accepts")
 
 
-def _refuse_announced_too_large(request: web.Request) -> None:
+def refuse_announced_too_large(request: web.Request) -> None:
     """Refuse a body announced as too big before any handler reads (or ignores) it."""
     limit = request.app._client_max_size
     if limit and request.content_length is not None and request.content_length > limit:
@@ -159,7 +159,7 @@ def _refuse_announced_too_large(request: web.Request) -> None:
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes the contract's error body; a 5xx body never reveals anything."""
     try:
-        _refuse_announced_too_large(request)
+        refuse_announced_too_large(request)
         return await handler(request)
     except Exception as exc:
         return answer_for_error(request, exc)
@@ -197,7 +197,7 @@ def answer_for_error(request: web.Request, exc: Exception) -> web.Response:
         return web.json_response(_INTERNAL_ERROR, status=500)
 
 
-def _route_label(request: web.Request) -> str:
+def route_label(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
 
@@ -274,7 +274,7 @@ def request_context_middleware(service: str, metrics: RequestMetrics) -> Any:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            count(request.method, _route_label(request), status, elapsed)
+            count(request.method, route_label(request), status, elapsed)
             if request.path not in quiet:
                 log.info(
                     "request",
@@ -287,7 +287,7 @@ def request_context_middleware(service: str, metrics: RequestMetrics) -> Any:
     return middleware
 
 
-_CORS_HEADERS = {
+CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "ETag, Last-Modified, Retry-After, X-Request-Id, Location",
 }
@@ -301,7 +301,7 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return web.Response(
             status=204,
             headers={
-                **_CORS_HEADERS,
+                **CORS_HEADERS,
                 "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": request.headers.get(
                     "Access-Control-Request-Headers", "Authorization, Content-Type"
@@ -312,10 +312,10 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(_CORS_HEADERS)
+        exc.headers.update(CORS_HEADERS)
         raise
     if not response.prepared:
-        response.headers.update(_CORS_HEADERS)
+        response.headers.update(CORS_HEADERS)
     return response
 
 
@@ -377,71 +377,6 @@ async def authenticate(request: web.Request, handler: Handler) -> None:
     structlog.contextvars.bind_contextvars(account=verified.account_code)
 
 
-# --- the lean path ------------------------------------------------------------------------------
-
-
-def lean(handler: Handler) -> Handler:
-    """Mark a hot handler for the lean path (lean_middleware): what the platform middlewares do,
-    in one frame and without a log line per successful request."""
-    handler.kalends_lean = True  # type: ignore[attr-defined]
-    return handler
-
-
-def lean_middleware(service: str, metrics: RequestMetrics) -> Any:
-    """Requests the router sent to a `lean` handler are answered here; the rest go on down the chain.
-
-    The platform middlewares cost a coroutine frame each per request, and the request-context one a
-    JSON log line. For a service's hottest routes (ingest's subscribe and subscription read) this one
-    frame keeps what they guarantee, in the same order: a request id (the client's, else a new one)
-    bound for logging and echoed in X-Request-Id; a body announced as too large refused with 413
-    before anything reads it; the bearer token verified and held to the path's account (`authenticate`,
-    denylist included); every failure in the contract's error body (`answer_for_error`: a 5xx reveals
-    nothing and is logged with its traceback); CORS headers; the request counted in `http_requests` and
-    timed in `http_request_duration_seconds` as every request is. What it drops is the `request` log
-    line of a successful request: answers of 400 and above are still logged, one line each.
-    """
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        match_info = request.match_info
-        route_handler = match_info.handler
-        if not getattr(route_handler, "kalends_lean", False) or request.method == "OPTIONS":
-            return await handler(request)
-        request_id = request.headers.get("X-Request-Id", "")[:64] or new_request_id()
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(service=service, request_id=request_id)
-        started = time.perf_counter()
-        try:
-            _refuse_announced_too_large(request)
-            await authenticate(request, route_handler)
-            response: web.StreamResponse = await route_handler(request)
-        except asyncio.CancelledError:  # counted as the platform middleware counts it, then let go
-            metrics.count(request.method, _route_label(request), 500, time.perf_counter() - started)
-            raise
-        except Exception as exc:
-            try:
-                response = answer_for_error(request, exc)
-            except web.HTTPException as passed:  # a redirect or a body its handler shaped: as it is
-                passed.headers.update(_CORS_HEADERS)
-                passed.headers["X-Request-Id"] = request_id
-                metrics.count(request.method, _route_label(request), passed.status, time.perf_counter() - started)
-                raise
-        elapsed = time.perf_counter() - started
-        status = response.status
-        if not response.prepared:
-            headers = response.headers
-            headers.update(_CORS_HEADERS)
-            headers["X-Request-Id"] = request_id
-        metrics.count(request.method, _route_label(request), status, elapsed)
-        if status >= 400:
-            log.info(
-                "request", method=request.method, path=request.path, status=status, duration_ms=round(elapsed * 1000, 2)
-            )
-        return response
-
-    return middleware
-
-
 # --- common routes ------------------------------------------------------------------------------
 
 
@@ -496,15 +431,14 @@ def create_base_app(
     verifier: JwksVerifier | None = None,
     client_max_size: int = 1024 * 1024,
     extra_middlewares: list[Any] | None = None,
-    lean_routes: bool = False,
 ) -> web.Application:
-    """`lean_routes`: handlers marked `lean` take the lean path (lean_middleware, first in the chain)."""
+    """The app with the platform's middlewares and common routes. A service with `lean` handlers
+    puts `shared.lean.lean_middleware` first in the chain (`shared.lean.use_lean_path`)."""
     registry = CollectorRegistry()
     request_metrics = RequestMetrics(registry)
     app = web.Application(
         client_max_size=client_max_size,
         middlewares=[
-            *([lean_middleware(service, request_metrics)] if lean_routes else []),
             request_context_middleware(service, request_metrics),
             cors_middleware,
             errors_middleware,

@@ -27,6 +27,7 @@ from services.ingest.services import Ingest
 from services.ingest.settings import IngestSettings
 from shared import lifecycle
 from shared.consumer import Handler
+from shared.lean import use_lean_path
 from shared.messages import AttendeeReplied, Envelope, PushStopped
 from shared.settings import PlatformSettings
 from shared.tokens import JwksVerifier
@@ -84,7 +85,8 @@ def create_app(
     settings = settings or IngestSettings.from_platform(platform)
     serves_api = role in ("api", "all")
     verifier = JwksVerifier(platform.auth_url) if serves_api else None
-    app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes, lean_routes=True)
+    app = create_base_app("ingest", verifier=verifier, client_max_size=settings.max_body_bytes)
+    use_lean_path(app)
     app[SETTINGS] = settings
     # Opened here, not on first use: a database that cannot be read stops the start with its reason.
     geo = CountryLookup(settings.geoip_db) if settings.geoip_db else None

@@ -22,7 +22,8 @@ from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
 from shared.http import read_form, read_json, read_model
-from shared.web import ACTING_FOR_KEY, claims, json_response, lean
+from shared.lean import lean
+from shared.web import ACTING_FOR_KEY, claims, json_response
 
 INGEST = web.AppKey("ingest", Ingest)
 
@@ -181,7 +182,7 @@ async def delete_event(request: web.Request) -> web.Response:
 # --- subscriptions ------------------------------------------------------------------------------
 
 
-# The two hottest routes take the lean path (shared.web.lean_middleware): same answers, errors, auth
+# The two hottest routes take the lean path (shared.lean.lean_middleware): same answers, errors, auth
 # and metrics, without the platform middlewares' frames and a log line per successful request.
 @lean
 async def subscribe(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""Subscribe and the subscription read take the lean path (shared.web.lean_middleware) and answer
+"""Subscribe and the subscription read take the lean path (shared.lean.lean_middleware) and answer
 as the platform middlewares would: request ids and CORS on every answer, the contract's errors, the
 bearer token held to its account and to the denylist, the requests counted in the same metrics."""
 
