@@ -45,10 +45,11 @@ def lean_middleware(service: str, metrics: RequestMetrics) -> Any:
     frame keeps what they guarantee, in the same order: a request id (the client's, else a new one)
     bound for logging and echoed in X-Request-Id; a body announced as too large refused with 413
     before anything reads it; the bearer token verified and held to the path's account (`authenticate`,
-    denylist included); every failure in the contract's error body (`answer_for_error`: a 5xx reveals
-    nothing and is logged with its traceback); CORS headers; the request counted in `http_requests` and
-    timed in `http_request_duration_seconds` as every request is. What it drops is the `request` log
-    line of a successful request: answers of 400 and above are still logged, one line each.
+    denylist included; not on a `public` route, such as auth's token endpoint); every failure in the
+    contract's error body (`answer_for_error`: a 5xx reveals nothing and is logged with its
+    traceback); CORS headers; the request counted in `http_requests` and timed in
+    `http_request_duration_seconds` as every request is. What it drops is the `request` log line of
+    a successful request: answers of 400 and above are still logged, one line each.
     """
 
     @web.middleware
@@ -63,7 +64,8 @@ def lean_middleware(service: str, metrics: RequestMetrics) -> Any:
         started = time.perf_counter()
         try:
             refuse_announced_too_large(request)
-            await authenticate(request, route_handler)
+            if not getattr(route_handler, "kalends_public", False):  # as bearer_auth_middleware
+                await authenticate(request, route_handler)
             response: web.StreamResponse = await route_handler(request)
         except asyncio.CancelledError:  # counted as the platform middleware counts it, then let go
             metrics.count(request.method, route_label(request), 500, time.perf_counter() - started)

@@ -12,11 +12,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+# Cached: every request parses its peer's address, and a service hears from few peers (proxies,
+# other services); addresses are immutable values, and the cache's size bounds what hops sent by
+# clients can fill it with.
+@lru_cache(maxsize=4096)
 def _address(text: str) -> Address | None:
     value = text.strip().strip('"')
     if value.startswith("[") and "]" in value:  # "[2001:db8::1]:443"

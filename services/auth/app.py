@@ -17,6 +17,7 @@ from services.auth.keys import KeyStore, seal_signing_keys
 from services.auth.services import TokenService
 from services.auth.settings import AuthSettings
 from shared import lifecycle
+from shared.lean import use_lean_path
 from shared.lifecycle import POOL
 from shared.logging import get_logger
 from shared.settings import PlatformSettings
@@ -56,6 +57,7 @@ async def _purge_expired(app: web.Application) -> None:
 def create_app(settings: AuthSettings, role: str = "all") -> web.Application:
     settings.secret_box  # noqa: B018 - signing keys are encrypted at rest: no key list, no start
     app = create_base_app("auth")
+    use_lean_path(app)  # POST /oauth2/token (api.handlers.token)
     app[SETTINGS] = settings
     app[LIMITS] = FailureLimits.of(settings)
     app[METRICS] = AuthMetrics.register(app[REGISTRY])

@@ -33,7 +33,6 @@ from services.auth.domain.tokens import (
     Grantee,
     IssuedTokens,
     access_claims,
-    access_header,
     lifetime_end,
 )
 from services.auth.keys import KeyStore
@@ -195,8 +194,7 @@ class TokenService:
             jti=uuid.uuid4(),
             family_id=family_id,
         )
-        header = access_header(signer.kid, signer.algorithm)
-        return jwt.encode(header, claims, signer.key, algorithms=[signer.algorithm])
+        return signer.sign(claims)
 
     async def sign_access_token(self, grantee: Grantee, family_id: uuid.UUID, issued_at: datetime) -> str:
         """An access token for `grantee` descending from `family_id` (a console login session's id)."""
