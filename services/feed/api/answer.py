@@ -18,6 +18,7 @@ are what aiohttp sends for the same headers (tests/integration/feed/test_feed_an
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from aiohttp import web
@@ -30,6 +31,21 @@ _REASONS = {200: "OK", 304: "Not Modified"}
 # Bodies up to JOIN_MAX are joined with the headers and written in one system call (a copy of some
 # kilobytes costs less than handing the kernel a list of pieces); larger ones are written as pieces.
 JOIN_MAX = 16 * 1024
+# asyncio's transport.writelines may buffer without bound on Python 3.12.0-3.12.8 and 3.13.0-3.13.1
+# (CVE-2024-12254, python/cpython#127656); aiohttp joins there too (aiohttp.http_writer).
+_WRITELINES_SAFE = not ((3, 12) <= sys.version_info < (3, 12, 9) or (3, 13) <= sys.version_info < (3, 13, 2))
+
+
+_STATUS_LINES: dict[tuple[object, int], bytes] = {}
+
+
+def _status_line(version: tuple[int, int], status: int, reason: str) -> bytes:
+    line = _STATUS_LINES.get((version, status))
+    if line is None:
+        line = f"HTTP/{version[0]}.{version[1]} {status} {reason}\r\n".encode()
+        if len(_STATUS_LINES) < 64:  # versions are whatever clients send: keep a few
+            _STATUS_LINES[(version, status)] = line
+    return line
 
 
 def header_lines(headers: dict[str, str]) -> bytes:
@@ -84,7 +100,7 @@ class FeedAnswer(web.StreamResponse):
             connection = b"Connection: close\r\n" if version == (1, 1) else b""
         head = b"".join(
             (
-                f"HTTP/{version[0]}.{version[1]} {self._status} {self._reason}\r\n".encode(),
+                _status_line(version, self._status, self._reason),
                 self._lines,
                 f"Date: {rfc822_formatted_time()}\r\n".encode(),
                 _SERVER,
@@ -99,10 +115,12 @@ class FeedAnswer(web.StreamResponse):
             transport.write(head)
         elif sum(map(len, self._pieces)) <= JOIN_MAX:
             transport.write(b"".join((head, *self._pieces)))
-        else:
+        elif _WRITELINES_SAFE:
             # One writev under uvloop (which the services run on), nothing joined; asyncio's own
             # transport joins them (Python 3.11) but still makes one system call.
             transport.writelines((head, *self._pieces))
+        else:
+            transport.write(b"".join((head, *self._pieces)))
         self._eof_sent = True
         if transport.get_write_buffer_size():
             # A slow reader holds this answer here (aiohttp's writes wait the same way).

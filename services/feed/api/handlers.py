@@ -93,7 +93,7 @@ async def feed_response(feeds: FeedService, request: web.BaseRequest, feed: Feed
         return FeedAnswer(304, _shared_lines(feed, cache_control) + validators.encode())
     if gz:
         # A few kilobytes: written with the headers in one system call (api/answer.py).
-        chunks = await feeds.gzip_chunks(feed)
+        chunks = feed.gzip_chunks() if feed.gzip_ready else await feeds.gzip_chunks(feed)
         length = sum(map(len, chunks))
         lines = f"{validators}Content-Encoding: gzip\r\nContent-Length: {length}\r\n"
     else:
