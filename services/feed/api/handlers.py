@@ -6,8 +6,9 @@ import uuid
 from email.utils import parsedate_to_datetime
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
+from services.feed.api.answer import FeedAnswer, header_lines
 from services.feed.api.lean import CORS_HEADERS, lean
 from services.feed.app_keys import FEEDS
 from services.feed.domain.credentials import credentials_match
@@ -60,51 +61,18 @@ def _not_modified(headers: CIMultiDictProxy[str], feed: Feed) -> bool:
     return False
 
 
-class ChunksResponse(web.StreamResponse):
-    """A body written as the chunks it is kept in (header, shared section, tail): nothing is joined
-    per request. Its Content-Length is known up front, so no chunked encoding either.
-
-    The first chunk goes out with the status line and headers (aiohttp coalesces them); the rest in
-    one `writelines` call, a single writev, since a write per chunk would cost a system call each.
-    """
-
-    # aiohttp's opt-in (web.Response sets it too): hold the status line and headers until the first
-    # body write, so they share its system call instead of costing one of their own.
-    _send_headers_immediately = False
-
-    def __init__(self, chunks: list[bytes], length: int, headers: CIMultiDict[str]) -> None:
-        super().__init__(headers=headers)
-        self._chunks = chunks
-        self.content_length = length
-
-    async def write_eof(self, data: bytes = b"") -> None:
-        chunks, self._chunks = self._chunks, []
-        if not chunks:
-            await super().write_eof(data)
-            return
-        await self.write(chunks[0])
-        rest = [chunk for chunk in chunks[1:] if chunk]
-        transport = self._req.transport if self._req is not None else None
-        if rest and transport is not None and not transport.is_closing():
-            transport.writelines(rest)
-            writer = self._payload_writer
-            if writer is not None:
-                await writer.drain()  # a slow reader holds this response here, as aiohttp's own writes do
-        await super().write_eof()
+# The header lines every answer of one calendar shares (its file name, the cache policy, CORS), as
+# bytes made once: a request adds its validators and length (api/answer.py writes the rest).
+_SHARED_LINES: dict[tuple[str, str], bytes] = {}
 
 
-# The headers every answer of one calendar shares (its file name, the cache policy, CORS), built
-# once: a request copies them (one C-level copy) and sets its validators.
-_SHARED_HEADERS: dict[tuple[str, str], CIMultiDict[str]] = {}
-
-
-def _headers(feed: Feed, cache_control: str, gz: bool) -> CIMultiDict[str]:
+def _shared_lines(feed: Feed, cache_control: str) -> bytes:
     key = (feed.disposition, cache_control)
-    shared = _SHARED_HEADERS.get(key)
+    shared = _SHARED_LINES.get(key)
     if shared is None:
-        if len(_SHARED_HEADERS) > 10_000:
-            _SHARED_HEADERS.clear()
-        shared = _SHARED_HEADERS[key] = CIMultiDict(
+        if len(_SHARED_LINES) > 10_000:
+            _SHARED_LINES.clear()
+        shared = _SHARED_LINES[key] = header_lines(
             {
                 "Content-Type": CONTENT_TYPE,
                 "Content-Disposition": feed.disposition,
@@ -113,30 +81,25 @@ def _headers(feed: Feed, cache_control: str, gz: bool) -> CIMultiDict[str]:
                 **CORS_HEADERS,
             }
         )
-    headers = shared.copy()
-    headers["ETag"] = feed.gzip_etag if gz else feed.etag
-    headers["Last-Modified"] = feed.last_modified_http
-    return headers
+    return shared
 
 
-async def feed_response(
-    feeds: FeedService, request: web.BaseRequest, feed: Feed, cache_control: str
-) -> web.StreamResponse:
+async def feed_response(feeds: FeedService, request: web.BaseRequest, feed: Feed, cache_control: str) -> FeedAnswer:
     request_headers = request.headers
     gz = wants_gzip(request_headers.get("Accept-Encoding", ""))
-    headers = _headers(feed, cache_control, gz)
-    # A 304 needs nothing but the validators: no body, no compression.
+    validators = f"ETag: {feed.gzip_etag if gz else feed.etag}\r\nLast-Modified: {feed.last_modified_http}\r\n"
+    # A 304 needs nothing but the validators: no body, no compression, no length.
     if _not_modified(request_headers, feed):
-        return web.StreamResponse(status=304, headers=headers)
-    head = request.method == "HEAD"
+        return FeedAnswer(304, _shared_lines(feed, cache_control) + validators.encode())
     if gz:
-        headers["Content-Encoding"] = "gzip"
-        if head:
-            chunks = await feeds.gzip_chunks(feed)
-            return ChunksResponse([], sum(map(len, chunks)), headers)
-        # A few kilobytes: joined, it leaves with the headers in one write.
-        return web.Response(body=await feeds.gzip_body(feed), headers=headers)
-    return ChunksResponse([] if head else feed.chunks(), feed.length, headers)
+        # A few kilobytes: written with the headers in one system call (api/answer.py).
+        chunks = feed.gzip_chunks() if feed.gzip_ready else await feeds.gzip_chunks(feed)
+        length = sum(map(len, chunks))
+        lines = f"{validators}Content-Encoding: gzip\r\nContent-Length: {length}\r\n"
+    else:
+        lines = f"{validators}Content-Length: {feed.length}\r\n"
+        chunks = feed.chunks()
+    return FeedAnswer(200, _shared_lines(feed, cache_control) + lines.encode(), chunks)
 
 
 def _subscription_id(raw: str) -> uuid.UUID:

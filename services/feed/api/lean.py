@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from services.feed.api.answer import FeedAnswer
 from shared.errors import ApiError
 from shared.logging import get_logger
 from shared.metrics import multiprocess
@@ -129,7 +130,12 @@ class LeanPath:
         except Exception:
             log.exception("request.unhandled_error", method=request.method, path=request.path, request_id=request_id)
             response = web.json_response(_INTERNAL_ERROR, status=500)
-        if not response.prepared:
+        if type(response) is FeedAnswer:
+            # Its header lines carry CORS already; the id must be one line of plain text to be echoed.
+            response.request_id = (
+                request_id if request_id.isascii() and request_id.isprintable() else f"{self._prefix}{number:x}"
+            )
+        elif not response.prepared:
             headers = response.headers
             if "Access-Control-Allow-Origin" not in headers:  # feed answers carry them already
                 headers.update(CORS_HEADERS)
