@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 _SERVER = f"Server: {SERVER_SOFTWARE}\r\n".encode()
 _REASONS = {200: "OK", 304: "Not Modified"}
@@ -75,8 +75,10 @@ class FeedAnswer(web.StreamResponse):
         self.request_id = ""
 
     @property
-    def headers(self) -> CIMultiDict[str]:
-        """The headers as aiohttp would hold them (for code that inspects an answer, not on the hot path)."""
+    def headers(self) -> CIMultiDictProxy[str]:  # type: ignore[override]
+        """The headers as aiohttp would hold them, read-only (for code that inspects an answer, not on
+        the hot path): they are written from `lines`, so a change made here would be lost; a
+        middleware that tries one fails loudly instead."""
         out: CIMultiDict[str] = CIMultiDict()
         for line in self._lines.decode().split("\r\n"):
             if line:
@@ -84,7 +86,7 @@ class FeedAnswer(web.StreamResponse):
                 out.add(name, value)
         if self.request_id:
             out["X-Request-Id"] = self.request_id
-        return out
+        return CIMultiDictProxy(out)
 
     async def prepare(self, request: web.BaseRequest) -> None:
         if self._eof_sent:
