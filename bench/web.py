@@ -136,17 +136,7 @@ async def run() -> str:
     async with running_stack("bench_web") as stack:
         await stack.start("auth")
         await stack.start("ingest")
-        platform = await stack.new_account(name="Kalends pages")
-        client = await stack.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
-        await stack.start(
-            "web",
-            env={
-                "KALENDS_INGEST_URL": stack.url("ingest"),
-                "KALENDS_WEB_CLIENT_ID": client["clientId"],
-                "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
-                "KALENDS_WEB_WORKERS": str(WEB_WORKERS),
-            },
-        )
+        await stack.start_web({"KALENDS_WEB_WORKERS": str(WEB_WORKERS)})
         account, calendar = await _calendar(stack)
         page = f"{stack.url('web')}/c/{account}/{calendar}"
         web_process, ingest_process = stack.processes["web"].process, stack.processes["ingest"].process

@@ -275,6 +275,18 @@ class Stack:
         """A fresh account with one OAuth client: accountId, accountCode, name, clientId, clientSecret."""
         return await self.admin("create-account", code or random_name("acct"), "--name", name)
 
+    async def start_web(self, env: dict[str, str] | None = None, timeout: float = 30.0) -> ServiceProcess:
+        """Start web as a deployment runs it: with a platform account and an OAuth client of its own
+        (scope calendar-pages) to call ingest with; `env` adds to or overrides its settings."""
+        platform = await self.new_account(name="Kalends pages")
+        client = await self.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
+        settings = {
+            "KALENDS_INGEST_URL": self.url("ingest"),
+            "KALENDS_WEB_CLIENT_ID": client["clientId"],
+            "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
+        }
+        return await self.start("web", env={**settings, **(env or {})}, timeout=timeout)
+
     async def token(self, account: dict[str, Any]) -> str:
         """A client-credentials access token for `account` from the running auth service."""
         async with (

@@ -17,18 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 async def web(google_stack: Stack) -> str:
-    platform = await google_stack.new_account(name="Kalends pages")
-    client = await google_stack.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
-    await google_stack.start(
-        "web",
-        env={
-            "KALENDS_INGEST_URL": google_stack.url("ingest"),
-            "KALENDS_PUBLIC_WEB_URL": google_stack.url("web"),
-            "KALENDS_WEB_CLIENT_ID": client["clientId"],
-            "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
-        },
-        timeout=90,
-    )
+    await google_stack.start_web({"KALENDS_PUBLIC_WEB_URL": google_stack.url("web")}, timeout=90)
     return google_stack.url("web")
 
 

@@ -58,18 +58,12 @@ async def web_stack(stack: Stack, amqp_url: str, e2e_names: Names) -> AsyncItera
     await stack.start("ingest")
     await stack.start("feed")
     await stack.start("webhook", env=WEBHOOK_ENV)
-    platform = await stack.new_account(name="Kalends pages")
-    client = await stack.admin("create-client", platform["accountCode"], "--scope", "calendar-pages")
-    await stack.start(
-        "web",
-        env={
-            "KALENDS_INGEST_URL": stack.url("ingest"),
+    await stack.start_web(
+        {
             "KALENDS_PUBLIC_API_URL": stack.url("ingest"),
             "KALENDS_PUBLIC_WEB_URL": stack.url("web"),
-            "KALENDS_WEB_CLIENT_ID": client["clientId"],
-            "KALENDS_WEB_CLIENT_SECRET": client["clientSecret"],
             "KALENDS_WEB_PAGE_TTL": "1",
-        },
+        }
     )
     yield stack
     stack.processes["webhook"].stop()
