@@ -406,8 +406,8 @@ def _typed_model(message_type: str) -> type[TypedEnvelope[Any]] | None:
 
 def typed_envelope(body: bytes, message_type: str) -> TypedEnvelope[Any]:
     """`body` parsed as a message of `message_type` (the AMQP `type` property, which is the routing
-    key): raises ValidationError when it is malformed or its envelope names another type, and
-    UnknownMessageType for a type no schema here describes."""
+    key): raises ValidationError when it is malformed, ValueError when its envelope names another
+    type, and UnknownMessageType for a type no schema here describes (all three are ValueErrors)."""
     model = _typed_model(message_type)
     if model is None:
         raise UnknownMessageType(message_type)

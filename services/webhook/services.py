@@ -236,10 +236,9 @@ def incoming_event_of(body: bytes, message_type: str | None = None) -> IncomingE
     the data validated once instead of twice. With the AMQP `type` property of a message that
     becomes an event, envelope and data are validated in one pass (`typed_envelope`); without it,
     or when the body disagrees with it, the envelope is read first to learn its type."""
-    event_type = payloads.MESSAGE_EVENT_TYPES.get(message_type) if message_type else None
-    if event_type is not None:
+    if message_type and (event_type := payloads.MESSAGE_EVENT_TYPES.get(message_type)):
         with contextlib.suppress(ValueError):  # pydantic's ValidationError is a ValueError
-            typed = typed_envelope(body, message_type)  # type: ignore[arg-type]
+            typed = typed_envelope(body, message_type)
             return IncomingEvent(typed.id, typed.data.account_id, event_type, typed.data)
     return incoming_event(Envelope.model_validate_json(body))
 

@@ -120,10 +120,7 @@ async def upsert_tag(
 # --- events -------------------------------------------------------------------------------------
 
 
-StoredEvent = mirror.StoredEvent
-
-
-async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEvent | None:
+async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> mirror.StoredEvent | None:
     return await mirror.lock_event(conn, SCHEMA, event_id)
 
 

@@ -151,10 +151,7 @@ async def calendar(conn: asyncpg.Connection, calendar_id: uuid.UUID) -> asyncpg.
     return await conn.fetchrow("SELECT * FROM sync.calendars WHERE calendar_id = $1", calendar_id)
 
 
-StoredEvent = mirror.StoredEvent
-
-
-async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> StoredEvent | None:
+async def lock_event(conn: asyncpg.Connection, event_id: uuid.UUID) -> mirror.StoredEvent | None:
     return await mirror.lock_event(conn, SCHEMA, event_id)
 
 
