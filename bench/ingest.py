@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,7 @@ from shared.testing import (
 )
 
 CLIENTS = 32
+READ_SUBSCRIPTIONS = 2000  # the read row's subscriptions, each read in turn
 DURATION = float(os.environ.get("KALENDS_BENCH_SECONDS", "15"))
 WARMUP = 2.0
 # KALENDS_BENCH_PROFILE=<label>: py-spy records each measured row into
@@ -153,6 +155,22 @@ async def load(
     )
 
 
+async def _subscribed(session: aiohttp.ClientSession, code: str, count: int) -> list[str]:
+    """`count` subscriptions made through the API, 32 at a time; their ids in random order."""
+    ids: list[str] = []
+
+    async def one(n: int) -> None:
+        body = {"subscriberId": f"known-{n}", "subscriptionMethod": "webcal"}
+        async with session.post(f"/v1/subscribe/{code}/bench", json=body) as r:
+            assert r.status == 200, await r.text()
+            ids.append((await r.json())["subscriptionId"])
+
+    for start in range(0, count, CLIENTS):
+        await asyncio.gather(*(one(n) for n in range(start, min(count, start + CLIENTS))))
+    random.shuffle(ids)
+    return ids
+
+
 async def outbox_backlog(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
@@ -206,10 +224,9 @@ async def run() -> str:
             async with aiohttp.ClientSession(base, connector=connector, headers=headers) as session:
                 async with session.post(f"/v1/calendars/{code}", json={"code": "bench", "name": "Bench"}) as r:
                     assert r.status == 201, await r.text()
-                async with session.post(
-                    f"/v1/subscribe/{code}/bench", json={"subscriberId": "seed", "subscriptionMethod": "webcal"}
-                ) as r:
-                    known = (await r.json())["subscriptionId"]
+                # The read row asks for these in turn: distinct rows, as a merchant's reads are (one id read
+                # by every client would let the grouped reads share one row).
+                known = await _subscribed(session, code, READ_SUBSCRIPTIONS)
                 run_id = uuid.uuid4().hex[:8]
 
                 async def healthz(s: aiohttp.ClientSession, _: int) -> int:
@@ -217,8 +234,8 @@ async def run() -> str:
                         await response.read()
                         return response.status
 
-                async def read(s: aiohttp.ClientSession, _: int) -> int:
-                    async with s.get(f"/v1/subscription/{known}") as response:
+                async def read(s: aiohttp.ClientSession, n: int) -> int:
+                    async with s.get(f"/v1/subscription/{known[n % len(known)]}") as response:
                         await response.read()
                         return response.status
 

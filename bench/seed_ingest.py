@@ -287,9 +287,9 @@ FAN_OUT = f"""
 """
 
 
-async def capture_plans(database_url: str, bench_account: dict[str, str], bench_subscription: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the hot queries on a seeded tenant (and the bench's own
-    subscription); each in a transaction rolled back, so nothing is written."""
+async def capture_plans(database_url: str, bench_account: dict[str, str], bench_subscriptions: list[str]) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the hot queries on a seeded tenant (and a group of the bench's own
+    subscriptions, as grouped reads ask for them); each in a transaction rolled back, so nothing is written."""
     conn = await db.connect(database_url)
     try:
         tenant = await conn.fetchrow(
@@ -330,10 +330,16 @@ async def capture_plans(database_url: str, bench_account: dict[str, str], bench_
         envelope = make_envelope("subscription.created", message, account_id=tenant["account_id"])
         cases: list[tuple[str, str, tuple[object, ...]]] = [
             (
-                "subscribe, 1st statement: calendar, merchant name, the subscriber's active subscription"
-                " (services/ingest/adapters/subscription_queries.py SUBSCRIBE_TARGET)",
-                queries.SUBSCRIBE_TARGET,
-                (tenant["account_id"], tenant["account_code"], "season", "user-501", "webcal"),
+                "subscribe, 1st statement: calendar, merchant name, the subscriber's active subscription,"
+                " for a group of 32 requests (services/ingest/adapters/subscription_queries.py SUBSCRIBE_TARGETS)",
+                queries.SUBSCRIBE_TARGETS,
+                (
+                    [tenant["account_id"]] * 32,
+                    [tenant["account_code"]] * 32,
+                    ["season"] * 32,
+                    [f"user-{501 + i}" for i in range(32)],
+                    ["webcal"] * 32,
+                ),
             ),
             (
                 "subscribe, 2nd statement: insert the subscription and its outbox row (INSERT_ANNOUNCED)",
@@ -358,12 +364,12 @@ async def capture_plans(database_url: str, bench_account: dict[str, str], bench_
             (
                 "GET /v1/subscription/{id}: subscription, calendar, tags, manual events (SUBSCRIPTION_WITH_CALENDAR)",
                 queries.SUBSCRIPTION_WITH_CALENDAR,
-                (subscription["subscription_id"],),
+                ([subscription["subscription_id"]],),
             ),
             (
-                "GET /v1/subscription/{id} of the bench account's subscription",
+                "GET /v1/subscription/{id}: a group of 32 of the bench account's subscriptions, read together",
                 queries.SUBSCRIPTION_WITH_CALENDAR,
-                (uuid.UUID(bench_subscription),),
+                ([uuid.UUID(s) for s in bench_subscriptions[:32]],),
             ),
             ("general subscribe path: calendar by code", CALENDAR_BY_CODE, (tenant["account_id"], "season")),
             (

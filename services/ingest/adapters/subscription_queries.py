@@ -9,7 +9,6 @@ without a BEGIN/COMMIT pair around them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Sequence
@@ -21,45 +20,86 @@ import asyncpg
 from asyncpg import Record
 
 from services.ingest.adapters.repository import SCHEMA
+from shared.grouping import Grouped
 from shared.messages import Envelope
 
-SUBSCRIBE_TARGET = f"""
-        WITH seen AS (
-            INSERT INTO {SCHEMA}.accounts (account_id, account_code) VALUES ($1, $2)
-            ON CONFLICT (account_id) DO NOTHING RETURNING name
-        ), merchant AS (
-            SELECT name FROM seen UNION ALL SELECT name FROM {SCHEMA}.accounts WHERE account_id = $1
+# Subscribe's lookup for many requests at once: each request's live calendar (its columns) with
+# `merchant_name` and `existing_id`, tagged with the request's `asked_position` (from 1). Every account asked about is
+# made on first use; the rows of this statement's own inserts are not visible to its SELECT, hence `seen`.
+SUBSCRIBE_TARGETS = f"""
+        WITH asked AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[])
+                WITH ORDINALITY AS a(account_id, account_code, code, subscriber_id, subscription_type, position)
+        ), seen AS (
+            INSERT INTO {SCHEMA}.accounts (account_id, account_code)
+            SELECT DISTINCT ON (account_id) account_id, account_code FROM asked ORDER BY account_id
+            ON CONFLICT (account_id) DO NOTHING RETURNING account_id, name
         )
-        SELECT c.*, (SELECT name FROM merchant LIMIT 1) AS merchant_name,
+        SELECT a.position AS asked_position, c.*,
+            (SELECT name FROM seen WHERE seen.account_id = a.account_id
+             UNION ALL SELECT name FROM {SCHEMA}.accounts m WHERE m.account_id = a.account_id LIMIT 1) AS merchant_name,
             (SELECT s.subscription_id FROM {SCHEMA}.subscriptions s
-             WHERE s.calendar_id = c.calendar_id AND s.subscriber_id = $4 AND s.active
-               AND (c.single_subscription_per_subscriber OR s.subscription_type = $5)
+             WHERE s.calendar_id = c.calendar_id AND s.subscriber_id = a.subscriber_id AND s.active
+               AND (c.single_subscription_per_subscriber OR s.subscription_type = a.subscription_type)
              LIMIT 1) AS existing_id
-        FROM {SCHEMA}.calendars c
-        WHERE c.account_id = $1 AND lower(c.code) = lower($3) AND c.deleted_at IS NULL
+        FROM asked a JOIN {SCHEMA}.calendars c
+            ON c.account_id = a.account_id AND lower(c.code) = lower(a.code) AND c.deleted_at IS NULL
         """
 
 
-async def subscribe_target(
-    conn: asyncpg.Connection,
-    account_id: uuid.UUID,
-    account_code: str,
-    calendar_code: str,
-    subscriber_id: str | None,
-    subscription_type: str,
-) -> Record | None:
-    """The live calendar of that code (its columns), with `merchant_name` (the account's name as auth
-    announced it, NULL until then; the account row is made on first use) and `existing_id`: the
-    subscriber's active subscription that a subscribe updates instead of creating one (any type when
-    the calendar allows one subscription per subscriber). None when there is no such calendar."""
-    return await conn.fetchrow(
-        SUBSCRIBE_TARGET,
-        account_id,
-        account_code,
-        calendar_code,
-        subscriber_id,
-        subscription_type,
+@dataclass(frozen=True)
+class SubscribeTarget:
+    """What subscribe looks up: the calendar `calendar_code` of the account, for the subscriber."""
+
+    account_id: uuid.UUID
+    account_code: str
+    calendar_code: str
+    subscriber_id: str | None
+    subscription_type: str
+
+
+async def subscribe_targets(conn: asyncpg.Connection, asked: Sequence[SubscribeTarget]) -> list[Record | None]:
+    """For each target, in order: the live calendar of that code (its columns), with `merchant_name`
+    (the account's name as auth announced it, NULL until then; the account row is made on first use)
+    and `existing_id`: the subscriber's active subscription that a subscribe updates instead of
+    creating one (any type when the calendar allows one subscription per subscriber). None when there
+    is no such calendar."""
+    rows = await conn.fetch(
+        SUBSCRIBE_TARGETS,
+        [t.account_id for t in asked],
+        [t.account_code for t in asked],
+        [t.calendar_code for t in asked],
+        [t.subscriber_id for t in asked],
+        [t.subscription_type for t in asked],
     )
+    found: list[Record | None] = [None] * len(asked)
+    for row in rows:
+        found[row["asked_position"] - 1] = row
+    return found
+
+
+class SubscribeTargets:
+    """Subscribe's lookup for concurrent requests, grouped (shared.grouping): one statement finds
+    many requests' calendars, as SubscriptionReader does for reads."""
+
+    def __init__(self, pool: asyncpg.Pool, max_group: int = 64) -> None:
+        self._pool = pool
+        self._grouped: Grouped[SubscribeTarget, Record | None] = Grouped(
+            self._find_many, max_group=max_group, name="ingest-subscribe-targets"
+        )
+
+    @property
+    def statements(self) -> int:
+        """Grouped statements sent (tests and benchmarks read it)."""
+        return self._grouped.calls
+
+    async def find(self, target: SubscribeTarget) -> Record | None:
+        """subscribe_targets of one target."""
+        return await self._grouped(target)
+
+    async def _find_many(self, asked: list[SubscribeTarget]) -> list[Record | None]:
+        async with self._pool.acquire() as conn:
+            return await subscribe_targets(conn, asked)
 
 
 INSERT_ANNOUNCED = f"""
@@ -219,86 +259,39 @@ async def insert_many(conn: asyncpg.Connection, batch: Sequence[NewSubscription]
 
 
 class NewSubscriptionWriter:
-    """Inserts new subscriptions (with their outbox rows) for concurrent requests, grouped: a commit
-    for many, as PostgreSQL's group commit does for WAL flushes.
+    """Inserts new subscriptions (with their outbox rows) for concurrent requests, grouped
+    (shared.grouping): a commit for many, as PostgreSQL's group commit does for WAL flushes.
 
     Under load most of a new subscription's cost was its commit, not its SQL: the WAL flush, the
     foreign key's share lock on the calendar row that every concurrent insert also took, a NOTIFY.
-    `insert` queues its subscription and waits; one statement at a time (insert_many) takes every
-    subscription queued so far. A lone request waits for nothing (the writer is idle, its statement
-    goes at once); under load, requests queue while the previous statement commits and go together in
-    the next. Each subscription still commits with its outbox rows, and is answered only after that
-    commit. When a grouped statement fails (a row the database refuses, a deadlock with another
-    process), each of its subscriptions is tried alone, so one bad row fails only its own request.
+    Each subscription still commits with its outbox rows, and is answered only after that commit;
+    a grouped statement that fails is tried again one subscription at a time.
     """
 
     def __init__(self, pool: asyncpg.Pool, max_batch: int = 100) -> None:
         self._pool = pool
-        self._max_batch = max_batch
-        self._queued: list[tuple[NewSubscription, asyncio.Future[bool]]] = []
-        self._writing: asyncio.Task[None] | None = None
-        self.statements = 0  # grouped statements sent (tests and benchmarks read it)
+        self._grouped: Grouped[NewSubscription, bool] = Grouped(
+            self._insert_many, self._insert_one, max_group=max_batch, name="ingest-new-subscriptions"
+        )
+
+    @property
+    def statements(self) -> int:
+        """Grouped statements sent (tests and benchmarks read it)."""
+        return self._grouped.calls
 
     async def insert(self, new: NewSubscription) -> bool:
         """True once the subscription and its outbox rows are committed; False (nothing written) when
         the subscriber already has an active subscription of that type (see insert_announced_subscription)."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queued.append((new, future))
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_queued(), name="ingest-new-subscriptions")
-        return await future
+        return await self._grouped(new)
 
-    async def _write_queued(self) -> None:
-        batch: list[tuple[NewSubscription, asyncio.Future[bool]]] = []
-        try:
-            while self._queued:
-                batch, self._queued = self._queued[: self._max_batch], self._queued[self._max_batch :]
-                await self._write(batch)
-                batch = []
-        finally:
-            self._writing = None
-            # Cancelled (the app stopping): what waits fails now rather than waiting for ever.
-            waiting, self._queued = [*batch, *self._queued], []
-            for _, future in waiting:
-                if not future.done():
-                    future.cancel()
+    async def _insert_many(self, batch: list[NewSubscription]) -> list[bool]:
+        async with self._pool.acquire() as conn:
+            inserted = await insert_many(conn, batch)
+        return [new.subscription_id in inserted for new in batch]
 
-    async def _write(self, batch: list[tuple[NewSubscription, asyncio.Future[bool]]]) -> None:
-        self.statements += 1
-        try:
-            async with self._pool.acquire() as conn:
-                inserted = await insert_many(conn, [new for new, _ in batch])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], error=exc)
-            else:
-                await asyncio.gather(*(self._write_alone(new, future) for new, future in batch))
-            return
-        for new, future in batch:
-            _settle(future, new.subscription_id in inserted)
-
-    async def _write_alone(self, new: NewSubscription, future: asyncio.Future[bool]) -> None:
-        try:
-            async with self._pool.acquire() as conn:
-                inserted = await insert_one(conn, new)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            _settle(future, error=exc)
-        else:
-            _settle(future, inserted)
-
-
-def _settle(future: asyncio.Future[bool], result: bool = False, *, error: BaseException | None = None) -> None:
-    """Answer a waiting request (unless it has gone: a cancelled request's future is done)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+    async def _insert_one(self, new: NewSubscription) -> bool:
+        async with self._pool.acquire() as conn:
+            return await insert_one(conn, new)
 
 
 SUBSCRIPTION_WITH_CALENDAR = f"""
@@ -315,16 +308,42 @@ SUBSCRIPTION_WITH_CALENDAR = f"""
                 WHERE e.kind = 'manual' AND e.subscription_id = s.subscription_id
             ), '[]'::jsonb) AS manual
         FROM {SCHEMA}.subscriptions s JOIN {SCHEMA}.calendars c ON c.calendar_id = s.calendar_id
-        WHERE s.subscription_id = $1
+        WHERE s.subscription_id = ANY($1::uuid[])
         """
 
 
-async def subscription_with_calendar(conn: asyncpg.Connection, subscription_id: uuid.UUID) -> Record | None:
-    """The subscription's columns with its calendar's `calendar_code`, `calendar_name` and
+async def subscriptions_with_calendar(
+    conn: asyncpg.Connection, subscription_ids: Sequence[uuid.UUID]
+) -> list[Record | None]:
+    """Each subscription's columns with its calendar's `calendar_code`, `calendar_name` and
     `calendar_image`, `tags` (tag_id, name, external_id of those its filter names) and `manual` (its
-    manual events' data, oldest first); None when there is no such subscription. Flat columns, not
-    row values: asyncpg cannot decode a composite that holds a text-codec jsonb."""
-    return await conn.fetchrow(
-        SUBSCRIPTION_WITH_CALENDAR,
-        subscription_id,
-    )
+    manual events' data, oldest first), in the order asked; None for an id with no subscription.
+    Flat columns, not row values: asyncpg cannot decode a composite that holds a text-codec jsonb."""
+    rows = await conn.fetch(SUBSCRIPTION_WITH_CALENDAR, subscription_ids)
+    by_id = {r["subscription_id"]: r for r in rows}
+    return [by_id.get(i) for i in subscription_ids]
+
+
+class SubscriptionReader:
+    """GET /v1/subscription/{id}'s statement for concurrent requests, grouped (shared.grouping): one
+    statement reads many subscriptions. Per read, the pool's acquire and release, the round trip and
+    PostgreSQL's per-statement work were most of the request's database cost; a group shares them."""
+
+    def __init__(self, pool: asyncpg.Pool, max_group: int = 64) -> None:
+        self._pool = pool
+        self._grouped: Grouped[uuid.UUID, Record | None] = Grouped(
+            self._read_many, max_group=max_group, name="ingest-subscription-reads"
+        )
+
+    @property
+    def statements(self) -> int:
+        """Grouped statements sent (tests and benchmarks read it)."""
+        return self._grouped.calls
+
+    async def read(self, subscription_id: uuid.UUID) -> Record | None:
+        """The subscription with its calendar, tags and manual events (subscriptions_with_calendar)."""
+        return await self._grouped(subscription_id)
+
+    async def _read_many(self, subscription_ids: list[uuid.UUID]) -> list[Record | None]:
+        async with self._pool.acquire() as conn:
+            return await subscriptions_with_calendar(conn, subscription_ids)

@@ -13,7 +13,7 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters.geoip import CountryLookup
-from services.ingest.adapters.subscription_queries import NewSubscriptionWriter
+from services.ingest.adapters.subscription_queries import NewSubscriptionWriter, SubscribeTargets, SubscriptionReader
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.schemas import (
     EventBody,
@@ -151,6 +151,8 @@ class UseCaseBase:
     ) -> None:
         self._pool = pool
         self._new_subscriptions = NewSubscriptionWriter(pool)
+        self._subscription_reads = SubscriptionReader(pool)
+        self._subscribe_targets = SubscribeTargets(pool)
         self._public_feed_url = public_feed_url
         self._limits = limits or Limits()
         self._sync = sync

@@ -1,11 +1,12 @@
 """The subscribe use-case (seed 002's Create New Subscription) and the subscription message.
 
-A new subscriber, the common case, costs two statements: one finds the calendar, the merchant's
-name and any active subscription of the subscriber, and one inserts the subscription together with
-its outbox row (atomic on its own), grouped with the inserts of concurrent requests
-(subscription_queries.NewSubscriptionWriter: one commit for many). Everything else (an existing
-subscription to update, manual events, CalDAV, a concurrent insert of the same subscriber) takes
-the general path: one transaction that locks the existing subscription while it rewrites it.
+A new subscriber, the common case, costs two statements, each shared with concurrent requests
+(shared.grouping): one finds the calendar, the merchant's name and any active subscription of the
+subscriber (subscription_queries.SubscribeTargets), and one inserts the subscription together with
+its outbox row (atomic on its own; subscription_queries.NewSubscriptionWriter: one commit for many).
+Everything else (an existing subscription to update, manual events, CalDAV, a concurrent insert of
+the same subscriber) takes the general path: one transaction that locks the existing subscription
+while it rewrites it.
 """
 
 from __future__ import annotations
@@ -192,20 +193,22 @@ class SubscribeUseCases(ManualEventUseCases):
         """A new subscription in two statements; None when the subscriber has one already (or got one
         while this ran): the general path then updates that one."""
         subscriber = body.subscriber
-        async with self._pool.acquire() as conn:
-            calendar = await queries.subscribe_target(
-                conn, account.account_id, account.account_code, code, subscriber, kind
-            )
-            if calendar is None:
-                raise NotFound(f"calendar '{code[:100]}' not found", code="CalendarNotFound")
-            if calendar["protected"] and not subscriber:
-                raise InvalidRequest("subscriberId: a protected calendar needs the subscriber's username")
-            tags = await self._resolve_tags(conn, calendar["calendar_id"], body.calendar_tags, "calendarTags")
-            include = await self._event_filters(
-                conn, calendar["calendar_id"], body.request_event_ids, body.external_event_ids
-            )
-            if calendar["existing_id"] is not None:
-                return None
+        target = queries.SubscribeTarget(account.account_id, account.account_code, code, subscriber, kind)
+        calendar = await self._subscribe_targets.find(target)
+        if calendar is None:
+            raise NotFound(f"calendar '{code[:100]}' not found", code="CalendarNotFound")
+        if calendar["protected"] and not subscriber:
+            raise InvalidRequest("subscriberId: a protected calendar needs the subscriber's username")
+        if calendar["existing_id"] is not None:
+            return None
+        tags: list[asyncpg.Record] = []
+        include: tuple[list[str], list[str]] = ([], [])
+        if body.calendar_tags or body.request_event_ids or body.external_event_ids:
+            async with self._pool.acquire() as conn:
+                tags = await self._resolve_tags(conn, calendar["calendar_id"], body.calendar_tags, "calendarTags")
+                include = await self._event_filters(
+                    conn, calendar["calendar_id"], body.request_event_ids, body.external_event_ids
+                )
         details = _details(body, time_zone_tag, tags, include, self._country(body.ip_address))
         credentials = for_subscribe(
             self._secrets,

@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from services.ingest.adapters import repository as repo
-from services.ingest.adapters import subscription_queries as queries
 from services.ingest.adapters import tags as tags_repo
 from services.ingest.api.schemas import (
     DeactivateBody,
@@ -22,6 +21,9 @@ from shared.errors import Conflict, NotFound
 from shared.messages import (
     PushStopped,
 )
+
+# The details that name events of the calendar to include or exclude; a read looks them up only when set.
+_FILTER_KEYS = ("request_event_ids", "external_event_ids", "exclude_request_event_ids", "exclude_external_event_ids")
 
 
 class SubscriptionUseCases(SubscribeUseCases):
@@ -62,17 +64,18 @@ class SubscriptionUseCases(SubscribeUseCases):
         filters are looked up only when it has any."""
         sid = _maybe_uuid(subscription_id)
 
-        async def work(conn: asyncpg.Connection) -> SubscriptionView:
-            row = await queries.subscription_with_calendar(conn, sid) if sid else None
-            if row is None or row["account_id"] != account.account_id:
-                raise NotFound(f"subscription '{subscription_id[:64]}' not found", code="SubscriptionNotFound")
-            calendar = {"code": row["calendar_code"], "name": row["calendar_name"], "image": row["calendar_image"]}
-            view = SubscriptionView(row=row, calendar=calendar, tags=row["tags"])
-            view.included, view.excluded = await self._filter_events(conn, row["calendar_id"], row["details"])
-            view.manual_events = row["manual"]
-            return view
-
-        return await self._read(work)
+        row = await self._subscription_reads.read(sid) if sid else None
+        if row is None or row["account_id"] != account.account_id:
+            raise NotFound(f"subscription '{subscription_id[:64]}' not found", code="SubscriptionNotFound")
+        calendar = {"code": row["calendar_code"], "name": row["calendar_name"], "image": row["calendar_image"]}
+        view = SubscriptionView(row=row, calendar=calendar, tags=row["tags"])
+        view.manual_events = row["manual"]
+        details = row["details"]
+        if any(details.get(k) for k in _FILTER_KEYS):
+            view.included, view.excluded = await self._read(
+                lambda conn: self._filter_events(conn, row["calendar_id"], details)
+            )
+        return view
 
     async def subscriptions_of_username(self, account: Account, code: str, username: str) -> list[SubscriptionView]:
         async def work(conn: asyncpg.Connection) -> list[SubscriptionView]:

@@ -1,6 +1,8 @@
-"""New subscriptions of concurrent requests are inserted together (NewSubscriptionWriter) and keep
-what one insert each gave: every subscription commits with its outbox row, a subscriber racing
-itself gets one, and a row the database refuses fails only its own request."""
+"""Statements shared by concurrent requests (shared.grouping) keep what one statement each gave.
+New subscriptions inserted together (NewSubscriptionWriter): every subscription commits with its
+outbox row, a subscriber racing itself gets one, a row the database refuses fails only its own
+request. Subscribe's lookups (SubscribeTargets) and subscription reads (SubscriptionReader) asked
+together: each request gets its own answer, in order, as a lone statement would have given it."""
 
 from __future__ import annotations
 
@@ -12,7 +14,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from services.ingest.adapters.subscription_queries import NewSubscription, NewSubscriptionWriter
+from services.ingest.adapters.subscription_queries import (
+    NewSubscription,
+    NewSubscriptionWriter,
+    SubscribeTarget,
+    SubscribeTargets,
+    SubscriptionReader,
+)
 from shared import db
 from shared.messages import AccountCreated, make_envelope
 
@@ -112,3 +120,54 @@ async def test_a_row_the_database_refuses_fails_its_own_request_only(pool: async
     subscriptions, announced = await _stored(pool)
     assert subscriptions == {n.subscription_id: n.subscriber_id for n in good}
     assert announced == {str(n.subscription_id): 1 for n in good}
+
+
+async def test_grouped_lookups_answer_each_request_as_a_lone_lookup_would(pool: asyncpg.Pool) -> None:
+    account_id, calendar_id = await _calendar(pool)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE ingest.accounts SET name = 'Grouped FC' WHERE account_id = $1", account_id)
+    await NewSubscriptionWriter(pool).insert(_new(account_id, calendar_id, "known"))
+    stranger = uuid.uuid4()  # an account this service has not seen: its row is made on first use
+    targets = SubscribeTargets(pool)
+    asked = [
+        SubscribeTarget(account_id, "grouped", "cal", "known", "webcal"),
+        SubscribeTarget(account_id, "grouped", "CAL", "new-fan", "webcal"),
+        SubscribeTarget(account_id, "grouped", "cal", "known", "google"),  # another type: not the same one
+        SubscribeTarget(account_id, "grouped", "no-such-calendar", "known", "webcal"),
+        SubscribeTarget(stranger, "stranger", "cal", "fan", "webcal"),
+        SubscribeTarget(stranger, "stranger", "cal", "fan", "webcal"),
+    ]
+    first = asyncio.ensure_future(targets.find(asked[0]))
+    await asyncio.sleep(0)  # in flight: the rest queue behind it and go in one statement
+    found = [await first, *await asyncio.gather(*(targets.find(t) for t in asked[1:]))]
+    assert targets.statements == 2
+    assert found[0] is not None and found[0]["calendar_id"] == calendar_id
+    assert found[0]["merchant_name"] == "Grouped FC" and found[0]["existing_id"] is not None
+    assert found[1] is not None and found[1]["calendar_id"] == calendar_id and found[1]["existing_id"] is None
+    assert found[2] is not None and found[2]["existing_id"] is None
+    assert found[3] is None and found[4] is None and found[5] is None
+    async with pool.acquire() as conn:
+        made = await conn.fetchval("SELECT account_code FROM ingest.accounts WHERE account_id = $1", stranger)
+    assert made == "stranger"
+
+
+async def test_grouped_reads_answer_each_id_in_the_order_asked(pool: asyncpg.Pool) -> None:
+    account_id, calendar_id = await _calendar(pool)
+    writer = NewSubscriptionWriter(pool)
+    news = [_new(account_id, calendar_id, f"reader-{i}") for i in range(5)]
+    await asyncio.gather(*(writer.insert(n) for n in news))
+    reader = SubscriptionReader(pool)
+    unknown = uuid.uuid4()
+    ids = [news[3].subscription_id, unknown, news[0].subscription_id, news[3].subscription_id, news[1].subscription_id]
+    first = asyncio.ensure_future(reader.read(news[4].subscription_id))
+    await asyncio.sleep(0)
+    rows = [await first, *await asyncio.gather(*(reader.read(i) for i in ids))]
+    assert reader.statements == 2
+    assert [r["subscription_id"] if r is not None else None for r in rows] == [
+        news[4].subscription_id,
+        *[None if i == unknown else i for i in ids],
+    ]
+    row = rows[1]
+    assert row is not None
+    assert row["subscriber_id"] == "reader-3" and row["calendar_code"] == "cal" and row["calendar_name"] == "Cal"
+    assert row["tags"] == [] and row["manual"] == []
