@@ -79,18 +79,24 @@ async def authenticate_on(
 
 
 async def admit(
-    conn: asyncpg.Connection,
+    failures: asyncpg.Pool | asyncpg.Connection,
     limits: FailureLimits,
     credentials: ClientCredentials,
     address: str,
     client: asyncpg.Record | None,
 ) -> tuple[Grantee, list[str]]:
     """Hold `credentials` to the client row read for them (`repo.client_with_account`'s columns):
-    the grantee and its grant types, or invalid_client / unauthorized_client / 429."""
+    the grantee and its grant types, or invalid_client / unauthorized_client / 429.
+
+    A failed attempt is counted on `failures`: the connection the caller holds, or the pool, from
+    which a connection is then taken for the failure only (a grant that authenticates needs none)."""
     # The hash is compared even for an unknown client so both paths take the same time.
     stored = client["secret_hash"] if client is not None else _UNKNOWN_CLIENT_HASH
     if not secret_matches(credentials.client_secret, stored) or client is None:
-        wait = await record_failure_on(conn, limits, credentials.client_id, address)
+        if isinstance(failures, asyncpg.Pool):
+            wait = await record_failure(failures, limits, credentials.client_id, address)
+        else:
+            wait = await record_failure_on(failures, limits, credentials.client_id, address)
         log.info("client_auth.failed", client_id=credentials.client_id[:100], address=address, limited=wait is not None)
         if wait is not None:
             raise errors.too_many_failures(wait)

@@ -15,6 +15,7 @@ from joserfc import jwt
 
 from services.auth import revocations
 from services.auth.adapters import repository as repo
+from services.auth.adapters.grants import FamilyGrants
 from services.auth.authentication import FailureLimits as FailureLimits
 from services.auth.authentication import admit, authenticate_on
 from services.auth.authentication import authenticate as authenticate
@@ -183,6 +184,7 @@ class TokenService:
         self._pool = pool
         self._settings = settings
         self._keys = keys
+        self._grants = FamilyGrants(pool)
 
     async def _access_token(self, grantee: Grantee, family_id: uuid.UUID, issued_at: datetime) -> str:
         signer = await self._keys.signer()
@@ -217,33 +219,35 @@ class TokenService:
         grant_type: str,
         refresh_token: str | None = None,
     ) -> tuple[Grantee, IssuedTokens]:
-        """The token endpoint's use-case: authenticate the client and grant, on one connection."""
+        """The token endpoint's use-case: authenticate the client and grant."""
+        if grant_type == "client_credentials":
+            return await self._client_credentials_grant(limits, credentials, address)
         async with self._pool.acquire() as conn:
-            if grant_type == "client_credentials":
-                return await self._client_credentials_grant(conn, limits, credentials, address)
             grantee, grant_types = await authenticate_on(conn, limits, credentials, address)
             if not refresh_token:
                 raise errors.invalid_request("refresh_token is required with grant_type=refresh_token")
             return grantee, await self._refresh(conn, grantee, grant_types, refresh_token)
 
     async def _client_credentials_grant(
-        self, conn: asyncpg.Connection, limits: FailureLimits, credentials: ClientCredentials, address: str
+        self, limits: FailureLimits, credentials: ClientCredentials, address: str
     ) -> tuple[Grantee, IssuedTokens]:
-        """Authenticate and write the new family in one round trip (`repo.grant_family`), then sign."""
+        """Authenticate and write the new family in one statement shared with concurrent grants
+        (`FamilyGrants`), then sign. No connection is held for the checks: one is taken from the pool
+        only to count a failed authentication."""
         issued_at = _now()
         family_id = uuid.uuid4()
         # Made before we know whether the client may refresh; written and returned only if it may.
         refresh = new_refresh_token()
-        row = await repo.grant_family(
-            conn,
-            credentials.client_id,
-            hash_secret(credentials.client_secret),
-            family_id,
-            hash_secret(refresh),
-            issued_at,
-            lifetime_end(issued_at, self._settings.refresh_token_ttl),
+        asked = repo.AskedGrant(
+            client_id=credentials.client_id,
+            secret_hash=hash_secret(credentials.client_secret),
+            family_id=family_id,
+            refresh_hash=hash_secret(refresh),
+            issued_at=issued_at,
+            refresh_expires_at=lifetime_end(issued_at, self._settings.refresh_token_ttl),
         )
-        grantee, grant_types = await admit(conn, limits, credentials, address, row)
+        row = await self._grants.grant(asked)
+        grantee, grant_types = await admit(self._pool, limits, credentials, address, row)
         if "client_credentials" not in grant_types:
             raise errors.unauthorized_client("this client may not use the client_credentials grant")
         if row is None or not row["granted"]:  # admit() checked what the statement's WHERE checks

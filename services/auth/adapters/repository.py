@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -188,49 +189,86 @@ async def insert_family(conn: asyncpg.Connection, family_id: uuid.UUID, client_i
     )
 
 
-async def grant_family(
-    conn: asyncpg.Connection,
-    client_id: str,
-    secret_hash: bytes,
-    family_id: uuid.UUID,
-    refresh_hash: bytes,
-    issued_at: datetime,
-    refresh_expires_at: datetime,
-) -> Row | None:
-    """A client_credentials grant in one statement: the client (the columns of `client_with_account`)
-    and, only when the secret's hash matches, the client and its account are enabled and it may use
-    the grant, a new family and (when it may refresh) its first refresh token; `granted` says
-    whether they were written. None for an unknown client.
+@dataclass(frozen=True)
+class AskedGrant:
+    """One client_credentials grant to write: the client and its secret's hash as presented, and the
+    family (with its first refresh token) to write for it when it may have one."""
 
-    One round trip instead of a lookup and an insert. The caller still checks the row in Python
-    (constant-time hash comparison, the errors to answer); the conditions here only keep a refused
-    grant from writing anything. The commit does not wait for the WAL flush: a database crash in
-    the next few hundred milliseconds can lose this new grant's refresh token, and the client then
-    asks again with its credentials; nothing revoked can become valid. `set_config(..., true)` is
-    SET LOCAL as an expression, so it rides in the same statement and holds until the end of its
-    own transaction, with no BEGIN/SET/COMMIT round trips. Refreshes and revocations keep the
-    default, durable commit.
+    client_id: str
+    secret_hash: bytes
+    family_id: uuid.UUID
+    refresh_hash: bytes
+    issued_at: datetime
+    refresh_expires_at: datetime
+
+
+# The grants of many requests at once, each tagged with its `asked_position` (from 1). A family is written
+# only where the presented hash matches and the client and its account are enabled and it may use the grant;
+# a refresh token only with its family and when the client may refresh. The rows go in in the order of the
+# clients they reference (then of their new keys), so two such statements in two processes take the foreign
+# keys' row locks in the same order.
+GRANT_FAMILIES = """
+        WITH asked AS (
+            SELECT * FROM unnest($1::text[], $2::bytea[], $3::uuid[], $4::bytea[], $5::timestamptz[], $6::timestamptz[])
+                WITH ORDINALITY AS a(client_id, secret_hash, family_id, refresh_hash, issued_at, refresh_expires_at,
+                    position)
+        ), client AS (
+            SELECT a.position, a.family_id, a.refresh_hash, a.issued_at, a.refresh_expires_at,
+                a.secret_hash = c.secret_hash AND NOT c.disabled AND NOT acc.disabled
+                    AND 'client_credentials' = ANY (c.grant_types) AS may_grant,
+                c.client_id, c.secret_hash, c.grant_types, c.scopes, c.disabled AS client_disabled,
+                acc.id AS account_id, acc.code AS account_code, acc.disabled AS account_disabled
+            FROM asked a JOIN auth.clients c ON c.client_id = a.client_id
+                JOIN auth.accounts acc ON acc.id = c.account_id
+        ), family AS (
+            INSERT INTO auth.token_families (id, client_id, account_id, created_at)
+            SELECT client.family_id, client.client_id, client.account_id, client.issued_at
+            FROM client, (SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode
+            WHERE client.may_grant
+            ORDER BY client.client_id, client.family_id
+            RETURNING id
+        ), refresh AS (
+            INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at)
+            SELECT client.refresh_hash, family.id, client.issued_at, client.refresh_expires_at
+            FROM family JOIN client ON client.family_id = family.id
+            WHERE 'refresh_token' = ANY (client.grant_types)
+            ORDER BY client.client_id, client.refresh_hash
+        )
+        SELECT client.position AS asked_position, client.client_id, client.secret_hash, client.grant_types,
+            client.scopes, client.client_disabled, client.account_id, client.account_code, client.account_disabled,
+            client.family_id IN (SELECT id FROM family) AS granted
+        FROM client
+        """
+
+
+async def grant_families(conn: asyncpg.Connection, asked: Sequence[AskedGrant]) -> list[Row | None]:
+    """client_credentials grants in one statement. For each grant, in order: the client (the columns
+    of `client_with_account`) and `granted`, whether its family and (when the client may refresh) its
+    first refresh token were written: only when the secret's hash matches, the client and its account
+    are enabled and it may use the grant. None for an unknown client.
+
+    One round trip for the lookup and the insert, and for many requests at once (FamilyGrants). The
+    caller still checks each row in Python (constant-time hash comparison, the errors to answer); the
+    conditions here only keep a refused grant from writing anything. The commit does not wait for
+    the WAL flush: a database crash in the next few hundred milliseconds can lose these new grants'
+    refresh tokens, and their clients then ask again with their credentials; nothing revoked can
+    become valid. `set_config(..., true)` is SET LOCAL as an expression, so it rides in the same
+    statement and holds until the end of its own transaction, with no BEGIN/SET/COMMIT round trips.
+    Refreshes and revocations keep the default, durable commit.
     """
-    row: Row | None = await conn.fetchrow(
-        "WITH client AS (SELECT c.client_id, c.secret_hash, c.grant_types, c.scopes, c.disabled AS client_disabled,"
-        " a.id AS account_id, a.code AS account_code, a.disabled AS account_disabled"
-        " FROM auth.clients c JOIN auth.accounts a ON a.id = c.account_id WHERE c.client_id = $1),"
-        " family AS (INSERT INTO auth.token_families (id, client_id, account_id, created_at)"
-        " SELECT $3, client.client_id, client.account_id, $5"
-        " FROM client, (SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode"
-        " WHERE client.secret_hash = $2 AND NOT client.client_disabled AND NOT client.account_disabled"
-        " AND 'client_credentials' = ANY (client.grant_types) RETURNING id),"
-        " refresh AS (INSERT INTO auth.refresh_tokens (token_hash, family_id, issued_at, expires_at)"
-        " SELECT $4, family.id, $5, $6 FROM family, client WHERE 'refresh_token' = ANY (client.grant_types))"
-        " SELECT client.*, EXISTS (SELECT 1 FROM family) AS granted FROM client",
-        client_id,
-        secret_hash,
-        family_id,
-        refresh_hash,
-        issued_at,
-        refresh_expires_at,
+    rows = await conn.fetch(
+        GRANT_FAMILIES,
+        [a.client_id for a in asked],
+        [a.secret_hash for a in asked],
+        [a.family_id for a in asked],
+        [a.refresh_hash for a in asked],
+        [a.issued_at for a in asked],
+        [a.refresh_expires_at for a in asked],
     )
-    return row
+    found: list[Row | None] = [None] * len(asked)
+    for row in rows:
+        found[row["asked_position"] - 1] = row
+    return found
 
 
 async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> Row | None:
