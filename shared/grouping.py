@@ -21,11 +21,14 @@ they would go nearly one by one, and a cache of results is wrong for writes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import asyncpg
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+Row = TypeVar("Row", bound=Mapping[str, Any])  # an asyncpg.Record, or any row by name
 
 
 class Grouped(Generic[Item, Result]):
@@ -110,3 +113,29 @@ def _answer(future: asyncio.Future[Result], result: Result) -> None:
 def _fail(future: asyncio.Future[Result], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
+
+
+def on_pool(
+    pool: asyncpg.Pool,
+    statement: Callable[[asyncpg.Connection, list[Item]], Awaitable[Sequence[Result]]],
+    *,
+    max_group: int = 64,
+    name: str,
+) -> Grouped[Item, Result]:
+    """`statement(conn, items)` for concurrent requests, grouped: each group takes one pool connection
+    for its one statement (a failed group's items are each tried alone, on a connection of their own)."""
+
+    async def many(items: list[Item]) -> Sequence[Result]:
+        async with pool.acquire() as conn:
+            return await statement(conn, items)
+
+    return Grouped(many, max_group=max_group, name=name)
+
+
+def in_asked_order(rows: Sequence[Row], count: int, position: str = "asked_position") -> list[Row | None]:
+    """A grouped statement's rows placed by the request each answers: `position` is the request's
+    place in the asked arrays, from 1 (`unnest(...) WITH ORDINALITY`); None where no row answered."""
+    found: list[Row | None] = [None] * count
+    for row in rows:
+        found[row[position] - 1] = row
+    return found

@@ -15,7 +15,6 @@ from joserfc import jwt
 
 from services.auth import revocations
 from services.auth.adapters import repository as repo
-from services.auth.adapters.grants import FamilyGrants
 from services.auth.authentication import FailureLimits as FailureLimits
 from services.auth.authentication import admit, authenticate_on
 from services.auth.authentication import authenticate as authenticate
@@ -39,6 +38,7 @@ from services.auth.domain.tokens import (
 from services.auth.keys import KeyStore
 from services.auth.settings import AuthSettings
 from shared.api_keys import api_key_hash
+from shared.grouping import on_pool
 from shared.logging import get_logger
 from shared.messages import AccountCreated, ApiKeyCreated, ApiKeyRevoked, make_envelope
 from shared.outbox import enqueue
@@ -184,7 +184,8 @@ class TokenService:
         self._pool = pool
         self._settings = settings
         self._keys = keys
-        self._grants = FamilyGrants(pool)
+        # Concurrent client_credentials grants share one statement (repo.grant_families).
+        self._grants = on_pool(pool, repo.grant_families, name="auth-family-grants")
 
     async def _access_token(self, grantee: Grantee, family_id: uuid.UUID, issued_at: datetime) -> str:
         signer = await self._keys.signer()
@@ -232,7 +233,7 @@ class TokenService:
         self, limits: FailureLimits, credentials: ClientCredentials, address: str
     ) -> tuple[Grantee, IssuedTokens]:
         """Authenticate and write the new family in one statement shared with concurrent grants
-        (`FamilyGrants`), then sign. No connection is held for the checks: one is taken from the pool
+        (grouped, `repo.grant_families`), then sign. No connection is held for the checks: one is taken from the pool
         only to count a failed authentication."""
         issued_at = _now()
         family_id = uuid.uuid4()
@@ -246,7 +247,7 @@ class TokenService:
             issued_at=issued_at,
             refresh_expires_at=lifetime_end(issued_at, self._settings.refresh_token_ttl),
         )
-        row = await self._grants.grant(asked)
+        row = await self._grants(asked)
         grantee, grant_types = await admit(self._pool, limits, credentials, address, row)
         if "client_credentials" not in grant_types:
             raise errors.unauthorized_client("this client may not use the client_credentials grant")

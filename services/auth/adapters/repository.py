@@ -12,6 +12,7 @@ import asyncpg
 
 from services.auth.domain.keys import KeyRecord
 from services.auth.domain.ratelimit import Window
+from shared.grouping import in_asked_order
 
 SCHEMA = "auth"
 
@@ -247,7 +248,7 @@ async def grant_families(conn: asyncpg.Connection, asked: Sequence[AskedGrant]) 
     first refresh token were written: only when the secret's hash matches, the client and its account
     are enabled and it may use the grant. None for an unknown client.
 
-    One round trip for the lookup and the insert, and for many requests at once (FamilyGrants). The
+    One round trip for the lookup and the insert, and for many requests at once (shared.grouping.on_pool). The
     caller still checks each row in Python (constant-time hash comparison, the errors to answer); the
     conditions here only keep a refused grant from writing anything. The commit does not wait for
     the WAL flush: a database crash in the next few hundred milliseconds can lose these new grants'
@@ -265,10 +266,7 @@ async def grant_families(conn: asyncpg.Connection, asked: Sequence[AskedGrant]) 
         [a.issued_at for a in asked],
         [a.refresh_expires_at for a in asked],
     )
-    found: list[Row | None] = [None] * len(asked)
-    for row in rows:
-        found[row["asked_position"] - 1] = row
-    return found
+    return in_asked_order(rows, len(asked))
 
 
 async def revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID, reason: str) -> Row | None:

@@ -20,7 +20,7 @@ import asyncpg
 from asyncpg import Record
 
 from services.ingest.adapters.repository import SCHEMA
-from shared.grouping import Grouped
+from shared.grouping import Grouped, in_asked_order
 from shared.messages import Envelope
 
 # Subscribe's lookup for many requests at once: each request's live calendar (its columns) with
@@ -72,34 +72,7 @@ async def subscribe_targets(conn: asyncpg.Connection, asked: Sequence[SubscribeT
         [t.subscriber_id for t in asked],
         [t.subscription_type for t in asked],
     )
-    found: list[Record | None] = [None] * len(asked)
-    for row in rows:
-        found[row["asked_position"] - 1] = row
-    return found
-
-
-class SubscribeTargets:
-    """Subscribe's lookup for concurrent requests, grouped (shared.grouping): one statement finds
-    many requests' calendars, as SubscriptionReader does for reads."""
-
-    def __init__(self, pool: asyncpg.Pool, max_group: int = 64) -> None:
-        self._pool = pool
-        self._grouped: Grouped[SubscribeTarget, Record | None] = Grouped(
-            self._find_many, max_group=max_group, name="ingest-subscribe-targets"
-        )
-
-    @property
-    def statements(self) -> int:
-        """Grouped statements sent (tests and benchmarks read it)."""
-        return self._grouped.calls
-
-    async def find(self, target: SubscribeTarget) -> Record | None:
-        """subscribe_targets of one target."""
-        return await self._grouped(target)
-
-    async def _find_many(self, asked: list[SubscribeTarget]) -> list[Record | None]:
-        async with self._pool.acquire() as conn:
-            return await subscribe_targets(conn, asked)
+    return in_asked_order(rows, len(asked))
 
 
 INSERT_ANNOUNCED = f"""
@@ -322,28 +295,3 @@ async def subscriptions_with_calendar(
     rows = await conn.fetch(SUBSCRIPTION_WITH_CALENDAR, subscription_ids)
     by_id = {r["subscription_id"]: r for r in rows}
     return [by_id.get(i) for i in subscription_ids]
-
-
-class SubscriptionReader:
-    """GET /v1/subscription/{id}'s statement for concurrent requests, grouped (shared.grouping): one
-    statement reads many subscriptions. Per read, the pool's acquire and release, the round trip and
-    PostgreSQL's per-statement work were most of the request's database cost; a group shares them."""
-
-    def __init__(self, pool: asyncpg.Pool, max_group: int = 64) -> None:
-        self._pool = pool
-        self._grouped: Grouped[uuid.UUID, Record | None] = Grouped(
-            self._read_many, max_group=max_group, name="ingest-subscription-reads"
-        )
-
-    @property
-    def statements(self) -> int:
-        """Grouped statements sent (tests and benchmarks read it)."""
-        return self._grouped.calls
-
-    async def read(self, subscription_id: uuid.UUID) -> Record | None:
-        """The subscription with its calendar, tags and manual events (subscriptions_with_calendar)."""
-        return await self._grouped(subscription_id)
-
-    async def _read_many(self, subscription_ids: list[uuid.UUID]) -> list[Record | None]:
-        async with self._pool.acquire() as conn:
-            return await subscriptions_with_calendar(conn, subscription_ids)

@@ -13,7 +13,11 @@ import asyncpg
 
 from services.ingest.adapters import repository as repo
 from services.ingest.adapters.geoip import CountryLookup
-from services.ingest.adapters.subscription_queries import NewSubscriptionWriter, SubscribeTargets, SubscriptionReader
+from services.ingest.adapters.subscription_queries import (
+    NewSubscriptionWriter,
+    subscribe_targets,
+    subscriptions_with_calendar,
+)
 from services.ingest.adapters.sync_client import SyncClient
 from services.ingest.api.schemas import (
     EventBody,
@@ -21,6 +25,7 @@ from services.ingest.api.schemas import (
 from services.ingest.domain.events import EventDraft
 from shared.crypto import SecretBox
 from shared.errors import Conflict, InvalidRequest
+from shared.grouping import on_pool
 from shared.messages import (
     Envelope,
     MessageData,
@@ -151,8 +156,9 @@ class UseCaseBase:
     ) -> None:
         self._pool = pool
         self._new_subscriptions = NewSubscriptionWriter(pool)
-        self._subscription_reads = SubscriptionReader(pool)
-        self._subscribe_targets = SubscribeTargets(pool)
+        # GET /v1/subscription/{id} and subscribe's lookup: one statement for concurrent requests.
+        self._subscription_reads = on_pool(pool, subscriptions_with_calendar, name="ingest-subscription-reads")
+        self._subscribe_targets = on_pool(pool, subscribe_targets, name="ingest-subscribe-targets")
         self._public_feed_url = public_feed_url
         self._limits = limits or Limits()
         self._sync = sync

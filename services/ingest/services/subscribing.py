@@ -2,7 +2,7 @@
 
 A new subscriber, the common case, costs two statements, each shared with concurrent requests
 (shared.grouping): one finds the calendar, the merchant's name and any active subscription of the
-subscriber (subscription_queries.SubscribeTargets), and one inserts the subscription together with
+subscriber (subscription_queries.subscribe_targets, grouped), and one inserts the subscription together with
 its outbox row (atomic on its own; subscription_queries.NewSubscriptionWriter: one commit for many).
 Everything else (an existing subscription to update, manual events, CalDAV, a concurrent insert of
 the same subscriber) takes the general path: one transaction that locks the existing subscription
@@ -194,7 +194,7 @@ class SubscribeUseCases(ManualEventUseCases):
         while this ran): the general path then updates that one."""
         subscriber = body.subscriber
         target = queries.SubscribeTarget(account.account_id, account.account_code, code, subscriber, kind)
-        calendar = await self._subscribe_targets.find(target)
+        calendar = await self._subscribe_targets(target)
         if calendar is None:
             raise NotFound(f"calendar '{code[:100]}' not found", code="CalendarNotFound")
         if calendar["protected"] and not subscriber:

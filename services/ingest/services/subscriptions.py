@@ -64,7 +64,7 @@ class SubscriptionUseCases(SubscribeUseCases):
         filters are looked up only when it has any."""
         sid = _maybe_uuid(subscription_id)
 
-        row = await self._subscription_reads.read(sid) if sid else None
+        row = await self._subscription_reads(sid) if sid else None
         if row is None or row["account_id"] != account.account_id:
             raise NotFound(f"subscription '{subscription_id[:64]}' not found", code="SubscriptionNotFound")
         calendar = {"code": row["calendar_code"], "name": row["calendar_name"], "image": row["calendar_image"]}

@@ -1,5 +1,5 @@
 """The token endpoint's use-case (TokenService.grant) against PostgreSQL: one statement authenticates
-and writes a client_credentials grant (concurrent grants share it: FamilyGrants), and a refused grant
+and writes a client_credentials grant (concurrent grants share it: shared.grouping.on_pool), and a refused grant
 writes nothing."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 
 from services.auth import services
 from services.auth.adapters import repository as repo
-from services.auth.adapters.grants import FamilyGrants
 from services.auth.domain.credentials import ClientCredentials, hash_secret
 from services.auth.domain.errors import OAuthError
 from services.auth.services import FailureLimits, TokenService
+from shared.grouping import on_pool
 from shared.testing import random_name
 
 ADDRESS = "198.51.100.4"
@@ -173,11 +173,11 @@ async def test_grouped_grants_answer_each_request_as_a_lone_grant_would(pool: as
     ]
     alone = [await lone(pool, grant) for grant in asking]
 
-    grants = FamilyGrants(pool)
-    first = asyncio.ensure_future(grants.grant(asking[0]))
+    grants = on_pool(pool, repo.grant_families, name="test-grants")
+    first = asyncio.ensure_future(grants(asking[0]))
     await asyncio.sleep(0)  # in flight: the rest queue behind it and go in one statement
-    rows = [await first, *await asyncio.gather(*(grants.grant(grant) for grant in asking[1:]))]
-    assert grants.statements == 2
+    rows = [await first, *await asyncio.gather(*(grants(grant) for grant in asking[1:]))]
+    assert grants.calls == 2
 
     def answer(row: asyncpg.Record | None) -> dict[str, Any] | None:
         return None if row is None else {k: v for k, v in row.items() if k != "asked_position"}

@@ -1,8 +1,9 @@
 """Statements shared by concurrent requests (shared.grouping) keep what one statement each gave.
 New subscriptions inserted together (NewSubscriptionWriter): every subscription commits with its
 outbox row, a subscriber racing itself gets one, a row the database refuses fails only its own
-request. Subscribe's lookups (SubscribeTargets) and subscription reads (SubscriptionReader) asked
-together: each request gets its own answer, in order, as a lone statement would have given it."""
+request. Subscribe's lookups (subscribe_targets) and subscription reads (subscriptions_with_calendar),
+grouped by shared.grouping.on_pool and asked together: each request gets its own answer, in order, as
+a lone statement would have given it."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ from services.ingest.adapters.subscription_queries import (
     NewSubscription,
     NewSubscriptionWriter,
     SubscribeTarget,
-    SubscribeTargets,
-    SubscriptionReader,
+    subscribe_targets,
+    subscriptions_with_calendar,
 )
 from shared import db
+from shared.grouping import on_pool
 from shared.messages import AccountCreated, make_envelope
 
 
@@ -128,7 +130,7 @@ async def test_grouped_lookups_answer_each_request_as_a_lone_lookup_would(pool: 
         await conn.execute("UPDATE ingest.accounts SET name = 'Grouped FC' WHERE account_id = $1", account_id)
     await NewSubscriptionWriter(pool).insert(_new(account_id, calendar_id, "known"))
     stranger = uuid.uuid4()  # an account this service has not seen: its row is made on first use
-    targets = SubscribeTargets(pool)
+    targets = on_pool(pool, subscribe_targets, name="test-targets")
     asked = [
         SubscribeTarget(account_id, "grouped", "cal", "known", "webcal"),
         SubscribeTarget(account_id, "grouped", "CAL", "new-fan", "webcal"),
@@ -137,10 +139,10 @@ async def test_grouped_lookups_answer_each_request_as_a_lone_lookup_would(pool: 
         SubscribeTarget(stranger, "stranger", "cal", "fan", "webcal"),
         SubscribeTarget(stranger, "stranger", "cal", "fan", "webcal"),
     ]
-    first = asyncio.ensure_future(targets.find(asked[0]))
+    first = asyncio.ensure_future(targets(asked[0]))
     await asyncio.sleep(0)  # in flight: the rest queue behind it and go in one statement
-    found = [await first, *await asyncio.gather(*(targets.find(t) for t in asked[1:]))]
-    assert targets.statements == 2
+    found = [await first, *await asyncio.gather(*(targets(t) for t in asked[1:]))]
+    assert targets.calls == 2
     assert found[0] is not None and found[0]["calendar_id"] == calendar_id
     assert found[0]["merchant_name"] == "Grouped FC" and found[0]["existing_id"] is not None
     assert found[1] is not None and found[1]["calendar_id"] == calendar_id and found[1]["existing_id"] is None
@@ -156,13 +158,13 @@ async def test_grouped_reads_answer_each_id_in_the_order_asked(pool: asyncpg.Poo
     writer = NewSubscriptionWriter(pool)
     news = [_new(account_id, calendar_id, f"reader-{i}") for i in range(5)]
     await asyncio.gather(*(writer.insert(n) for n in news))
-    reader = SubscriptionReader(pool)
+    reader = on_pool(pool, subscriptions_with_calendar, name="test-reads")
     unknown = uuid.uuid4()
     ids = [news[3].subscription_id, unknown, news[0].subscription_id, news[3].subscription_id, news[1].subscription_id]
-    first = asyncio.ensure_future(reader.read(news[4].subscription_id))
+    first = asyncio.ensure_future(reader(news[4].subscription_id))
     await asyncio.sleep(0)
-    rows = [await first, *await asyncio.gather(*(reader.read(i) for i in ids))]
-    assert reader.statements == 2
+    rows = [await first, *await asyncio.gather(*(reader(i) for i in ids))]
+    assert reader.calls == 2
     assert [r["subscription_id"] if r is not None else None for r in rows] == [
         news[4].subscription_id,
         *[None if i == unknown else i for i in ids],

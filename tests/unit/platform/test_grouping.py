@@ -1,4 +1,5 @@
-"""shared.grouping.Grouped: concurrent calls go together, each answered with its own result."""
+"""shared.grouping.Grouped: concurrent calls go together, each answered with its own result; in_asked_order
+places a grouped statement's rows by the request each answers."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shared.grouping import Grouped
+from shared.grouping import Grouped, in_asked_order
 
 
 class Doubler:
@@ -119,3 +120,10 @@ async def test_stopping_the_running_group_cancels_what_waits() -> None:
     running.cancel()
     results = await asyncio.gather(*waiting, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
+
+
+def test_rows_are_placed_by_their_asked_position_and_unanswered_requests_get_none() -> None:
+    rows = [{"asked_position": 3, "v": "c"}, {"asked_position": 1, "v": "a"}]
+    assert in_asked_order(rows, 4) == [rows[1], None, rows[0], None]
+    assert in_asked_order([], 2) == [None, None]
+    assert in_asked_order([{"at": 2}], 2, position="at") == [None, {"at": 2}]
