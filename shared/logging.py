@@ -49,7 +49,10 @@ def configure_logging(log_format: str = "json", level: str = "info", service: st
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # WriteLogger writes a line and its newline in one write(): print() (PrintLogger) made two, and
+        # the forked workers of `--workers N` share stderr, so two lines logged in the same instant came
+        # out glued together on one line, unparseable JSON for a log collector.
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     if service:

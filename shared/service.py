@@ -82,8 +82,11 @@ def _install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) -> None:
-    """Serve until SIGINT or SIGTERM, then stop cleanly (cleanup_ctx unwinds: consumers, relay, pools)."""
+async def _serve(
+    app: web.Application, options: RunOptions, reuse_port: bool, on_listening: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop cleanly (cleanup_ctx unwinds: consumers, relay, pools).
+    `on_listening` runs once the app has started (its consumers' queues declared) and the port answers."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -108,6 +111,8 @@ async def _serve(app: web.Application, options: RunOptions, reuse_port: bool) ->
         serving = True
         _settle_heap()
         log.info("service.listening", url=f"http://{options.host}:{options.port}", role=options.role, pid=os.getpid())
+        if on_listening is not None:
+            on_listening()
         await stop.wait()
         log.info("service.stopping", pid=os.getpid())
     finally:
@@ -132,7 +137,11 @@ def _settle_heap() -> None:
 
 
 def _serve_or_exit(
-    build: Callable[[], web.Application], options: RunOptions, reuse_port: bool, service: str = "service"
+    build: Callable[[], web.Application],
+    options: RunOptions,
+    reuse_port: bool,
+    service: str = "service",
+    on_listening: Callable[[], None] | None = None,
 ) -> int:
     """Run one serving process; returns its exit status (1 when it could not start or crashed)."""
     try:
@@ -143,7 +152,7 @@ def _serve_or_exit(
         log.error("service.misconfigured", error=str(exc))
         return 2
     try:
-        asyncio.run(_serve(app, options, reuse_port))
+        asyncio.run(_serve(app, options, reuse_port, on_listening))
     except (KeyboardInterrupt, asyncio.CancelledError):
         log.info("service.start_cancelled", pid=os.getpid())
         return 0
@@ -221,6 +230,11 @@ def _run_workers(
     # Extra processes serve HTTP only and this process keeps the role's background work, unless that
     # work runs in parallel. The kernel spreads connections over every process listening with SO_REUSEPORT.
     child_role = options.role if parallel_background else "api"
+    # The forked processes open the shared port only once this one listens, its consumers' queues
+    # declared: a child answering /readyz earlier let a caller publish a change before any queue was
+    # bound to take it (it went to kalends.unrouted, and a feed missed a calendar). A byte per child
+    # through a pipe says "go"; end of file (this process never got to listen) sends them away.
+    go_read, go_write = os.pipe()
     children: list[int] = []
     for _ in range(options.workers - 1):
         pid = os.fork()
@@ -228,12 +242,31 @@ def _run_workers(
             status = 1
             try:
                 _die_with_parent()
-                child = RunOptions(child_role, options.host, options.port, 1)
-                status = _serve_or_exit(lambda: build_app(settings, child_role), child, True, service)
+                os.close(go_write)
+                if os.read(go_read, 1):
+                    os.close(go_read)
+                    child = RunOptions(child_role, options.host, options.port, 1)
+                    status = _serve_or_exit(lambda: build_app(settings, child_role), child, True, service)
+                else:
+                    status = 0
             finally:
                 os._exit(status)
         children.append(pid)
-    status = _serve_or_exit(lambda: build_app(settings, options.role), options, True, service)
+    os.close(go_read)
+
+    released = False
+
+    def release_children() -> None:
+        nonlocal released
+        os.write(go_write, b"." * len(children))
+        os.close(go_write)
+        released = True
+
+    try:
+        status = _serve_or_exit(lambda: build_app(settings, options.role), options, True, service, release_children)
+    finally:
+        if not released:
+            os.close(go_write)  # it never listened: the children read end of file and leave
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)

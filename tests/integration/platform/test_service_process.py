@@ -21,6 +21,7 @@ from shared.testing import ROOT, free_port
 
 SERVICE = textwrap.dedent(
     """
+    import asyncio
     import os
     from aiohttp import web
     from shared.logging import get_logger
@@ -39,6 +40,8 @@ SERVICE = textwrap.dedent(
             return json_response({"pid": os.getpid(), "role": role})
 
         async def resources(app):
+            if role != "api":  # the background half's start (queues declared, say) may take a while
+                await asyncio.sleep(float(os.environ.get("FAKE_START_SECONDS", "0")))
             log.info("fake.started", role=role)
             yield
             log.info("fake.cleanup", role=role)
@@ -54,7 +57,7 @@ SERVICE = textwrap.dedent(
 
 
 class FakeService:
-    def __init__(self, tmp: Path, *args: str, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.log = tmp / f"fake-{self.port}-{time.monotonic_ns()}.log"
         script = tmp / "fake_service.py"
@@ -63,7 +66,7 @@ class FakeService:
             self.process = subprocess.Popen(
                 [sys.executable, str(script), "--port", str(self.port), *args],
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT), "KALENDS_LOG_FORMAT": "json"},
+                env={**os.environ, "PYTHONPATH": str(ROOT), "KALENDS_LOG_FORMAT": "json", **(env or {})},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -153,6 +156,28 @@ async def test_several_workers_share_the_port_and_all_stop_together(
     for pid in answers:
         with pytest.raises(ProcessLookupError):
             os.kill(int(str(pid)), 0)
+
+
+async def test_forked_workers_open_the_port_only_once_the_background_process_has_started(
+    tmp_path: Path, services: list[FakeService]
+) -> None:
+    # Before, a forked API worker answered /readyz while the first process still declared its queues:
+    # a caller's change published then found no queue bound (a feed missed its calendar in CI).
+    service = FakeService(tmp_path, "--workers", "3", "--role", "all", env={"FAKE_START_SECONDS": "1.5"})
+    services.append(service)
+    await service.wait_ready()
+    deadline = time.monotonic() + 20
+    roles: dict[object, object] = {}
+    while len(roles) < 3 and time.monotonic() < deadline:
+        body = await who(service.url)
+        roles[body["pid"]] = body["role"]
+    assert sorted(map(str, roles.values())) == ["all", "api", "api"], roles
+    events = [(line["event"], line.get("role"), line.get("pid")) for line in service.lines()]
+    primary = events.index(("service.listening", "all", service.process.pid))
+    workers = [i for i, (event, role, _) in enumerate(events) if event == "fake.started" and role == "api"]
+    assert len(workers) == 2 and min(workers) > primary, events
+
+    assert service.stop() == 0
 
 
 async def test_forked_workers_stop_when_their_parent_is_killed(tmp_path: Path, services: list[FakeService]) -> None:
