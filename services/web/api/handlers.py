@@ -10,6 +10,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from services.web.api.assets import Assets
+from services.web.api.forms import posted_form
 from services.web.api.middleware import PAGE_HEADERS as SECURITY_HEADERS
 from services.web.api.middleware import error_page
 from services.web.api.rendering import page_variables
@@ -82,7 +83,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     account, code = _codes(request)
     pages = request.app[PAGES]
     page = await pages.page(account, code)
-    form = await request.post()
+    form = await posted_form(request)
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     tags = [v for v in form.getall("tag", []) if isinstance(v, str)]
     user_agent = request.headers.get("User-Agent")

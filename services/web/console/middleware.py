@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
+from services.web.api.forms import posted_form
 from services.web.console import auth
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import APIS, CONSOLE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_KEY, render
@@ -43,13 +44,17 @@ async def _refused(request: web.Request, reason: str) -> web.Response:
 async def console_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not (request.path == "/console" or request.path.startswith("/console/")):
         return await handler(request)
+    if request.match_info.http_exception is not None:
+        # No such page, or not with this method: its 404 or 405 (with Allow), as for anyone, rather
+        # than a redirect to the login page that a signed-in visitor would follow back to the error.
+        return await handler(request)
     posting = request.method == "POST"
     if posting and not _same_origin(request):
         return await _refused(request, "this form was sent from another site")
     try:
         if _is_open(request.path):
             if posting:
-                form = await request.post()
+                form = await posted_form(request)
                 cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
                 sent = form.get("csrf", "")
                 if not cookie or not isinstance(sent, str) or not hmac.compare_digest(cookie, sent):
@@ -64,7 +69,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise web.HTTPSeeOther(f"/console/login?next={quote(target, safe='')}")
         request[SESSION_KEY] = session
         if posting:
-            form = await request.post()
+            form = await posted_form(request)
             sent = form.get("csrf", "")
             if not isinstance(sent, str) or not hmac.compare_digest(session.csrf_token, sent):
                 return await _refused(request, "the form expired; reload the page and try again")

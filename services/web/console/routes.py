@@ -31,7 +31,7 @@ def console_routes() -> list[Route]:
         _page("POST", CAL + "/tags", calendars.create_tag, "add a tag"),
         _page("POST", CAL + "/tags/{tagId}", calendars.rename_tag, "rename a tag"),
         _page("POST", CAL + "/tags/{tagId}/delete", calendars.delete_tag, "delete an unused tag"),
-        _page("GET", CAL + "/events/new", calendars.new_event, "the new-event form"),
+        _page("GET", CAL + "/new-event", calendars.new_event, "the new-event form"),
         _page("POST", CAL + "/events", calendars.create_event, "create an event"),
         _page("GET", CAL + "/events/{eventId}", calendars.show_event, "an event's form"),
         _page("POST", CAL + "/events/{eventId}", calendars.update_event, "save an event"),

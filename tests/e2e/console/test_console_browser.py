@@ -87,7 +87,7 @@ async def test_a_merchant_runs_the_console_in_a_browser_from_login_to_a_retried_
     assert await text(browser, "h1") == "Acme League"
     await browser.type_into("#tag-name", "Lions")
     await submit(browser, "form[action$='/tags'] button")
-    await browser.navigate(web + "/console/calendars/league/events/new")
+    await browser.navigate(web + "/console/calendars/league/new-event")
     await checked_page(browser, axe_source, "event-new")
     await browser.type_into("#title", "Lions v Tigers")
     await browser.type_into("#start", "2030-04-06T15:00")

@@ -30,7 +30,11 @@ from shared.testing_smtp import SmtpServer
 from tests.integration.webhook.receiver import Receiver
 
 # Every service with an HTTP API; a new service is one more name here (auth first).
-SUITE_SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail")
+SUITE_SERVICES = ("auth", "ingest", "feed", "webhook", "sync", "mail", "web")
+# The services whose secured routes take a bearer token. web's routes are public pages or console pages
+# behind a session cookie, whose account comes from the session (never the URL) and whose every read
+# and write is a call of these APIs with the session user's token: the tenant sweep covers those calls.
+BEARER_SERVICES = tuple(s for s in SUITE_SERVICES if s != "web")
 SERVICE_ENV: dict[str, dict[str, str]] = {
     "webhook": {"KALENDS_WEBHOOK_RETRY_SCHEDULE": "0,1", "KALENDS_WEBHOOK_TIMEOUT": "1"},
     "sync": {"KALENDS_SYNC_ALLOW_PRIVATE": "1", "KALENDS_SYNC_TIMEOUT": "2", "KALENDS_SYNC_POLL_INTERVAL": "0.2"},
@@ -159,7 +163,9 @@ async def suite_stack(server_db_url: str, template_db: str, amqp_url: str) -> As
     stack = Stack(env)
     try:
         await stack.start(SUITE_SERVICES[0])  # auth: the others fetch its keys when they start
-        await asyncio.gather(*(stack.start(s, env=service_env(stack, s)) for s in SUITE_SERVICES[1:]))
+        await asyncio.gather(*(stack.start(s, env=service_env(stack, s)) for s in SUITE_SERVICES[1:] if s != "web"))
+        # web as a deployment runs it: an OAuth client of its own to read calendars from ingest.
+        await stack.start_web(service_env(stack, "web"))
         yield stack
     finally:
         stack.stop_all()
@@ -170,8 +176,10 @@ async def suite_stack(server_db_url: str, template_db: str, amqp_url: str) -> As
 
 def service_env(stack: Stack, service: str) -> dict[str, str]:
     env = dict(SERVICE_ENV.get(service, {}))
-    if service == "feed":
+    if service in ("feed", "web"):
         env["KALENDS_PUBLIC_API_URL"] = stack.url("ingest")
+    if service == "web":
+        env["KALENDS_PUBLIC_WEB_URL"] = stack.url("web")
     return env
 
 

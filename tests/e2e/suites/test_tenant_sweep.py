@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.suites.conftest import CALENDAR, EVENT, SUBSCRIBER, SUITE_SERVICES, Account, World
+from tests.e2e.suites.conftest import BEARER_SERVICES, CALENDAR, EVENT, SUBSCRIBER, Account, World
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ class Operation:
 async def operations(world: World) -> list[Operation]:
     found = []
     async with aiohttp.ClientSession() as session:
-        for service in SUITE_SERVICES:
+        for service in BEARER_SERVICES:
             async with session.get(world.stack.url(service) + "/openapi.json") as response:
                 document = await response.json()
             for path, methods in document["paths"].items():

@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import icalendar
 from aiohttp import web
 
+from services.web.api.forms import posted_form
 from services.web.console import feed_preview
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import APIS, account, api, done, form_text, render
@@ -128,7 +129,7 @@ async def show_subscriber(request: web.Request) -> web.Response:
 
 async def deactivate_subscriber(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
-    form = await request.post()
+    form = await posted_form(request)
     code = form_text(form, "calendarCode", 255)
     await api(
         request,
