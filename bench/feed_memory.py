@@ -8,8 +8,10 @@ with plain wrk and through the random run's Lua script, so that wrk's own cost p
 same on both sides of the comparison). Goals (issue 11):
 RSS under 300 MB per process, random within 80% of single.
 
-Optional (not in `make bench`): `.venv/bin/python -m bench feed_memory`; KALENDS_BENCH_MEMORY_SUBSCRIPTIONS,
-KALENDS_BENCH_MEMORY_FILTERS, KALENDS_BENCH_MEMORY_EVENTS and KALENDS_BENCH_SECONDS scale it.
+In `make bench` (about a minute), or alone: `.venv/bin/python -m bench feed_memory`;
+KALENDS_BENCH_MEMORY_SUBSCRIPTIONS, KALENDS_BENCH_MEMORY_FILTERS, KALENDS_BENCH_MEMORY_EVENTS and
+KALENDS_BENCH_SECONDS scale it. KALENDS_BENCH_MEMORY_PROFILE=<name> records py-spy flame graphs of the
+second random pass and of a single-subscription pass into bench/results/<name>[-single].{svg,txt}.
 """
 
 from __future__ import annotations
