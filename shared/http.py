@@ -37,6 +37,16 @@ async def read_form(request: web.Request) -> Any:
         raise InvalidRequest(f"the form body cannot be read: {exc}") from None
 
 
+def whole_number(text: str, max_digits: int = 9) -> int | None:
+    """`text` as a whole number when it is 1 to `max_digits` ASCII digits, else None.
+
+    Not `str.isdigit()` before `int()`: it is true of "²" and of 5,000 digits, and int() refuses
+    both with a ValueError, which an input check that trusted isdigit() let out as a 500."""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def parse_json_text(raw: bytes) -> Any:
     # RFC 8259: JSON between systems is UTF-8 (a BOM is tolerated); json.loads(bytes) would also
     # guess UTF-16/32 and turn a garbled body into a puzzling "Expecting value".

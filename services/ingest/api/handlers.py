@@ -21,7 +21,7 @@ from services.ingest.api.schemas import (
 from services.ingest.domain.subscriptions import require_routing_hint
 from services.ingest.services import Account, Ingest
 from shared.errors import InvalidRequest, NotFound
-from shared.http import read_form, read_json, read_model
+from shared.http import read_form, read_json, read_model, whole_number
 from shared.lean import lean
 from shared.web import ACTING_FOR_KEY, claims, json_response
 
@@ -59,9 +59,10 @@ def _query_int(request: web.Request, name: str, default: int, maximum: int) -> i
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or int(raw) > maximum:
+    number = whole_number(raw)
+    if number is None or number > maximum:
         raise InvalidRequest(f"{name}: expected a whole number from 0 to {maximum}")
-    return int(raw)
+    return number
 
 
 # --- catalog ------------------------------------------------------------------------------------

@@ -104,6 +104,10 @@ class ConvierRequest:
     method: str = "REQUEST"
 
 
+_INDEX = re.compile(r"[0-9]{1,6}")
+_WHOLE = re.compile(r"[0-9]{1,9}")
+
+
 def decode_form(text: str) -> dict[str, Any]:
     """Bracket keys to nested dicts; indexed keys (`[0]`, `[1]`) to lists, however many there are."""
     return _lists(qs_codec.decode(text, qs_codec.DecodeOptions(list_limit=MAX_ATTENDEES)))
@@ -111,7 +115,8 @@ def decode_form(text: str) -> dict[str, Any]:
 
 def _lists(value: Any) -> Any:
     if isinstance(value, dict):
-        if value and all(isinstance(k, str) and k.isdigit() for k in value):
+        # ASCII digits only: str.isdigit() is also true of "²", which int() refuses (a 500, found by fuzzing).
+        if value and all(isinstance(k, str) and _INDEX.fullmatch(k) for k in value):
             return [_lists(value[k]) for k in sorted(value, key=int)]
         return {str(k): _lists(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -248,7 +253,9 @@ def whole(value: Any, name: str, low: int, high: int) -> int | None:
     text = _text(value, name)
     if text is None:
         return None
-    if not text.strip().isdigit() or not low <= int(text) <= high:
+    # ASCII digits, and few of them: "²" passes str.isdigit() and 5,000 digits pass a regex, and int()
+    # refuses both (ValueError: a 500).
+    if not _WHOLE.fullmatch(text.strip()) or not low <= int(text) <= high:
         raise unusable(name, f"expected a whole number from {low} to {high}")
     return int(text)
 
@@ -257,11 +264,16 @@ def duration(value: Any, name: str) -> timedelta | None:
     text = _text(value, name)
     if text is None:
         return None
-    match = re.fullmatch(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", text.strip().upper())
+    # [0-9] with a bound, not \d+: int() refuses a number of over 4,300 digits (a 500).
+    n = "([0-9]{1,15})"
+    match = re.fullmatch(f"P(?:{n}W)?(?:{n}D)?(?:T(?:{n}H)?(?:{n}M)?(?:{n}S)?)?", text.strip().upper())
     if not match or not any(match.groups()):
         raise unusable(name, "expected an ISO 8601 duration such as PT1H or P1D")
     weeks, days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:  # PT45117079069H (schemathesis): beyond what any date arithmetic can hold
+        raise unusable(name, "expected a duration of at most 999,999,999 days") from None
 
 
 def url(value: Any, name: str) -> str | None:

@@ -154,7 +154,7 @@ def _conferences(value: Any) -> tuple[Conference, ...]:
         if uri is None:
             raise missing(f"{name}[uri]")
         features = item.get("feature") or item.get("features") or []
-        features = features.split(",") if isinstance(features, str) else features
+        features = features.split(",") if isinstance(features, str) else _as_list(features, f"{name}[feature]")
         found.append(
             Conference(
                 uri=uri,

@@ -36,6 +36,7 @@ from services.sync.domain.provider import (
     TransientError,
     Unauthorized,
 )
+from shared.http import whole_number
 from shared.ical import InvalidEvent, render_single
 from shared.messages import EventData
 
@@ -62,8 +63,9 @@ class Found:
 def retry_after(response: DavResponse) -> float | None:
     """Seconds from a Retry-After header (delta seconds or an HTTP date), None without one."""
     raw = response.headers.get("retry-after", "").strip()
-    if raw.isdigit():
-        return float(raw)
+    seconds = whole_number(raw)
+    if seconds is not None:
+        return float(seconds)
     try:
         return max(0.0, (parsedate_to_datetime(raw) - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):

@@ -32,6 +32,7 @@ from services.sync.domain.provider import (
     TransientError,
 )
 from services.sync.google_settings import GoogleSettings
+from shared.http import whole_number
 from shared.logging import get_logger
 from shared.messages import CalendarData, EventData
 
@@ -59,7 +60,8 @@ class GoogleApiError(ProviderError):
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    seconds = whole_number(value)
+    return float(seconds) if seconds is not None else None
 
 
 async def _error_of(response: aiohttp.ClientResponse) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from services.web.console.settings import ConsoleSettings
+from shared.http import whole_number
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -46,7 +47,7 @@ def _problem(status: int, text: str, headers: Any) -> ApiProblem:
         reasons = ["the service is unavailable; try again in a moment" if status >= 500 else f"refused ({status})"]
         codes = ["Unavailable" if status >= 500 else "Refused"]
     retry = headers.get("Retry-After", "")
-    return ApiProblem(status, reasons, codes, int(retry) if retry.isdigit() else None)
+    return ApiProblem(status, reasons, codes, whole_number(retry))
 
 
 class Apis:

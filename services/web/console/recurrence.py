@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shared.http import whole_number
+
 WEEKDAYS = {
     "MO": "Monday",
     "TU": "Tuesday",
@@ -95,7 +97,8 @@ def describe_rule(rule: str) -> str:
     if "BYMONTH" in parts:
         months = []
         for m in parts["BYMONTH"].split(","):
-            months.append(MONTHS[int(m) - 1] if m.isdigit() and 1 <= int(m) <= 12 else m)
+            number = whole_number(m, 2)
+            months.append(MONTHS[number - 1] if number is not None and 1 <= number <= 12 else m)
         text += " in " + _join(months)
     if "COUNT" in parts:
         count = parts["COUNT"]

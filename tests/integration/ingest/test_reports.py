@@ -77,6 +77,10 @@ async def test_bad_filters_are_clear_400s_and_another_account_sees_nothing(harne
     assert status == 400 and "method" in body["errors"][0]["reason"]
     status, body = await _get(harness, m, f"/v1/subscriptions/{m.code}", active="maybe")
     assert status == 400 and "active" in body["errors"][0]["reason"]
+    # str.isdigit() is true of both, and int() refuses both: each was a 500.
+    for offset in ("\u00b2", "9" * 5000):
+        status, body = await _get(harness, m, f"/v1/subscriptions/{m.code}", offset=offset)
+        assert status == 400 and "offset" in body["errors"][0]["reason"], (status, body)
     assert (await harness.client.get(f"/v1/subscriptions/{m.code}", headers=other.headers)).status == 403
     status, body = await _get(harness, other, f"/v1/subscriptions/{other.code}")
     assert (status, body) == (200, {"total": 0, "subscriptions": []})

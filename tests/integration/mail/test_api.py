@@ -61,6 +61,10 @@ async def test_the_deliveries_list_shows_each_attendee_with_status_and_partstat_
     response = await api.get(f"/v1/mail/{code}/deliveries", params={"status": "lost"}, headers=headers)
     assert response.status == 400
     assert (await response.json())["errors"][0]["reason"].startswith("status: must be one of queued, sent, failed")
+    for limit in ("\u00b2", "9" * 5000, "0"):  # the first two were 500s (str.isdigit() let them through to int())
+        response = await api.get(f"/v1/mail/{code}/deliveries", params={"limit": limit}, headers=headers)
+        assert response.status == 400, (limit, response.status)
+        assert (await response.json())["errors"][0]["reason"].startswith("limit: must be a whole number")
 
     other = {"Authorization": f"Bearer {issuer.token(uuid.uuid4(), 'someoneelse')}"}
     assert (await api.get(f"/v1/mail/{code}/deliveries", headers=other)).status == 403

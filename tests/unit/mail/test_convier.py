@@ -32,6 +32,11 @@ SEED_BODY = "&".join(
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def test_only_ascii_digits_make_an_index() -> None:
+    # "\u00b2" passes str.isdigit() but not int(): it stays a key (it was a 500).
+    assert decode_form("a[\u00b2]=x&b[0]=y") == {"a": {"\u00b2": "x"}, "b": ["y"]}
+
+
 def test_bracket_keys_become_nested_dicts_and_indexed_keys_lists_beyond_twenty() -> None:
     body = decode_form("a[b][c]=1&l[0][e]=x&l[1][e]=y&" + "&".join(f"m[{i}]={i}" for i in range(30)))
     assert body["a"] == {"b": {"c": "1"}}
@@ -123,6 +128,27 @@ def test_calendar_globals_conference_color_and_availability_are_written() -> Non
         ("event", {"event": {"start": "2026-01-02", "end": "2026-01-01"}}, 402, "event[end]"),
         ("event", {"event": {"start": "2026-01-01", "rrule": "FREQ=SOMETIMES"}}, 402, "event[rrule]"),
         ("event", {"event": {"start": "0001-01-01T00:00:00+05:00"}}, 402, "event[start]"),
+        (
+            "event",
+            {"calendar": {"refresh-interval": "PT45117079069H"}, "event": {"start": "2026-01-01"}},
+            402,
+            "calendar[refresh-interval]",
+        ),
+        # Each of these was a 500 (an exception out of the parser), found by schemathesis or by reading for more.
+        (
+            "event",
+            {"calendar": {"refresh-interval": "P" + "9" * 5000 + "D"}, "event": {"start": "2026-01-01"}},
+            402,
+            "calendar[refresh-interval]",
+        ),
+        (
+            "event",
+            {"event": {"start": "2026-01-01", "conference": {"uri": "https://meet.example.com/x", "feature": True}}},
+            402,
+            "event[conference][0][feature]",
+        ),
+        ("todo", {"todo": {"summary": "x", "priority": "\u00b2"}}, 402, "todo[priority]"),
+        ("todo", {"todo": {"summary": "x", "percent": "9" * 5000}}, 402, "todo[percent]"),
         (
             "event",
             {"availability": [{"start": "2026-01-01", "rrule": "BYDAY=MO"}], "event": {"start": "2026-01-01"}},

@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field, field_validator
 
 from shared.errors import ApiError, Conflict, InvalidRequest, MalformedJson, NotFound
-from shared.http import CaseInsensitiveModel, parse_json_text
+from shared.http import CaseInsensitiveModel, parse_json_text, whole_number
 
 
 class Subscribe(CaseInsensitiveModel):
@@ -90,3 +90,23 @@ def test_errors_render_the_contract_body() -> None:
     ]
     assert NotFound("no such calendar").body()["statusCode"] == 404
     assert ApiError("slow down", status=429, code="TooManyRequests").body()["statusCode"] == 429
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("0", 0),
+        ("42", 42),
+        ("999999999", 999_999_999),
+        ("", None),
+        ("1000000000", None),
+        ("\u00b2", None),
+        ("\u0663", None),
+        ("-1", None),
+        (" 1", None),
+        ("1.5", None),
+        ("9" * 5000, None),
+    ],
+)
+def test_a_whole_number_is_ascii_digits_and_not_too_many(text: str, number: int | None) -> None:
+    assert whole_number(text) == number

@@ -10,6 +10,7 @@ from aiohttp import web
 from services.web.api.forms import posted_form
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import account, api, done, form_text, once_only, render
+from shared.http import whole_number
 
 EVENT_TYPES = ("Subscribe", "Unsubscribe", "AttendeeReplied")
 
@@ -114,7 +115,8 @@ async def rotate_secret(request: web.Request) -> web.Response:
     form = await posted_form(request)
     await once_only(request, form, f"/console/webhooks/{_q(webhook_id)}", SENT_ALREADY)
     grace = form_text(form, "gracePeriodSeconds", 10) or "86400"
-    body = {"gracePeriodSeconds": int(grace) if grace.isdigit() else grace}
+    seconds = whole_number(grace)
+    body = {"gracePeriodSeconds": seconds if seconds is not None else grace}
     try:
         rotated = await api(request, "POST", "webhook", f"{_base(request)}/{_q(webhook_id)}/rotate-secret", body=body)
     except ApiProblem as problem:
