@@ -121,6 +121,16 @@ async def who(url: str, request_id: str | None = None) -> dict[str, object]:
         return body
 
 
+async def roles_by_pid(service: FakeService, count: int) -> dict[object, object]:
+    """The role each process answers with, by pid, once `count` processes answered (or 20 s passed)."""
+    deadline = time.monotonic() + 20
+    roles: dict[object, object] = {}
+    while len(roles) < count and time.monotonic() < deadline:
+        body = await who(service.url)
+        roles[body["pid"]] = body["role"]
+    return roles
+
+
 async def test_sigterm_stops_the_service_cleanly_unwinding_what_it_started(
     tmp_path: Path, services: list[FakeService]
 ) -> None:
@@ -142,11 +152,7 @@ async def test_several_workers_share_the_port_and_all_stop_together(
     service = FakeService(tmp_path, "--workers", "2", "--role", "all")
     services.append(service)
     await service.wait_ready()
-    deadline = time.monotonic() + 20
-    answers: dict[object, object] = {}
-    while len(answers) < 2 and time.monotonic() < deadline:
-        body = await who(service.url)
-        answers[body["pid"]] = body["role"]
+    answers = await roles_by_pid(service, 2)
     assert len(answers) == 2, f"one process answered every connection: {answers}"
     # The first process keeps the role's background work; the forked ones serve the API only.
     assert answers[service.process.pid] == "all"
@@ -166,11 +172,7 @@ async def test_forked_workers_open_the_port_only_once_the_background_process_has
     service = FakeService(tmp_path, "--workers", "3", "--role", "all", env={"FAKE_START_SECONDS": "1.5"})
     services.append(service)
     await service.wait_ready()
-    deadline = time.monotonic() + 20
-    roles: dict[object, object] = {}
-    while len(roles) < 3 and time.monotonic() < deadline:
-        body = await who(service.url)
-        roles[body["pid"]] = body["role"]
+    roles = await roles_by_pid(service, 3)
     assert sorted(map(str, roles.values())) == ["all", "api", "api"], roles
     events = [(line["event"], line.get("role"), line.get("pid")) for line in service.lines()]
     primary = events.index(("service.listening", "all", service.process.pid))
@@ -184,10 +186,7 @@ async def test_forked_workers_stop_when_their_parent_is_killed(tmp_path: Path, s
     service = FakeService(tmp_path, "--workers", "2", "--role", "all")
     services.append(service)
     await service.wait_ready()
-    deadline = time.monotonic() + 20
-    pids: set[int] = set()
-    while len(pids) < 2 and time.monotonic() < deadline:
-        pids.add(int(str((await who(service.url))["pid"])))
+    pids = {int(str(pid)) for pid in await roles_by_pid(service, 2)}
     (worker,) = pids - {service.process.pid}
     service.process.kill()
     service.process.wait(10)
