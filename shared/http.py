@@ -25,7 +25,9 @@ async def read_body(request: web.Request) -> bytes:
 async def read_form(request: web.Request) -> Any:
     """The request's form fields (urlencoded or multipart); a malformed form is a 400, not a 500.
 
-    aiohttp raises ValueError for a multipart Content-Type without a boundary, or a broken part.
+    aiohttp raises ValueError for a multipart Content-Type without a boundary, or a broken part, and for
+    urlencoded bytes that are not the charset's (UnicodeDecodeError); LookupError for a charset Python
+    does not know.
     """
     try:
         return await request.post()
@@ -33,7 +35,7 @@ async def read_form(request: web.Request) -> Any:
         raise PayloadTooLarge(
             f"request body is larger than the {request.app._client_max_size} bytes this service accepts"
         ) from None
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, LookupError, AssertionError) as exc:
         raise InvalidRequest(f"the form body cannot be read: {exc}") from None
 
 

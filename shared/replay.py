@@ -73,10 +73,20 @@ def _again(message: AbstractIncomingMessage) -> aio_pika.Message:
 
 
 async def _replay(
-    channel: AbstractChannel, source: str, exchange: AbstractExchange, to_queue: str | None, limit: int | None
+    connection: aio_pika.abc.AbstractConnection, names: Names, source: str, to_queue: str | None, limit: int | None
 ) -> Replayed:
     """Move up to `limit` of the messages `source` holds now: to queue `to_queue` through the default
-    exchange, or, when it is None, to `exchange` under each message's own routing key."""
+    exchange, or, when it is None, to the events exchange under each message's own routing key."""
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        return await _move(channel, await declare_platform(channel, names), source, to_queue, limit)
+    finally:
+        await channel.close()
+
+
+async def _move(
+    channel: AbstractChannel, exchange: AbstractExchange, source: str, to_queue: str | None, limit: int | None
+) -> Replayed:
     queue = await channel.declare_queue(source, passive=True)  # a name that is not there is an error
     waiting = await _ready(channel, source)
     todo = waiting if limit is None else min(waiting, limit)
@@ -111,24 +121,14 @@ async def replay_dead_letters(
     connection: aio_pika.abc.AbstractConnection, names: Names, queue: str, limit: int | None = None
 ) -> Replayed:
     """Messages of `<queue>.dlq` back to `queue` (names without the prefix, as the services use them)."""
-    channel = await connection.channel(publisher_confirms=True)
-    try:
-        exchange = await declare_platform(channel, names)
-        return await _replay(channel, names(queue) + ".dlq", exchange, names(queue), limit)
-    finally:
-        await channel.close()
+    return await _replay(connection, names, names(queue) + ".dlq", names(queue), limit)
 
 
 async def replay_unrouted(
     connection: aio_pika.abc.AbstractConnection, names: Names, limit: int | None = None
 ) -> Replayed:
     """Messages of `kalends.unrouted` back to the events exchange under their own routing keys."""
-    channel = await connection.channel(publisher_confirms=True)
-    try:
-        exchange = await declare_platform(channel, names)
-        return await _replay(channel, names.unrouted, exchange, None, limit)
-    finally:
-        await channel.close()
+    return await _replay(connection, names, names.unrouted, None, limit)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -254,19 +254,13 @@ def _run_workers(
         children.append(pid)
     os.close(go_read)
 
-    released = False
-
     def release_children() -> None:
-        nonlocal released
         os.write(go_write, b"." * len(children))
-        os.close(go_write)
-        released = True
 
     try:
         status = _serve_or_exit(lambda: build_app(settings, options.role), options, True, service, release_children)
     finally:
-        if not released:
-            os.close(go_write)  # it never listened: the children read end of file and leave
+        os.close(go_write)  # if this process never listened, the children read end of file and leave
     for pid in children:
         try:
             os.kill(pid, signal.SIGTERM)

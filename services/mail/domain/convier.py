@@ -18,6 +18,7 @@ import qs_codec
 from dateutil.parser import isoparse
 from icalendar import vRecur
 
+from shared.http import whole_number
 from shared.recurrence import MAX_YEAR, MIN_YEAR
 from shared.timezones import UnknownTimezone, resolve, zone
 
@@ -104,10 +105,6 @@ class ConvierRequest:
     method: str = "REQUEST"
 
 
-_INDEX = re.compile(r"[0-9]{1,6}")
-_WHOLE = re.compile(r"[0-9]{1,9}")
-
-
 def decode_form(text: str) -> dict[str, Any]:
     """Bracket keys to nested dicts; indexed keys (`[0]`, `[1]`) to lists, however many there are."""
     return _lists(qs_codec.decode(text, qs_codec.DecodeOptions(list_limit=MAX_ATTENDEES)))
@@ -115,8 +112,8 @@ def decode_form(text: str) -> dict[str, Any]:
 
 def _lists(value: Any) -> Any:
     if isinstance(value, dict):
-        # ASCII digits only: str.isdigit() is also true of "²", which int() refuses (a 500, found by fuzzing).
-        if value and all(isinstance(k, str) and _INDEX.fullmatch(k) for k in value):
+        # whole_number, not str.isdigit(): that is also true of "²", which int() refuses (it was a 500).
+        if value and all(isinstance(k, str) and whole_number(k, 6) is not None for k in value):
             return [_lists(value[k]) for k in sorted(value, key=int)]
         return {str(k): _lists(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -253,11 +250,10 @@ def whole(value: Any, name: str, low: int, high: int) -> int | None:
     text = _text(value, name)
     if text is None:
         return None
-    # ASCII digits, and few of them: "²" passes str.isdigit() and 5,000 digits pass a regex, and int()
-    # refuses both (ValueError: a 500).
-    if not _WHOLE.fullmatch(text.strip()) or not low <= int(text) <= high:
+    number = whole_number(text.strip())
+    if number is None or not low <= number <= high:
         raise unusable(name, f"expected a whole number from {low} to {high}")
-    return int(text)
+    return number
 
 
 def duration(value: Any, name: str) -> timedelta | None:

@@ -10,7 +10,6 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from services.web.api.assets import Assets
-from services.web.api.forms import posted_form
 from services.web.api.middleware import PAGE_HEADERS as SECURITY_HEADERS
 from services.web.api.middleware import error_page
 from services.web.api.rendering import page_variables
@@ -21,6 +20,7 @@ from services.web.domain.rate_limit import SubscribeLimiter
 from services.web.domain.subscribe import UTM_FIELDS, FormProblem, PageVisit, read_form
 from services.web.services import CalendarPages
 from services.web.settings import WebSettings
+from shared.http import read_form as read_posted_form
 from shared.logging import get_logger
 from shared.web import client_address
 
@@ -83,7 +83,7 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
     account, code = _codes(request)
     pages = request.app[PAGES]
     page = await pages.page(account, code)
-    form = await posted_form(request)
+    form = await read_posted_form(request)
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     tags = [v for v in form.getall("tag", []) if isinstance(v, str)]
     user_agent = request.headers.get("User-Agent")

@@ -12,10 +12,10 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.console import auth
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import APIS, CONSOLE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_KEY, render
+from shared.http import read_form
 from shared.lifecycle import POOL
 from shared.logging import get_logger
 from shared.web import Handler
@@ -54,7 +54,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
     try:
         if _is_open(request.path):
             if posting:
-                form = await posted_form(request)
+                form = await read_form(request)
                 cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
                 sent = form.get("csrf", "")
                 if not cookie or not isinstance(sent, str) or not hmac.compare_digest(cookie, sent):
@@ -69,7 +69,7 @@ async def console_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise web.HTTPSeeOther(f"/console/login?next={quote(target, safe='')}")
         request[SESSION_KEY] = session
         if posting:
-            form = await posted_form(request)
+            form = await read_form(request)
             sent = form.get("csrf", "")
             if not isinstance(sent, str) or not hmac.compare_digest(session.csrf_token, sent):
                 return await _refused(request, "the form expired; reload the page and try again")

@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.console import recurrence
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import account, api, done, form_text, render
+from shared.http import read_form
 
 FIELDS = ("code", "name", "description", "timezone", "color", "image", "refreshInterval")
 
@@ -34,7 +34,7 @@ async def list_calendars(request: web.Request) -> web.Response:
 
 
 async def create_calendar(request: web.Request) -> web.Response:
-    form = await posted_form(request)
+    form = await read_form(request)
     body = _calendar_body(form, with_code=True)
     try:
         created = await api(request, "POST", "ingest", f"/v1/calendars/{_q(account(request))}", body=body)
@@ -92,7 +92,7 @@ async def show_calendar(request: web.Request) -> web.Response:
 
 async def update_calendar(request: web.Request) -> web.Response:
     code = request.match_info["code"]
-    form = await posted_form(request)
+    form = await read_form(request)
     body = _calendar_body(form, with_code=False)
     try:
         await api(request, "PUT", "ingest", f"/v1/calendars/{_q(account(request))}/{_q(code)}", body=body)
@@ -111,7 +111,7 @@ async def delete_calendar(request: web.Request) -> web.Response:
 
 async def create_tag(request: web.Request) -> web.Response:
     code = request.match_info["code"]
-    form = await posted_form(request)
+    form = await read_form(request)
     body = {"name": form_text(form, "name", 1000)}
     if form_text(form, "externalId"):
         body["externalId"] = form_text(form, "externalId", 1000)
@@ -126,7 +126,7 @@ async def create_tag(request: web.Request) -> web.Response:
 
 async def rename_tag(request: web.Request) -> web.Response:
     code, tag_id = request.match_info["code"], request.match_info["tagId"]
-    name = form_text(await posted_form(request), "name", 1000)
+    name = form_text(await read_form(request), "name", 1000)
     path = f"/v1/calendars/{_q(account(request))}/{_q(code)}/tags/{_q(tag_id)}"
     try:
         renamed = await api(request, "PUT", "ingest", path, body={"name": name})
@@ -213,7 +213,7 @@ async def new_event(request: web.Request) -> web.Response:
 
 async def create_event(request: web.Request) -> web.Response:
     code = request.match_info["code"]
-    body = _event_body(await posted_form(request))
+    body = _event_body(await read_form(request))
     try:
         await api(request, "POST", "ingest", f"/v1/calendars/{_q(account(request))}/{_q(code)}/events", body=body)
     except ApiProblem as problem:
@@ -233,7 +233,7 @@ async def update_event(request: web.Request) -> web.Response:
     code, event_id = request.match_info["code"], request.match_info["eventId"]
     path = f"/v1/calendars/{_q(account(request))}/{_q(code)}/events/{_q(event_id)}"
     event = await api(request, "GET", "ingest", path)
-    form = await posted_form(request)
+    form = await read_form(request)
     body = _event_body(form)
     # A field the form shows and the merchant emptied is cleared: null in a PATCH, where leaving it
     # out would keep the stored value.

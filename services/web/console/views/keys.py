@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import account, api, done, once_only, render
+from shared.http import read_form
 
 
 def _base(request: web.Request) -> str:
@@ -38,13 +38,13 @@ SHOWN_ONCE = "That form was sent already; its secret was shown once. Revoke it b
 
 
 async def create_api_key(request: web.Request) -> web.Response:
-    await once_only(request, await posted_form(request), "/console/keys", SHOWN_ONCE)
+    await once_only(request, await read_form(request), "/console/keys", SHOWN_ONCE)
     created = await api(request, "POST", "auth", _base(request) + "/api-keys")
     return await _page(request, created={"kind": "API key", "values": [("API key", created["apiKey"])]})
 
 
 async def create_client(request: web.Request) -> web.Response:
-    await once_only(request, await posted_form(request), "/console/keys", SHOWN_ONCE)
+    await once_only(request, await read_form(request), "/console/keys", SHOWN_ONCE)
     created = await api(request, "POST", "auth", _base(request) + "/clients")
     values = [("Client id", created["clientId"]), ("Client secret", created["clientSecret"])]
     return await _page(request, created={"kind": "OAuth client", "values": values})

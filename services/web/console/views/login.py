@@ -6,7 +6,6 @@ import secrets
 
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.api.handlers import SETTINGS
 from services.web.console import auth
 from services.web.console.apis import ApiProblem
@@ -20,6 +19,7 @@ from services.web.console.pages import (
     session_of,
     set_cookie,
 )
+from shared.http import read_form
 from shared.lifecycle import POOL
 from shared.web import client_address
 
@@ -47,7 +47,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await posted_form(request)
+    form = await read_form(request)
     email, password = form_text(form, "email", 1024), str(form.get("password", ""))[:1024]
     target = _next(request, form_text(form, "next", 2048))
     address = client_address(request, request.app[SETTINGS].platform.trusted_proxies)
@@ -83,7 +83,7 @@ async def set_password_form(request: web.Request) -> web.Response:
 
 
 async def set_password(request: web.Request) -> web.Response:
-    form = await posted_form(request)
+    form = await read_form(request)
     password, again = str(form.get("password", ""))[:1024], str(form.get("again", ""))[:1024]
     if password != again:
         return await _form_page(

@@ -8,10 +8,10 @@ from urllib.parse import quote, urlencode
 import icalendar
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.console import feed_preview
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import APIS, account, api, done, form_text, render
+from shared.http import read_form
 
 FILTERS = ("q", "calendarCode", "active", "method", "device", "tag")
 PAGE = 50
@@ -129,7 +129,7 @@ async def show_subscriber(request: web.Request) -> web.Response:
 
 async def deactivate_subscriber(request: web.Request) -> web.Response:
     subscription_id = request.match_info["subscriptionId"]
-    form = await posted_form(request)
+    form = await read_form(request)
     code = form_text(form, "calendarCode", 255)
     await api(
         request,

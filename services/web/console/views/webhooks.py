@@ -7,10 +7,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from services.web.api.forms import posted_form
 from services.web.console.apis import ApiProblem
 from services.web.console.pages import account, api, done, form_text, once_only, render
-from shared.http import whole_number
+from shared.http import read_form, whole_number
 
 EVENT_TYPES = ("Subscribe", "Unsubscribe", "AttendeeReplied")
 
@@ -33,7 +32,7 @@ SENT_ALREADY = "That form was sent already; the secret was shown once. Rotate it
 
 
 async def create_webhook(request: web.Request) -> web.Response:
-    form = await posted_form(request)
+    form = await read_form(request)
     await once_only(request, form, "/console/webhooks", SENT_ALREADY)
     body: dict[str, Any] = {"url": form_text(form, "url", 5000), "description": form_text(form, "description", 1000)}
     chosen = [t for t in form.getall("eventTypes", []) if isinstance(t, str)]
@@ -91,7 +90,7 @@ async def show_webhook(request: web.Request) -> web.Response:
 
 async def update_webhook(request: web.Request) -> web.Response:
     webhook_id = request.match_info["webhookId"]
-    form = await posted_form(request)
+    form = await read_form(request)
     body: dict[str, Any] = {
         "url": form_text(form, "url", 5000),
         "description": form_text(form, "description", 1000),
@@ -112,7 +111,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def rotate_secret(request: web.Request) -> web.Response:
     webhook_id = request.match_info["webhookId"]
-    form = await posted_form(request)
+    form = await read_form(request)
     await once_only(request, form, f"/console/webhooks/{_q(webhook_id)}", SENT_ALREADY)
     grace = form_text(form, "gracePeriodSeconds", 10) or "86400"
     seconds = whole_number(grace)
